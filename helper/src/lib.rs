@@ -1,0 +1,4 @@
+//! unitgate-systemctl: the privileged helper.
+pub fn main() -> std::process::ExitCode {
+    std::process::ExitCode::from(64)
+}
