@@ -1,1 +1,14 @@
-//! Test bed for unitgate.
+//! The unitgate test bed: a real systemd, booted in a throw-away
+//! systemd-nspawn container on this machine's own OS, that end-to-end tests
+//! drive as root or as an unprivileged user through real `sudo`.
+//!
+//! - [`machine::Machine`] boots, reboots and powers off a container whose
+//!   `/etc`, `/var/lib` and `/usr/local` persist across reboots in upper
+//!   directories of its own, and cleans everything up when dropped (also on
+//!   panic).
+//! - [`paths`] finds the checkout and the built binaries.
+
+pub mod machine;
+pub mod paths;
+
+pub use machine::{Machine, Output};

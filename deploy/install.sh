@@ -1,0 +1,116 @@
+#!/bin/sh
+# Install unitgate: the CLI, the privileged helper and the sudoers drop-in.
+#
+#   sudo deploy/install.sh                 # PREFIX=/usr/local
+#   PREFIX=/usr sudo deploy/install.sh
+#   DESTDIR=/tmp/stage deploy/install.sh   # staged (packaging): no users, no checks on the live system
+#
+# Binaries come from ${CARGO_TARGET_DIR:-target}/release (relative to the
+# checkout); build them first with `cargo build --release`.
+# Idempotent: running it twice changes nothing the second time. It never
+# touches app configs in /etc/unitgate/apps/ or any instance data.
+set -eu
+
+PREFIX=${PREFIX:-/usr/local}
+DESTDIR=${DESTDIR:-}
+here=$(cd "$(dirname "$0")/.." && pwd)
+target=${CARGO_TARGET_DIR:-target}
+case $target in /*) ;; *) target=$here/$target ;; esac
+release=$target/release
+
+bindir=$PREFIX/bin
+libexecdir=$PREFIX/libexec/unitgate
+helper=$libexecdir/unitgate-systemctl
+sudoers_dir=/etc/sudoers.d
+group=unitgate
+
+say() { printf 'unitgate install: %s\n' "$*"; }
+die() { printf 'unitgate install: %s\n' "$*" >&2; exit 1; }
+
+check_inputs() {
+    for bin in unitgate unitgate-systemctl; do
+        [ -x "$release/$bin" ] || die "$release/$bin not found (run: cargo build --release)"
+    done
+    if [ -z "$DESTDIR" ] && [ "$(id -u)" != 0 ]; then
+        die "must run as root (or set DESTDIR to stage the files)"
+    fi
+    case $PREFIX in /*) ;; *) die "PREFIX must be an absolute path (got '$PREFIX')" ;; esac
+}
+
+# install FILE into DEST atomically: copy beside it, fix owner and mode,
+# then rename over the old one, so a running caller never sees half a binary.
+install_file() { # src dest mode
+    dir=$(dirname "$2")
+    [ -d "$dir" ] || install -d -m 0755 "$dir"
+    tmp=$(mktemp "$dir/.unitgate-install.XXXXXX")
+    cat "$1" > "$tmp"
+    chmod "$3" "$tmp"
+    [ -n "$DESTDIR" ] || chown root:root "$tmp"
+    if [ -f "$2" ] && cmp -s "$tmp" "$2" && [ "$(stat -c %a:%u:%g "$tmp")" = "$(stat -c %a:%u:%g "$2")" ]; then
+        rm -f "$tmp"
+    else
+        mv -f "$tmp" "$2"
+        say "installed $2"
+    fi
+}
+
+install_binaries() {
+    # The helper's own directory must not let anyone but root swap the
+    # binary sudo runs as root, whatever state it was left in.
+    install -d -m 0755 "$DESTDIR$libexecdir"
+    [ -n "$DESTDIR" ] || chown root:root "$DESTDIR$libexecdir"
+    install_file "$release/unitgate" "$DESTDIR$bindir/unitgate" 0755
+    # The helper runs as root through sudo: root-owned, never setuid.
+    install_file "$release/unitgate-systemctl" "$DESTDIR$helper" 0755
+}
+
+create_group() {
+    [ -z "$DESTDIR" ] || return 0
+    if ! getent group "$group" >/dev/null; then
+        groupadd --system "$group"
+        install -d -m 0755 /var/lib/unitgate
+        : > /var/lib/unitgate/created-group
+        say "created group $group"
+    fi
+}
+
+create_config_dir() {
+    install -d -m 0755 "$DESTDIR/etc/unitgate" "$DESTDIR/etc/unitgate/apps"
+    [ -n "$DESTDIR" ] || chown root:root /etc/unitgate /etc/unitgate/apps
+}
+
+# The sudoers drop-in is validated with visudo before it is moved into
+# place (a broken drop-in would lock every operator out of sudo), and moved
+# by rename(2) from a name sudo ignores (it contains a dot) so sudo never
+# reads a half-written file.
+install_sudoers() {
+    dest=$DESTDIR$sudoers_dir/unitgate
+    [ -d "$DESTDIR$sudoers_dir" ] || install -d -m 0755 "$DESTDIR$sudoers_dir"
+    tmp=$(mktemp "$DESTDIR$sudoers_dir/.unitgate.XXXXXX")
+    sed "s|@LIBEXECDIR@|$libexecdir|g" "$here/sudoers/unitgate" > "$tmp"
+    chmod 0440 "$tmp"
+    [ -n "$DESTDIR" ] || chown root:root "$tmp"
+    if command -v visudo >/dev/null; then
+        visudo -cqf "$tmp" || { rm -f "$tmp"; die "sudoers drop-in failed visudo -c; nothing installed"; }
+    elif [ -z "$DESTDIR" ]; then
+        rm -f "$tmp"; die "visudo not found: install sudo first"
+    fi
+    if [ -f "$dest" ] && cmp -s "$tmp" "$dest"; then
+        rm -f "$tmp"
+        return 0
+    fi
+    mv -f "$tmp" "$dest"
+    say "installed $dest"
+    # Belt and braces: the whole configuration must still parse.
+    if [ -z "$DESTDIR" ] && ! visudo -cq; then
+        rm -f "$dest"
+        die "sudo configuration invalid after adding the drop-in; removed it again"
+    fi
+}
+
+check_inputs
+create_group
+install_binaries
+create_config_dir
+install_sudoers
+say "done (helper: $helper; callers need group '$group' and an app in /etc/unitgate/apps/)"

@@ -1,0 +1,137 @@
+//! The test bed's own end-to-end tests: a real systemd boots, reboots are
+//! real, state persists where it should and nothing leaks onto the host.
+
+use std::path::Path;
+
+use unitgate_tests::machine::{mounts_mentioning, processes_mentioning};
+use unitgate_tests::Machine;
+
+const PROBE_UNIT: &str = "[Unit]
+Description=test bed probe %i
+
+[Service]
+ExecStart=/bin/sleep infinity
+
+[Install]
+WantedBy=multi-user.target
+";
+
+fn is_active(m: &Machine, unit: &str) -> String {
+    m.sh(&format!("systemctl is-active {unit}")).stdout.trim().to_owned()
+}
+
+#[test]
+fn enabled_unit_survives_reboot_started_only_does_not() {
+    let mut m = Machine::boot("reboot");
+    m.write_file("/etc/systemd/system/tb-probe@.service", PROBE_UNIT.as_bytes(), 0o644);
+    m.sh("systemctl daemon-reload && systemctl enable --now tb-probe@kept.service && systemctl start tb-probe@lost.service")
+        .ok();
+    assert_eq!(is_active(&m, "tb-probe@kept.service"), "active");
+    assert_eq!(is_active(&m, "tb-probe@lost.service"), "active");
+    let init_before = m.init_pid();
+
+    m.reboot();
+
+    assert_ne!(m.init_pid(), init_before, "a reboot starts a new init");
+    assert_eq!(is_active(&m, "tb-probe@kept.service"), "active");
+    assert_eq!(is_active(&m, "tb-probe@lost.service"), "inactive");
+    let enabled = m.sh("systemctl is-enabled tb-probe@kept.service").stdout;
+    assert_eq!(enabled.trim(), "enabled");
+}
+
+#[test]
+fn users_and_var_lib_survive_reboot_and_stay_off_the_host() {
+    let mut m = Machine::boot("persist");
+    m.add_user("tbalice", &[]);
+    m.write_file("/var/lib/tb-state/marker", b"kept\n", 0o600);
+    m.write_file("/usr/local/share/tb-marker", b"kept\n", 0o644);
+
+    m.reboot();
+
+    m.sh("getent passwd tbalice").ok();
+    assert_eq!(m.sh("cat /var/lib/tb-state/marker").ok().stdout, "kept\n");
+    assert_eq!(m.sh("cat /usr/local/share/tb-marker").ok().stdout, "kept\n");
+    // /tmp and /run are volatile: a reboot empties them, as on real hardware.
+    m.sh("touch /run/tb-volatile").ok();
+    m.reboot();
+    assert!(!m.sh("test -e /run/tb-volatile").success());
+
+    // The host never saw any of it.
+    let host_passwd = std::fs::read_to_string("/etc/passwd").unwrap();
+    assert!(!host_passwd.contains("tbalice"));
+    assert!(!Path::new("/var/lib/tb-state").exists());
+    assert!(!Path::new("/usr/local/share/tb-marker").exists());
+}
+
+#[test]
+fn unprivileged_user_runs_without_privileges_and_sudo_is_real() {
+    let m = Machine::boot("user");
+    m.add_user("tbbob", &[]);
+    let out = m.sh_as("tbbob", "id -un; id -u; echo \"$HOME\"").ok();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines[0], "tbbob");
+    assert_ne!(lines[1], "0");
+    assert_eq!(lines[2], "/home/tbbob");
+    // Without a sudoers rule, sudo refuses (and never prompts: -n).
+    let refused = m.sh_as("tbbob", "sudo -n /usr/bin/id -u");
+    assert!(!refused.success(), "sudo must refuse a user with no rule: {refused}");
+    m.write_file(
+        "/etc/sudoers.d/tbbob",
+        b"tbbob ALL=(root) NOPASSWD: /usr/bin/id\n",
+        0o440,
+    );
+    let allowed = m.sh_as("tbbob", "sudo -n /usr/bin/id -u").ok();
+    assert_eq!(allowed.stdout.trim(), "0");
+    // Unprivileged reads of systemd work over D-Bus.
+    let state = m.sh_as("tbbob", "systemctl show -P ActiveState dbus.service").ok();
+    assert_eq!(state.stdout.trim(), "active");
+}
+
+#[test]
+fn installer_puts_helper_cli_and_sudoers_in_place_idempotently() {
+    let m = Machine::boot("install");
+    m.install_unitgate();
+    let stat = m
+        .sh("stat -c '%U:%G %a' /usr/local/libexec/unitgate/unitgate-systemctl /usr/local/bin/unitgate /etc/sudoers.d/unitgate /etc/unitgate/apps")
+        .ok()
+        .stdout;
+    assert_eq!(
+        stat.lines().collect::<Vec<_>>(),
+        ["root:root 755", "root:root 755", "root:root 440", "root:root 755"]
+    );
+    m.sh("getent group unitgate && visudo -c").ok();
+    let rule = m.sh("grep -v '^#' /etc/sudoers.d/unitgate").ok().stdout;
+    assert_eq!(
+        rule.trim(),
+        "%unitgate ALL=(root) NOPASSWD: /usr/local/libexec/unitgate/unitgate-systemctl"
+    );
+    // Second run: nothing to do.
+    let again = m.install_unitgate();
+    assert!(!again.stdout.contains("installed"), "second install changed things: {again}");
+}
+
+#[test]
+fn machine_leaves_no_process_mount_or_directory_behind() {
+    let m = Machine::boot("leak");
+    let name = m.name().to_owned();
+    let dir = m.dir().to_path_buf();
+    assert!(!processes_mentioning(&name).is_empty(), "nspawn should be running");
+    drop(m);
+    assert_eq!(processes_mentioning(&name), Vec::<u32>::new());
+    assert_eq!(mounts_mentioning(&dir.display().to_string()), Vec::<String>::new());
+    assert!(!dir.exists(), "{} still exists", dir.display());
+}
+
+#[test]
+fn machine_is_cleaned_up_when_a_test_panics() {
+    let mut seen = None;
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let m = Machine::boot("panic");
+        seen = Some((m.name().to_owned(), m.dir().to_path_buf()));
+        m.sh("false").ok();
+    }));
+    assert!(result.is_err(), "the failing command should have panicked");
+    let (name, dir) = seen.expect("machine booted");
+    assert_eq!(processes_mentioning(&name), Vec::<u32>::new());
+    assert!(!dir.exists());
+}
