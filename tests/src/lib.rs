@@ -8,6 +8,7 @@
 //!   panic).
 //! - [`paths`] finds the checkout and the built binaries.
 
+pub mod fixture;
 pub mod machine;
 pub mod paths;
 

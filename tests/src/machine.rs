@@ -159,6 +159,16 @@ exec setpriv --reuid="$u" --regid="$g" --init-groups --reset-env -- /bin/sh -c "
         self.run(cmd, None)
     }
 
+    /// Runs `argv` as the unprivileged `user`, each argument passed as is
+    /// (arbitrary bytes, no shell): hostile input reaches `sudo` unaltered.
+    pub fn exec_as(&self, user: &str, argv: &[&std::ffi::OsStr]) -> Output {
+        let wrapper = r#"u="$1"; shift; g=$(id -g -- "$u") || exit 125
+exec setpriv --reuid="$u" --regid="$g" --init-groups --reset-env -- "$@""#;
+        let mut cmd = self.inside(&["/bin/sh", "-c", wrapper, "sh", user]);
+        cmd.args(argv);
+        self.run(cmd, None)
+    }
+
     /// Writes `content` to `path` inside the machine (as root, then chmod).
     pub fn write_file(&self, path: &str, content: &[u8], mode: u32) {
         let script = format!(

@@ -1,0 +1,60 @@
+#!/bin/bash
+# The one command that runs every check unitgate has, on a fresh machine:
+# installs what the tests need, checks formatting and lints, builds the
+# release binaries the end-to-end suite installs, and runs the unit tests
+# and the end-to-end suite against real systemd containers.
+#
+#   sudo tests/run-all.sh
+#
+# Exits non-zero on any failure. Needs root: the end-to-end suite boots
+# systemd-nspawn machines; it fails (never skips) without root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+install_system_packages() {
+    local wanted=(systemd-container sudo)
+    if [ -f deploy/test-deps.txt ]; then
+        mapfile -t extra < <(grep -v '^\s*\(#\|$\)' deploy/test-deps.txt)
+        wanted+=("${extra[@]}")
+    fi
+    local missing=()
+    for pkg in "${wanted[@]}"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+    done
+    if [ ${#missing[@]} -eq 0 ]; then
+        echo "system packages present: ${wanted[*]}"
+        return
+    fi
+    if [ "$(id -u)" != 0 ]; then
+        echo "run-all: missing packages ${missing[*]}, and not root to install them" >&2
+        exit 1
+    fi
+    step "apt-get install ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+if [ "$(id -u)" != 0 ]; then
+    echo "run-all: must run as root (the end-to-end suite boots systemd containers)" >&2
+    exit 1
+fi
+
+step "system packages"
+install_system_packages
+
+step "cargo fmt --check"
+cargo fmt --all --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "cargo build --release"
+cargo build --workspace --release --locked
+
+step "cargo test (unit tests and the end-to-end suite)"
+cargo test --workspace --locked
+
+echo
+echo "run-all: all checks passed"

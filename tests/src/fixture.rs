@@ -1,0 +1,102 @@
+//! A machine with unitgate installed and a small demo app whose instances
+//! are `demo@<name>.service` (a `sleep infinity` each), plus the users the
+//! helper's tests need:
+//!
+//! | user       | in group `unitgate` (sudoers) | allowed by the policy |
+//! |------------|-------------------------------|-----------------------|
+//! | `ops`      | yes                           | by name               |
+//! | `grouped`  | yes                           | via `@demo-ops`       |
+//! | `outsider` | yes                           | no                    |
+//! | `stranger` | no                            | no                    |
+
+use std::ffi::OsStr;
+
+use crate::Machine;
+
+/// The installed helper (PREFIX=/usr/local).
+pub const HELPER: &str = "/usr/local/libexec/unitgate/unitgate-systemctl";
+/// The installed CLI.
+pub const CLI: &str = "/usr/local/bin/unitgate";
+pub const POLICY_PATH: &str = "/etc/unitgate/apps/demo.toml";
+
+pub const DEMO_UNIT: &str = "[Unit]
+Description=unitgate demo instance %i
+
+[Service]
+ExecStart=/bin/sleep infinity
+Restart=on-failure
+
+[Install]
+WantedBy=multi-user.target
+";
+
+/// The demo app's policy: every action, callers `ops` and `@demo-ops`.
+pub const DEMO_POLICY: &str = r#"# demo app for the end-to-end tests
+unit = "demo@.service"
+instance_pattern = "[a-z0-9][a-z0-9-]{0,31}"
+callers = ["ops", "@demo-ops"]
+actions = ["enable", "disable", "restart", "reset-failed", "show"]
+"#;
+
+/// Boots a machine, installs unitgate, the demo unit and policy, and the
+/// users in the table above.
+pub fn demo_machine(label: &str) -> Machine {
+    let m = Machine::boot(label);
+    m.install_unitgate();
+    m.write_file("/etc/systemd/system/demo@.service", DEMO_UNIT.as_bytes(), 0o644);
+    m.write_file(POLICY_PATH, DEMO_POLICY.as_bytes(), 0o644);
+    m.sh("systemctl daemon-reload && groupadd demo-ops").ok();
+    m.add_user("ops", &["unitgate"]);
+    m.add_user("grouped", &["unitgate", "demo-ops"]);
+    m.add_user("outsider", &["unitgate"]);
+    m.add_user("stranger", &[]);
+    m
+}
+
+/// Runs the helper as `user` through real `sudo -n` with exactly `args`.
+pub fn sudo_helper(m: &Machine, user: &str, args: &[&OsStr]) -> crate::Output {
+    let mut argv: Vec<&OsStr> = vec![OsStr::new("sudo"), OsStr::new("-n"), OsStr::new(HELPER)];
+    argv.extend_from_slice(args);
+    m.exec_as(user, &argv)
+}
+
+/// Like [`sudo_helper`] for UTF-8 arguments.
+pub fn sudo_helper_str(m: &Machine, user: &str, args: &[&str]) -> crate::Output {
+    let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+    sudo_helper(m, user, &args)
+}
+
+/// Everything about the demo units a refused call must not change: loaded
+/// units and their states, enablement symlinks, unit files, queued jobs.
+pub fn systemd_snapshot(m: &Machine) -> String {
+    m.sh(
+        "systemctl list-units --all --plain --no-legend --no-pager 'demo@*' | sort; \
+         echo --; ls -1 /etc/systemd/system/multi-user.target.wants/ | sort; \
+         echo --; ls -1 /etc/systemd/system/ | sort; \
+         echo --; systemctl list-jobs --no-legend --no-pager",
+    )
+    .ok()
+    .stdout
+}
+
+/// All audit lines the helper has written so far (journald is flushed
+/// first, so a line written by a finished call is always included).
+pub fn audit_lines(m: &Machine) -> Vec<String> {
+    m.sh("journalctl --sync; journalctl --no-pager -o cat -t unitgate-systemctl")
+        .ok()
+        .stdout
+        .lines()
+        .filter(|l| !l.starts_with("-- "))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `systemctl is-active` / `is-enabled` of a demo instance, as root.
+pub fn unit_state(m: &Machine, instance: &str) -> (String, String) {
+    let active = m.sh(&format!("systemctl is-active demo@{instance}.service"));
+    let enabled = m.sh(&format!("systemctl is-enabled demo@{instance}.service"));
+    (
+        active.stdout.trim().to_owned(),
+        enabled.stdout.trim().to_owned(),
+    )
+}
