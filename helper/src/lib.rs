@@ -1,4 +1,47 @@
 //! unitgate-systemctl: the privileged helper.
-pub fn main() -> std::process::ExitCode {
-    std::process::ExitCode::from(64)
+//!
+//! Runs as root through sudo, validates *app, action, instances* against a
+//! root-owned policy, and execs `/usr/bin/systemctl`. Read `pipeline.rs`
+//! first: it is the whole privileged path, top to bottom.
+
+pub mod action;
+pub mod audit;
+pub mod caller;
+pub mod error;
+pub mod escape;
+pub mod exit;
+pub mod lock;
+pub mod name;
+pub mod pipeline;
+pub mod policy;
+pub mod system;
+
+#[cfg(test)]
+mod testutil;
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+use system::process;
+
+/// The binary's entry point: the real process state and the compiled-in
+/// paths. Nothing here can be redirected by a flag or an environment variable.
+pub fn main() -> ExitCode {
+    if let Err(e) = pipeline::sanitize_process() {
+        return ExitCode::from(pipeline::refuse(None, &e));
+    }
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    // The only two variables read, ever; see caller.rs for why they are trusted.
+    let sudo_uid = std::env::var_os("SUDO_UID");
+    let sudo_gid = std::env::var_os("SUDO_GID");
+    let proc = pipeline::Process {
+        args: &args,
+        euid: process::euid(),
+        invoker: caller::Invoker {
+            uid: process::uid(),
+            gid: process::gid(),
+            sudo_uid: sudo_uid.as_deref(),
+            sudo_gid: sudo_gid.as_deref(),
+        },
+    };
+    ExitCode::from(pipeline::run(&proc, &pipeline::Paths::system()))
 }

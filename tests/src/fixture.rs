@@ -43,7 +43,11 @@ actions = ["enable", "disable", "restart", "reset-failed", "show"]
 pub fn demo_machine(label: &str) -> Machine {
     let m = Machine::boot(label);
     m.install_unitgate();
-    m.write_file("/etc/systemd/system/demo@.service", DEMO_UNIT.as_bytes(), 0o644);
+    m.write_file(
+        "/etc/systemd/system/demo@.service",
+        DEMO_UNIT.as_bytes(),
+        0o644,
+    );
     m.write_file(POLICY_PATH, DEMO_POLICY.as_bytes(), 0o644);
     m.sh("systemctl daemon-reload && groupadd demo-ops").ok();
     m.add_user("ops", &["unitgate"]);

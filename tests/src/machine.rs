@@ -197,6 +197,7 @@ exec setpriv --reuid="$u" --regid="$g" --init-groups --reset-env -- "$@""#;
     fn start(&mut self) {
         let began = Instant::now();
         self.boots += 1;
+        self.init_pid = 0;
         let log = std::fs::File::create(self.dir.join(format!("console-{}.log", self.boots)))
             .expect("create console log");
         let mut cmd = self.nspawn_command();
@@ -234,20 +235,37 @@ exec setpriv --reuid="$u" --regid="$g" --init-groups --reset-env -- "$@""#;
             .arg(format!("--overlay=/etc:{}:/etc", up("etc")))
             .arg(format!("--overlay=/var/lib:{}:/var/lib", up("varlib")))
             .arg(format!("--overlay=/usr/local:{}:/usr/local", up("local")))
-            .arg(format!("--bind-ro={}:/mnt/src", paths::checkout().display()))
-            .arg(format!("--bind-ro={}:/mnt/target", paths::target_dir().display()))
+            .arg(format!(
+                "--bind-ro={}:/mnt/src",
+                paths::checkout().display()
+            ))
+            .arg(format!(
+                "--bind-ro={}:/mnt/target",
+                paths::target_dir().display()
+            ))
             .args(["--boot", "-q", "--", "systemd.firstboot=off"]);
-        cmd.args(host_enabled_units().iter().map(|u| format!("systemd.mask={u}")));
+        cmd.args(
+            host_enabled_units()
+                .iter()
+                .map(|u| format!("systemd.mask={u}")),
+        );
         cmd
     }
 
-    /// nspawn forks the container's init as its direct child.
+    /// The container's init ends up as nspawn's direct child (nspawn is a
+    /// subreaper), but an intermediate child that sets up the namespaces
+    /// comes first: the init is the child that is pid 1 in its own pid
+    /// namespace.
     fn wait_for_init(&mut self, nspawn_pid: u32, began: Instant) -> u32 {
         let children = format!("/proc/{nspawn_pid}/task/{nspawn_pid}/children");
         loop {
             let listed = std::fs::read_to_string(&children).unwrap_or_default();
-            if let Some(pid) = listed.split_whitespace().next() {
-                return pid.parse().expect("pid in children list");
+            let init = listed
+                .split_whitespace()
+                .filter_map(|pid| pid.parse::<u32>().ok())
+                .find(|&pid| is_namespace_init(pid));
+            if let Some(pid) = init {
+                return pid;
             }
             self.fail_if_exited_or_late(began, "container init to appear");
             std::thread::sleep(Duration::from_millis(10));
@@ -256,10 +274,7 @@ exec setpriv --reuid="$u" --regid="$g" --init-groups --reset-env -- "$@""#;
 
     fn wait_until_running(&mut self, began: Instant) {
         loop {
-            let out = self.run(
-                self.inside(&["systemctl", "is-system-running"]),
-                None,
-            );
+            let out = self.run(self.inside(&["systemctl", "is-system-running"]), None);
             match out.stdout.trim() {
                 "running" | "degraded" => return,
                 _ => {}
@@ -278,8 +293,14 @@ exec setpriv --reuid="$u" --regid="$g" --init-groups --reset-env -- "$@""#;
             let log = std::fs::read_to_string(self.dir.join(format!("console-{}.log", self.boots)))
                 .unwrap_or_default();
             let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            let jobs = if exited || self.init_pid == 0 {
+                String::new()
+            } else {
+                let state = self.inside(&["sh", "-c", "systemctl is-system-running; systemctl list-jobs --no-pager; systemctl --failed --no-pager"]);
+                self.run(state, None).to_string()
+            };
             panic!(
-                "machine {} never got to {waiting_for} (nspawn exited: {exited}); console:\n{}",
+                "machine {} never got to {waiting_for} (nspawn exited: {exited}); console:\n{}\nsystemd:\n{jobs}",
                 self.name,
                 tail.into_iter().rev().collect::<Vec<_>>().join("\n")
             );
@@ -346,7 +367,10 @@ exec setpriv --reuid="$u" --regid="$g" --init-groups --reset-env -- "$@""#;
             (libc::SIGKILL, Duration::from_secs(30)),
         ] {
             if signal != 0 {
-                eprintln!("testbed: {} did not power off; sending signal {signal}", self.name);
+                eprintln!(
+                    "testbed: {} did not power off; sending signal {signal}",
+                    self.name
+                );
                 // SAFETY: `pid` is our own un-reaped child, so it cannot have
                 // been recycled for another process.
                 unsafe { libc::kill(pid, signal) };
@@ -370,6 +394,18 @@ impl Drop for Machine {
             eprintln!("testbed: could not remove {}: {e}", self.dir.display());
         }
     }
+}
+
+/// True when `pid`'s innermost pid (last `NSpid` field) is 1.
+fn is_namespace_init(pid: u32) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("NSpid:"))
+        .is_some_and(|ids| {
+            let ids: Vec<&str> = ids.split_whitespace().collect();
+            ids.len() > 1 && ids.last() == Some(&"1")
+        })
 }
 
 fn wait_timeout(child: &mut Child, limit: Duration) -> bool {
@@ -413,7 +449,10 @@ fn prepare_host() {
             .args(["-t", "tmpfs", "tmpfs", "/run/systemd/nspawn"])
             .status()
             .expect("run mount");
-        assert!(status.success(), "mounting tmpfs on /run/systemd/nspawn failed");
+        assert!(
+            status.success(),
+            "mounting tmpfs on /run/systemd/nspawn failed"
+        );
     }
     remove_stale_machine_dirs();
 }
@@ -448,7 +487,13 @@ fn remove_stale_machine_dirs() {
 fn unique_name(label: &str) -> String {
     let label: String = label
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .take(32)
         .collect();
     let n = NEXT_ID.fetch_add(1, Ordering::SeqCst);
@@ -468,7 +513,11 @@ fn host_enabled_units() -> Vec<String> {
         if !dir_name.ends_with(".target.wants") {
             continue;
         }
-        for unit in std::fs::read_dir(dir.path()).into_iter().flatten().flatten() {
+        for unit in std::fs::read_dir(dir.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             units.push(unit.file_name().to_string_lossy().into_owned());
         }
     }

@@ -8,11 +8,13 @@ use unitgate_tests::fixture::{
 };
 
 fn main_pid(m: &unitgate_tests::Machine, instance: &str) -> String {
-    m.sh(&format!("systemctl show -P MainPID demo@{instance}.service"))
-        .ok()
-        .stdout
-        .trim()
-        .to_owned()
+    m.sh(&format!(
+        "systemctl show -P MainPID demo@{instance}.service"
+    ))
+    .ok()
+    .stdout
+    .trim()
+    .to_owned()
 }
 
 #[test]
@@ -29,11 +31,18 @@ fn enable_starts_now_and_after_reboot_disable_stops_for_good() {
         last.contains("caller=ops") && last.contains("app=demo") && last.contains("action=enable"),
         "{last}"
     );
-    assert!(last.contains("a1") && last.contains("a2") && last.contains("verdict=accepted"), "{last}");
+    assert!(
+        last.contains("a1") && last.contains("a2") && last.contains("verdict=accepted"),
+        "{last}"
+    );
 
     m.reboot();
     for i in ["a1", "a2"] {
-        assert_eq!(unit_state(&m, i), ("active".into(), "enabled".into()), "{i} after reboot");
+        assert_eq!(
+            unit_state(&m, i),
+            ("active".into(), "enabled".into()),
+            "{i} after reboot"
+        );
     }
 
     let out = sudo_helper_str(&m, "ops", &["demo", "disable", "a1"]);
@@ -76,9 +85,9 @@ fn reset_failed_lets_a_unit_past_its_start_limit_start_again() {
         0o644,
     );
     m.sh("systemctl daemon-reload").ok();
-    // enable --now of a crashing unit: systemctl reports the failure.
-    let out = sudo_helper_str(&m, "ops", &["demo", "enable", "crash"]);
-    assert_ne!(out.code, 0, "{out}");
+    // A simple service counts as started once exec'd; it fails afterwards,
+    // is restarted twice and then hits its start limit.
+    sudo_helper_str(&m, "ops", &["demo", "enable", "crash"]);
     m.sh("for i in $(seq 50); do [ \"$(systemctl show -P Result demo@crash.service)\" = start-limit-hit ] && break; sleep 0.1; done")
         .ok();
     assert_eq!(unit_state(&m, "crash").0, "failed");
@@ -98,7 +107,10 @@ fn show_reports_the_fixed_properties_without_changing_anything() {
     assert!(out.stdout.contains("ActiveState=active"), "{out}");
     assert!(out.stdout.contains("UnitFileState=enabled"), "{out}");
     assert!(out.stdout.contains("Id=demo@s2.service"), "{out}");
-    assert!(!out.stdout.contains("ExecStart="), "only the fixed list: {out}");
+    assert!(
+        !out.stdout.contains("ExecStart="),
+        "only the fixed list: {out}"
+    );
     assert_eq!(systemd_snapshot(&m), before);
 }
 
@@ -160,7 +172,10 @@ fn concurrent_enable_and_disable_on_one_instance_never_interleave() {
         let (active, enabled) = unit_state(&m, "storm");
         let consistent = (active == "active" && enabled == "enabled")
             || (active == "inactive" && enabled == "disabled");
-        assert!(consistent, "round {round}: active={active} enabled={enabled}");
+        assert!(
+            consistent,
+            "round {round}: active={active} enabled={enabled}"
+        );
     }
     let locks = m.sh("stat -c '%U %a' /run/unitgate/locks").ok().stdout;
     assert_eq!(locks.trim(), "root 700");

@@ -135,34 +135,135 @@ fn argument_cases() -> Vec<Case> {
     vec![
         case("no arguments", "ops", vec![], By::Helper(USAGE)),
         case("app only", "ops", vec![os("demo")], By::Helper(USAGE)),
-        case("no instance", "ops", vec![os("demo"), os("enable")], By::Helper(USAGE)),
+        case(
+            "no instance",
+            "ops",
+            vec![os("demo"), os("enable")],
+            By::Helper(USAGE),
+        ),
         case("257 instances", "ops", many, By::Helper(USAGE)),
-        case("unknown action start", "ops", vec![os("demo"), os("start"), os("1")], By::Helper(USAGE)),
-        case("unknown action mask", "ops", vec![os("demo"), os("mask"), os("1")], By::Helper(USAGE)),
-        case("unknown action edit", "ops", vec![os("demo"), os("edit"), os("1")], By::Helper(USAGE)),
-        case("action in capitals", "ops", vec![os("demo"), os("Enable"), os("1")], By::Helper(USAGE)),
-        case("action with space", "ops", vec![os("demo"), os("enable "), os("1")], By::Helper(USAGE)),
-        case("action as option", "ops", vec![os("demo"), os("--now"), os("1")], By::Helper(USAGE)),
+        case(
+            "unknown action start",
+            "ops",
+            vec![os("demo"), os("start"), os("1")],
+            By::Helper(USAGE),
+        ),
+        case(
+            "unknown action mask",
+            "ops",
+            vec![os("demo"), os("mask"), os("1")],
+            By::Helper(USAGE),
+        ),
+        case(
+            "unknown action edit",
+            "ops",
+            vec![os("demo"), os("edit"), os("1")],
+            By::Helper(USAGE),
+        ),
+        case(
+            "action in capitals",
+            "ops",
+            vec![os("demo"), os("Enable"), os("1")],
+            By::Helper(USAGE),
+        ),
+        case(
+            "action with space",
+            "ops",
+            vec![os("demo"), os("enable "), os("1")],
+            By::Helper(USAGE),
+        ),
+        case(
+            "action as option",
+            "ops",
+            vec![os("demo"), os("--now"), os("1")],
+            By::Helper(USAGE),
+        ),
         case("help option", "ops", vec![os("--help")], By::Helper(USAGE)),
-        case("check option misplaced", "ops", vec![os("demo"), os("--check"), os("enable"), os("1")], By::Helper(USAGE)),
-        case("unknown app", "ops", vec![os("nosuchapp"), os("enable"), os("1")], By::Helper(CONFIG)),
-        case("app in capitals", "ops", vec![os("Demo"), os("enable"), os("1")], By::Helper(BAD_NAME)),
-        case("app with suffix", "ops", vec![os("demo.toml"), os("enable"), os("1")], By::Helper(BAD_NAME)),
-        case("app path traversal", "ops", vec![os("../apps/demo"), os("enable"), os("1")], By::Helper(BAD_NAME)),
-        case("app absolute path", "ops", vec![os("/tmp/evil"), os("enable"), os("1")], By::Helper(BAD_NAME)),
-        case("app as option", "ops", vec![os("-x"), os("enable"), os("1")], By::Helper(USAGE)),
-        case("app non-UTF-8", "ops", vec![bytes(b"dem\xff"), os("enable"), os("1")], By::Helper(BAD_NAME)),
+        case(
+            "check option misplaced",
+            "ops",
+            vec![os("demo"), os("--check"), os("enable"), os("1")],
+            By::Helper(USAGE),
+        ),
+        case(
+            "unknown app",
+            "ops",
+            vec![os("nosuchapp"), os("enable"), os("1")],
+            By::Helper(CONFIG),
+        ),
+        case(
+            "app in capitals",
+            "ops",
+            vec![os("Demo"), os("enable"), os("1")],
+            By::Helper(BAD_NAME),
+        ),
+        case(
+            "app with suffix",
+            "ops",
+            vec![os("demo.toml"), os("enable"), os("1")],
+            By::Helper(BAD_NAME),
+        ),
+        case(
+            "app path traversal",
+            "ops",
+            vec![os("../apps/demo"), os("enable"), os("1")],
+            By::Helper(BAD_NAME),
+        ),
+        case(
+            "app absolute path",
+            "ops",
+            vec![os("/tmp/evil"), os("enable"), os("1")],
+            By::Helper(BAD_NAME),
+        ),
+        case(
+            "app as option",
+            "ops",
+            vec![os("-x"), os("enable"), os("1")],
+            By::Helper(USAGE),
+        ),
+        case(
+            "app non-UTF-8",
+            "ops",
+            vec![bytes(b"dem\xff"), os("enable"), os("1")],
+            By::Helper(BAD_NAME),
+        ),
         case("app too long", "ops", big_app_args, By::Helper(BAD_NAME)),
         case(
             "one bad name among good ones",
             "ops",
-            vec![os("demo"), os("enable"), os("good1"), os("good2"), os("../bad")],
+            vec![
+                os("demo"),
+                os("enable"),
+                os("good1"),
+                os("good2"),
+                os("../bad"),
+            ],
             By::Helper(BAD_NAME),
         ),
-        case("caller not in the policy", "outsider", vec![os("demo"), os("enable"), os("1")], By::Helper(NO_PERM)),
-        case("caller not in the policy, show", "outsider", vec![os("demo"), os("show"), os("keep")], By::Helper(NO_PERM)),
-        case("user without the sudoers group", "stranger", vec![os("demo"), os("enable"), os("1")], By::Sudo),
-        case("user without the sudoers group, disable", "stranger", vec![os("demo"), os("disable"), os("keep")], By::Sudo),
+        case(
+            "caller not in the policy",
+            "outsider",
+            vec![os("demo"), os("enable"), os("1")],
+            By::Helper(NO_PERM),
+        ),
+        case(
+            "caller not in the policy, show",
+            "outsider",
+            vec![os("demo"), os("show"), os("keep")],
+            By::Helper(NO_PERM),
+        ),
+        case(
+            "user without the sudoers group",
+            "stranger",
+            vec![os("demo"), os("enable"), os("1")],
+            By::Sudo,
+        ),
+        case(
+            "user without the sudoers group, disable",
+            "stranger",
+            vec![os("demo"), os("disable"), os("keep")],
+            By::Sudo,
+        ),
     ]
 }
 
@@ -181,21 +282,37 @@ fn assert_refused(m: &Machine, c: &Case) {
                 assert_eq!(lines.len(), 1, "want exactly one stderr line for {ctx}");
             }
             assert!(
-                lines.first().is_some_and(|l| l.starts_with("unitgate-systemctl: ")),
+                lines
+                    .first()
+                    .is_some_and(|l| l.starts_with("unitgate-systemctl: ")),
                 "message must start with `unitgate-systemctl: ` for {ctx}"
             );
             assert!(!out.stderr.contains("panicked"), "panic for {ctx}");
             let audits = audit_lines(m);
-            assert_eq!(audits.len(), audits_before + 1, "want one audit line for {ctx}");
+            assert_eq!(
+                audits.len(),
+                audits_before + 1,
+                "want one audit line for {ctx}"
+            );
             let line = audits.last().unwrap();
             assert!(line.contains("verdict=refused"), "audit `{line}` for {ctx}");
-            assert!(line.contains(&format!("exit={code}")), "audit `{line}` for {ctx}");
+            assert!(
+                line.contains(&format!("exit={code}")),
+                "audit `{line}` for {ctx}"
+            );
             assert!(line.contains("app="), "audit `{line}` for {ctx}");
         }
         By::Sudo => {
             assert_ne!(out.code, 0, "sudo should refuse {ctx}");
-            assert!(out.stderr.starts_with("sudo:"), "want sudo's refusal for {ctx}");
-            assert_eq!(audit_lines(m).len(), audits_before, "helper must not have run: {ctx}");
+            assert!(
+                out.stderr.starts_with("sudo:"),
+                "want sudo's refusal for {ctx}"
+            );
+            assert_eq!(
+                audit_lines(m).len(),
+                audits_before,
+                "helper must not have run: {ctx}"
+            );
         }
     }
     assert_eq!(systemd_snapshot(m), before, "systemd changed for {ctx}");
@@ -300,9 +417,10 @@ fn insecure_or_malicious_policies_fail_closed() {
 fn widening_patterns_never_admit_names_outside_the_builtin_rule() {
     let m = machine_with_running_instance("hostile-widen");
     for pattern in [".*", "(?s).*", "[^x]*", ".*|.*", "(?-u:.)*"] {
-        m.sh(&write_policy(
-            &DEMO_POLICY.replace("[a-z0-9][a-z0-9-]{0,31}", &pattern.replace('\\', "\\\\")),
-        ))
+        m.sh(&write_policy(&DEMO_POLICY.replace(
+            "[a-z0-9][a-z0-9-]{0,31}",
+            &pattern.replace('\\', "\\\\"),
+        )))
         .ok();
         for name in ["../x", "a.service", "-now", "a b", "x@y", "%i", "*"] {
             let c = case(
@@ -321,7 +439,13 @@ fn forged_sudo_variables_and_hostile_environment_are_ignored() {
     let m = machine_with_running_instance("hostile-env");
     // Without SETENV in the rule, sudo itself refuses to let a caller set
     // SUDO_UID (or anything else) for the helper.
-    for assignment in ["SUDO_UID=0", "SUDO_GID=0", "SUDO_USER=root", "PATH=/tmp", "LD_PRELOAD=/tmp/x.so"] {
+    for assignment in [
+        "SUDO_UID=0",
+        "SUDO_GID=0",
+        "SUDO_USER=root",
+        "PATH=/tmp",
+        "LD_PRELOAD=/tmp/x.so",
+    ] {
         let before = systemd_snapshot(&m);
         let out = m.exec_as(
             "outsider",
@@ -369,7 +493,11 @@ fn forged_sudo_variables_and_hostile_environment_are_ignored() {
 #[test]
 fn setuid_or_setgid_installs_refuse_to_run() {
     let m = machine_with_running_instance("hostile-suid");
-    for (mode, what) in [("4755", "setuid"), ("2755", "setgid"), ("6755", "setuid+setgid")] {
+    for (mode, what) in [
+        ("4755", "setuid"),
+        ("2755", "setgid"),
+        ("6755", "setuid+setgid"),
+    ] {
         m.sh(&format!(
             "install -o root -g root -m {mode} {HELPER} /usr/local/libexec/unitgate/suid-copy"
         ))
@@ -381,7 +509,10 @@ fn setuid_or_setgid_installs_refuse_to_run() {
         );
         assert_eq!(out.code, NO_PERM, "{what}: {out}");
         assert_eq!(out.stderr.lines().count(), 1, "{what}: {out}");
-        assert!(out.stderr.starts_with("unitgate-systemctl: "), "{what}: {out}");
+        assert!(
+            out.stderr.starts_with("unitgate-systemctl: "),
+            "{what}: {out}"
+        );
         assert_eq!(systemd_snapshot(&m), before, "{what}");
     }
     // Not root and not setuid: refused as well.

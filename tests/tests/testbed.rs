@@ -17,13 +17,20 @@ WantedBy=multi-user.target
 ";
 
 fn is_active(m: &Machine, unit: &str) -> String {
-    m.sh(&format!("systemctl is-active {unit}")).stdout.trim().to_owned()
+    m.sh(&format!("systemctl is-active {unit}"))
+        .stdout
+        .trim()
+        .to_owned()
 }
 
 #[test]
 fn enabled_unit_survives_reboot_started_only_does_not() {
     let mut m = Machine::boot("reboot");
-    m.write_file("/etc/systemd/system/tb-probe@.service", PROBE_UNIT.as_bytes(), 0o644);
+    m.write_file(
+        "/etc/systemd/system/tb-probe@.service",
+        PROBE_UNIT.as_bytes(),
+        0o644,
+    );
     m.sh("systemctl daemon-reload && systemctl enable --now tb-probe@kept.service && systemctl start tb-probe@lost.service")
         .ok();
     assert_eq!(is_active(&m, "tb-probe@kept.service"), "active");
@@ -74,7 +81,10 @@ fn unprivileged_user_runs_without_privileges_and_sudo_is_real() {
     assert_eq!(lines[2], "/home/tbbob");
     // Without a sudoers rule, sudo refuses (and never prompts: -n).
     let refused = m.sh_as("tbbob", "sudo -n /usr/bin/id -u");
-    assert!(!refused.success(), "sudo must refuse a user with no rule: {refused}");
+    assert!(
+        !refused.success(),
+        "sudo must refuse a user with no rule: {refused}"
+    );
     m.write_file(
         "/etc/sudoers.d/tbbob",
         b"tbbob ALL=(root) NOPASSWD: /usr/bin/id\n",
@@ -83,7 +93,9 @@ fn unprivileged_user_runs_without_privileges_and_sudo_is_real() {
     let allowed = m.sh_as("tbbob", "sudo -n /usr/bin/id -u").ok();
     assert_eq!(allowed.stdout.trim(), "0");
     // Unprivileged reads of systemd work over D-Bus.
-    let state = m.sh_as("tbbob", "systemctl show -P ActiveState dbus.service").ok();
+    let state = m
+        .sh_as("tbbob", "systemctl show -P ActiveState dbus.service")
+        .ok();
     assert_eq!(state.stdout.trim(), "active");
 }
 
@@ -97,7 +109,12 @@ fn installer_puts_helper_cli_and_sudoers_in_place_idempotently() {
         .stdout;
     assert_eq!(
         stat.lines().collect::<Vec<_>>(),
-        ["root:root 755", "root:root 755", "root:root 440", "root:root 755"]
+        [
+            "root:root 755",
+            "root:root 755",
+            "root:root 440",
+            "root:root 755"
+        ]
     );
     m.sh("getent group unitgate && visudo -c").ok();
     let rule = m.sh("grep -v '^#' /etc/sudoers.d/unitgate").ok().stdout;
@@ -107,7 +124,10 @@ fn installer_puts_helper_cli_and_sudoers_in_place_idempotently() {
     );
     // Second run: nothing to do.
     let again = m.install_unitgate();
-    assert!(!again.stdout.contains("installed"), "second install changed things: {again}");
+    assert!(
+        !again.stdout.contains("installed"),
+        "second install changed things: {again}"
+    );
 }
 
 #[test]
@@ -115,10 +135,16 @@ fn machine_leaves_no_process_mount_or_directory_behind() {
     let m = Machine::boot("leak");
     let name = m.name().to_owned();
     let dir = m.dir().to_path_buf();
-    assert!(!processes_mentioning(&name).is_empty(), "nspawn should be running");
+    assert!(
+        !processes_mentioning(&name).is_empty(),
+        "nspawn should be running"
+    );
     drop(m);
     assert_eq!(processes_mentioning(&name), Vec::<u32>::new());
-    assert_eq!(mounts_mentioning(&dir.display().to_string()), Vec::<String>::new());
+    assert_eq!(
+        mounts_mentioning(&dir.display().to_string()),
+        Vec::<String>::new()
+    );
     assert!(!dir.exists(), "{} still exists", dir.display());
 }
 

@@ -1,1 +1,1 @@
-fn main() -> std::process::ExitCode { unitgate_helper::main() }
+use unitgate_helper::main;

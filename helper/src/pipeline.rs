@@ -1,0 +1,422 @@
+//! The privileged path, top to bottom:
+//!
+//! sanitize process → parse args → judge (root, names, policy, caller) →
+//! build argv → lock → audit → exec.
+//!
+//! Every step is a small function returning `Result<_, Error>`; `run` is the
+//! only place that turns an error into a message, an audit line and an exit
+//! code. `judge` has no side effects besides reading the policy, so tests
+//! drive it with injected paths.
+
+use crate::action::{Action, SYSTEMCTL};
+use crate::audit::{self, Record, Verdict};
+use crate::caller::{self, Caller, Invoker};
+use crate::error::Error;
+use crate::escape::{quoted, shell_word};
+use crate::policy::{self, Policy, POLICY_DIR};
+use crate::system::{fs, process};
+use crate::{exit, lock, name};
+use std::ffi::{CString, OsStr, OsString};
+use std::io::Write;
+use std::os::fd::{AsFd, AsRawFd, IntoRawFd};
+use std::path::{Path, PathBuf};
+
+/// Most instances one call may name (one systemctl run, one daemon reload).
+pub const MAX_INSTANCES: usize = 256;
+
+/// The complete environment systemctl gets: an allow-list built from
+/// scratch, never a filtered copy of ours.
+pub const EXEC_ENV: &[&str] = &[
+    "PATH=/usr/sbin:/usr/bin",
+    "LC_ALL=C",
+    "SYSTEMD_PAGERSECURE=1",
+    "SYSTEMD_COLORS=0",
+    "SYSTEMD_URLIFY=0",
+];
+
+pub const USAGE: &str = "\
+usage: unitgate-systemctl APP ACTION INSTANCE...
+       unitgate-systemctl --check APP ACTION INSTANCE...
+
+Runs /usr/bin/systemctl ACTION on the units <prefix>@INSTANCE.service of APP,
+as allowed by /etc/unitgate/apps/APP.toml. With --check, makes every check,
+prints the command it would run, and runs nothing.
+
+ACTION is one of: enable, disable, restart, reset-failed, show.
+1 to 256 instances, each [A-Za-z0-9][A-Za-z0-9_-]{0,63}.
+
+exit status:
+  0   success (--check: the call would be allowed)
+  64  usage error
+  65  invalid app or instance name
+  69  /usr/bin/systemctl not found
+  71  operating-system error
+  77  not permitted
+  78  policy missing, invalid or insecure
+  *   otherwise systemctl's own exit status
+";
+
+/// Where things are. Only `Paths::system()` is ever used by the binary;
+/// tests build their own to point at temporary directories.
+#[derive(Clone, Debug)]
+pub struct Paths {
+    /// Trusted directory the policy walk starts from.
+    pub policy_root: PathBuf,
+    /// Policy directory, relative to `policy_root`.
+    pub policy_dir: PathBuf,
+    /// Trusted directory holding `unitgate/locks`.
+    pub lock_parent: PathBuf,
+    pub systemctl: PathBuf,
+}
+
+impl Paths {
+    pub fn system() -> Paths {
+        Paths {
+            policy_root: PathBuf::from("/"),
+            policy_dir: PathBuf::from(POLICY_DIR.trim_start_matches('/')),
+            lock_parent: PathBuf::from(lock::LOCK_PARENT),
+            systemctl: PathBuf::from(SYSTEMCTL),
+        }
+    }
+}
+
+/// What the process was started with.
+#[derive(Clone, Debug)]
+pub struct Process<'a> {
+    /// Arguments after argv[0].
+    pub args: &'a [OsString],
+    pub euid: u32,
+    pub invoker: Invoker<'a>,
+}
+
+/// The command line, split but not yet validated.
+#[derive(Clone, Copy, Debug)]
+pub struct RawRequest<'a> {
+    pub check: bool,
+    pub app: &'a OsStr,
+    pub action: &'a OsStr,
+    pub instances: &'a [OsString],
+}
+
+/// A call that passed every check.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub caller: Caller,
+    pub app: String,
+    pub action: Action,
+    pub units: Vec<String>,
+    pub argv: Vec<String>,
+}
+
+// ---------------------------------------------------------------- the path
+
+/// Run the whole pipeline after `sanitize_process`; returns the exit code
+/// (only when not exec'ing).
+pub fn run(proc: &Process<'_>, paths: &Paths) -> u8 {
+    // Every refusal is audited, even a malformed command line.
+    let mut record = audit_record(proc.args, &proc.invoker);
+    let raw = match parse_args(proc.args) {
+        Ok(raw) => raw,
+        Err(e) => return refuse(Some(&record), &e),
+    };
+    let plan = match judge(&raw, proc, paths, &mut record) {
+        Ok(plan) => plan,
+        Err(e) => return refuse(Some(&record), &e),
+    };
+    if raw.check {
+        audit::send(&record, Verdict::Check);
+        let _ = writeln!(std::io::stdout(), "{}", would_exec(&plan, paths));
+        return exit::OK;
+    }
+    let _locks = match lock::lock_units(&paths.lock_parent, &plan.units) {
+        Ok(locks) => locks,
+        Err(e) => return refuse(Some(&record), &e),
+    };
+    audit::send(&record, Verdict::Accepted);
+    let e = exec(&plan, paths);
+    refuse(Some(&record), &e)
+}
+
+/// Step 1, before anything is read: refuse setuid/setgid, then put the
+/// descriptors, umask, working directory and signals into a known state.
+pub fn sanitize_process() -> Result<(), Error> {
+    if process::at_secure() {
+        return Err(Error::AtSecure);
+    }
+    reopen_std_fds()?;
+    process::close_fds_above_2();
+    process::set_umask(0o022);
+    process::chdir(OsStr::new("/")).map_err(|err| Error::Os {
+        what: "cannot chdir to /".into(),
+        err,
+    })?;
+    process::reset_signals();
+    Ok(())
+}
+
+/// Step 2: `[--check] APP ACTION INSTANCE...`; anything else is usage.
+pub fn parse_args(args: &[OsString]) -> Result<RawRequest<'_>, Error> {
+    let (check, rest) = match args.split_first() {
+        Some((first, rest)) if first == "--check" => (true, rest),
+        _ => (false, args),
+    };
+    if let Some(opt) = rest
+        .first()
+        .filter(|a| a.as_encoded_bytes().starts_with(b"-"))
+    {
+        return Err(Error::Usage(format!(
+            "unknown option '{}'",
+            quoted(opt.as_encoded_bytes())
+        )));
+    }
+    match rest {
+        [app, action, instances @ ..] if !instances.is_empty() => Ok(RawRequest {
+            check,
+            app,
+            action,
+            instances,
+        }),
+        _ => Err(Error::Usage("expected APP ACTION INSTANCE...".into())),
+    }
+}
+
+/// Step 3: every check, in order. Fills `record` as facts become known.
+pub fn judge(
+    raw: &RawRequest<'_>,
+    proc: &Process<'_>,
+    paths: &Paths,
+    record: &mut Record,
+) -> Result<Plan, Error> {
+    judge_with(raw, proc, record, |app| {
+        policy::load(&paths.policy_root, &paths.policy_dir, app)
+    })
+}
+
+/// `judge` with the policy loader passed in (the fuzz target parses policy
+/// text from memory instead of reading a root-owned file).
+pub fn judge_with(
+    raw: &RawRequest<'_>,
+    proc: &Process<'_>,
+    record: &mut Record,
+    load_policy: impl FnOnce(&str) -> Result<Policy, Error>,
+) -> Result<Plan, Error> {
+    check_root(proc.euid)?;
+    // Identify now so refusals below are logged with the caller's name;
+    // whether the caller is *allowed* is decided after the policy is read.
+    let caller = caller::identify(&proc.invoker);
+    if let Ok(c) = &caller {
+        record.caller = Some(c.name.clone());
+        record.uid = c.uid.to_string().into_bytes();
+    }
+    let app = valid_app(raw.app)?;
+    let action = known_action(raw.action)?;
+    let instances = valid_instances(raw.instances)?;
+    let policy = load_policy(app)?;
+    allowed_action(&policy, action, app)?;
+    let caller = caller?;
+    allowed_caller(&policy, &caller, app)?;
+    allowed_instances(&policy, &instances, app)?;
+    let units = unit_names(&policy, &instances)?;
+    let argv = action.argv(&units);
+    Ok(Plan {
+        caller,
+        app: app.to_owned(),
+        action,
+        units,
+        argv,
+    })
+}
+
+fn check_root(euid: u32) -> Result<(), Error> {
+    if euid == 0 {
+        Ok(())
+    } else {
+        Err(Error::NotRoot { euid })
+    }
+}
+
+fn valid_app(arg: &OsStr) -> Result<&str, Error> {
+    let bytes = arg.as_encoded_bytes();
+    let app = arg.to_str().ok_or_else(|| Error::NotUtf8(bytes.to_vec()))?;
+    name::is_valid_app(app)
+        .then_some(app)
+        .ok_or_else(|| Error::InvalidApp(bytes.to_vec()))
+}
+
+fn known_action(arg: &OsStr) -> Result<Action, Error> {
+    arg.to_str()
+        .and_then(Action::parse)
+        .ok_or_else(|| Error::UnknownAction(arg.as_encoded_bytes().to_vec()))
+}
+
+/// Count, UTF-8 and the built-in rule for every instance (one bad name
+/// rejects the call); duplicates are dropped, first occurrence kept.
+fn valid_instances(args: &[OsString]) -> Result<Vec<&str>, Error> {
+    if args.is_empty() || args.len() > MAX_INSTANCES {
+        return Err(Error::InstanceCount(args.len()));
+    }
+    let mut out: Vec<&str> = Vec::with_capacity(args.len());
+    for arg in args {
+        let bytes = arg.as_encoded_bytes();
+        let inst = arg.to_str().ok_or_else(|| Error::NotUtf8(bytes.to_vec()))?;
+        if !name::is_valid_instance(inst) {
+            let why = "must match [A-Za-z0-9][A-Za-z0-9_-]{0,63}".into();
+            return Err(Error::InvalidInstance {
+                name: bytes.to_vec(),
+                why,
+            });
+        }
+        if !out.contains(&inst) {
+            out.push(inst);
+        }
+    }
+    Ok(out)
+}
+
+fn allowed_action(policy: &Policy, action: Action, app: &str) -> Result<(), Error> {
+    if policy.allows_action(action) {
+        Ok(())
+    } else {
+        Err(Error::ActionNotAllowed {
+            action: action.name(),
+            app: app.to_owned(),
+        })
+    }
+}
+
+fn allowed_caller(policy: &Policy, caller: &Caller, app: &str) -> Result<(), Error> {
+    if caller.is_allowed(&policy.callers) {
+        Ok(())
+    } else {
+        Err(Error::CallerNotAllowed {
+            caller: caller.name.clone(),
+            app: app.to_owned(),
+        })
+    }
+}
+
+fn allowed_instances(policy: &Policy, instances: &[&str], app: &str) -> Result<(), Error> {
+    match instances.iter().find(|i| !policy.allows_instance(i)) {
+        None => Ok(()),
+        Some(bad) => Err(Error::InvalidInstance {
+            name: bad.as_bytes().to_vec(),
+            why: format!("does not match the instance_pattern of app {app}"),
+        }),
+    }
+}
+
+/// Step 4: `<prefix>@<instance>.service`, each checked byte for byte.
+fn unit_names(policy: &Policy, instances: &[&str]) -> Result<Vec<String>, Error> {
+    let unit = |inst: &&str| {
+        name::unit_name(&policy.unit_prefix, inst).ok_or_else(|| Error::InvalidInstance {
+            name: inst.as_bytes().to_vec(),
+            why: "cannot form a unit name".into(),
+        })
+    };
+    instances.iter().map(unit).collect()
+}
+
+/// `--check` output: the executable, then argv[1..], shell-quoted.
+pub fn would_exec(plan: &Plan, paths: &Paths) -> String {
+    let exe = shell_word(&paths.systemctl.to_string_lossy());
+    let rest: Vec<String> = plan.argv.iter().skip(1).map(|a| shell_word(a)).collect();
+    format!("would exec: {exe} {}", rest.join(" "))
+}
+
+/// Step 6: stdin from /dev/null, fixed environment, execve. Returns only
+/// on failure (the lock descriptors stay open across a successful exec).
+fn exec(plan: &Plan, paths: &Paths) -> Error {
+    let os = |what: &'static str| {
+        move |err| Error::Os {
+            what: what.to_owned(),
+            err,
+        }
+    };
+    let null = match fs::open(Path::new("/dev/null"), libc::O_RDONLY | libc::O_CLOEXEC) {
+        Ok(fd) => fd,
+        Err(e) => return os("cannot open /dev/null")(e),
+    };
+    if let Err(e) = process::dup2(null.as_fd(), 0) {
+        return os("cannot redirect stdin")(e);
+    }
+    let cstrings = |v: &[String]| {
+        v.iter()
+            .map(|s| CString::new(s.as_bytes()))
+            .collect::<Result<Vec<_>, _>>()
+    };
+    let env: Vec<String> = EXEC_ENV.iter().map(|s| (*s).to_owned()).collect();
+    let (Ok(argv), Ok(envp)) = (cstrings(&plan.argv), cstrings(&env)) else {
+        return os("cannot build argv")(std::io::ErrorKind::InvalidInput.into());
+    };
+    let err = process::execve(paths.systemctl.as_os_str(), &argv, &envp);
+    if err.kind() == std::io::ErrorKind::NotFound {
+        Error::SystemctlMissing(paths.systemctl.clone())
+    } else {
+        os("cannot execute systemctl")(err)
+    }
+}
+
+// ---------------------------------------------------------------- helpers
+
+/// Point any closed descriptor among 0, 1, 2 at /dev/null, so that files we
+/// open later can never become someone's stdout or stderr.
+fn reopen_std_fds() -> Result<(), Error> {
+    let null = fs::open(Path::new("/dev/null"), libc::O_RDWR).map_err(|err| Error::Os {
+        what: "cannot open /dev/null".into(),
+        err,
+    })?;
+    for fd in 0..=2 {
+        if fd != null.as_raw_fd() && !process::fd_is_open(fd) {
+            process::dup2(null.as_fd(), fd).map_err(|err| Error::Os {
+                what: "cannot reopen fd".into(),
+                err,
+            })?;
+        }
+    }
+    if null.as_raw_fd() <= 2 {
+        // It filled a closed standard descriptor itself: keep it open.
+        let _ = null.into_raw_fd();
+    }
+    Ok(())
+}
+
+/// What the log should say about the call, taken from the raw arguments
+/// (escaped later) so that even a malformed call is recorded.
+fn audit_record(args: &[OsString], inv: &Invoker<'_>) -> Record {
+    let args = match args.split_first() {
+        Some((first, rest)) if first == "--check" => rest,
+        _ => args,
+    };
+    let bytes = |a: &OsString| a.as_encoded_bytes().to_vec();
+    let uid = inv.sudo_uid.map_or_else(
+        || inv.uid.to_string().into_bytes(),
+        |u| u.as_encoded_bytes().to_vec(),
+    );
+    Record {
+        caller: None,
+        uid,
+        app: args.first().map(bytes),
+        action: args.get(1).map(bytes),
+        instances: args.iter().skip(2).map(bytes).collect(),
+    }
+}
+
+/// The one place an error becomes output: stderr line (plus usage text for
+/// 64), audit line when the command line was understood, exit code.
+pub fn refuse(record: Option<&Record>, e: &Error) -> u8 {
+    let code = e.exit_code();
+    let msg = e.message();
+    if let Some(r) = record {
+        audit::send(r, Verdict::Refused(code, &msg));
+    }
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(err, "unitgate-systemctl: {msg}");
+    if code == exit::USAGE {
+        let _ = write!(err, "\n{USAGE}");
+    }
+    code
+}
+
+#[cfg(test)]
+#[path = "pipeline_tests.rs"]
+mod tests;

@@ -1,0 +1,270 @@
+use super::*;
+use crate::testutil::{is_root, set_mode, TempTree};
+
+const POLICY: &str = r#"
+unit = "demo@.service"
+instance_pattern = "[a-z0-9][a-z0-9-]{0,31}"
+callers = ["daemon"]
+actions = ["enable", "disable", "show"]
+"#;
+
+fn setup() -> Option<(TempTree, Paths)> {
+    if !is_root() {
+        eprintln!("skipped: needs root to build root-owned trees");
+        return None;
+    }
+    let t = TempTree::new();
+    t.dir("apps", 0o755);
+    t.file("apps/demo.toml", POLICY.as_bytes(), 0o644);
+    t.dir("run", 0o755);
+    let paths = Paths {
+        policy_root: t.root.clone(),
+        policy_dir: PathBuf::from("apps"),
+        lock_parent: t.path("run"),
+        systemctl: PathBuf::from("/nonexistent/systemctl"),
+    };
+    Some((t, paths))
+}
+
+fn os(args: &[&str]) -> Vec<OsString> {
+    args.iter().map(OsString::from).collect()
+}
+
+/// Judge `args` as the given sudo caller (None: root without sudo).
+fn judge_as(paths: &Paths, sudo_uid: Option<&str>, args: &[OsString]) -> Result<Plan, Error> {
+    let inv = Invoker {
+        uid: 0,
+        gid: 0,
+        sudo_uid: sudo_uid.map(OsStr::new),
+        sudo_gid: None,
+    };
+    let proc = Process {
+        args,
+        euid: 0,
+        invoker: inv,
+    };
+    let raw = parse_args(args)?;
+    judge(&raw, &proc, paths, &mut Record::default())
+}
+
+fn code(r: Result<Plan, Error>) -> u8 {
+    r.map_or_else(|e| e.exit_code(), |_| 0)
+}
+
+#[test]
+fn parse_args_shapes() {
+    for bad in [
+        &[][..],
+        &["demo"],
+        &["demo", "enable"],
+        &["--help"],
+        &["-x", "enable", "1"],
+        &["--check"],
+        &["--check", "--check", "a", "b", "c"],
+    ] {
+        let e = parse_args(&os(bad)).unwrap_err();
+        assert_eq!(e.exit_code(), exit::USAGE, "{bad:?}");
+    }
+    let args = os(&["--check", "demo", "show", "1", "2"]);
+    let raw = parse_args(&args).unwrap();
+    assert!(raw.check);
+    assert_eq!(
+        (raw.app, raw.action, raw.instances.len()),
+        (OsStr::new("demo"), OsStr::new("show"), 2)
+    );
+    assert!(!parse_args(&os(&["demo", "show", "1"])).unwrap().check);
+}
+
+#[test]
+fn accepted_call_builds_the_exact_argv() {
+    let Some((_t, paths)) = setup() else { return };
+    let plan = judge_as(&paths, Some("1"), &os(&["demo", "enable", "b", "a", "b"])).unwrap();
+    assert_eq!(plan.caller.name, "daemon");
+    assert_eq!(plan.units, ["demo@b.service", "demo@a.service"]);
+    assert_eq!(
+        plan.argv.join(" "),
+        "systemctl --no-pager --no-ask-password enable --now -- demo@b.service demo@a.service"
+    );
+    assert_eq!(
+        would_exec(&plan, &Paths::system()),
+        "would exec: /usr/bin/systemctl --no-pager --no-ask-password enable --now -- demo@b.service demo@a.service"
+    );
+}
+
+#[test]
+fn refusals_in_order_with_their_codes() {
+    let Some((_t, paths)) = setup() else { return };
+    let cases: &[(Option<&str>, &[&str], u8, &str)] = &[
+        (
+            Some("1"),
+            &["Demo", "enable", "1"],
+            exit::DATA_ERR,
+            "invalid app name 'Demo'",
+        ),
+        (
+            Some("1"),
+            &["demo", "start", "1"],
+            exit::USAGE,
+            "unknown action 'start'",
+        ),
+        (
+            Some("1"),
+            &["demo", "enable", "../x"],
+            exit::DATA_ERR,
+            "invalid instance name '../x'",
+        ),
+        (
+            Some("1"),
+            &["demo", "enable", "ok", "-x"],
+            exit::DATA_ERR,
+            "invalid instance name '-x'",
+        ),
+        (
+            Some("1"),
+            &["nope", "enable", "1"],
+            exit::CONFIG,
+            "no policy for app nope",
+        ),
+        (
+            Some("1"),
+            &["demo", "restart", "1"],
+            exit::NO_PERM,
+            "action 'restart' is not allowed",
+        ),
+        (
+            Some("2"),
+            &["demo", "enable", "1"],
+            exit::NO_PERM,
+            "caller 'bin' may not drive app 'demo'",
+        ),
+        (
+            Some("x"),
+            &["demo", "enable", "1"],
+            exit::NO_PERM,
+            "SUDO_UID 'x'",
+        ),
+        (
+            Some("1"),
+            &["demo", "enable", "UPPER"],
+            exit::DATA_ERR,
+            "does not match the instance_pattern of app demo",
+        ),
+        (
+            Some("1"),
+            &["demo", "enable", "a_b"],
+            exit::DATA_ERR,
+            "invalid instance name 'a_b'",
+        ),
+    ];
+    for (uid, args, want, msg) in cases {
+        let e = judge_as(&paths, *uid, &os(args)).unwrap_err();
+        assert_eq!(e.exit_code(), *want, "{args:?}: {}", e.message());
+        assert!(
+            e.message().contains(msg),
+            "{args:?}: `{}` lacks `{msg}`",
+            e.message()
+        );
+    }
+    // Root without sudo is always allowed; too many instances is usage.
+    assert_eq!(code(judge_as(&paths, None, &os(&["demo", "show", "1"]))), 0);
+    let many: Vec<String> = (0..257).map(|i| format!("i{i}")).collect();
+    let mut args = vec!["demo", "show"];
+    args.extend(many.iter().map(String::as_str));
+    assert_eq!(code(judge_as(&paths, None, &os(&args))), exit::USAGE);
+    args.pop();
+    assert_eq!(code(judge_as(&paths, None, &os(&args))), 0);
+}
+
+#[test]
+fn non_root_and_non_utf8_are_refused() {
+    let Some((_t, paths)) = setup() else { return };
+    let args = os(&["demo", "show", "1"]);
+    let raw = parse_args(&args).unwrap();
+    let proc = Process {
+        args: &args,
+        euid: 1000,
+        invoker: Invoker::default(),
+    };
+    let e = judge(&raw, &proc, &paths, &mut Record::default()).unwrap_err();
+    assert_eq!(e.exit_code(), exit::NO_PERM);
+    use std::os::unix::ffi::OsStringExt;
+    for bad in [
+        vec![
+            OsString::from_vec(b"de\xffmo".to_vec()),
+            "show".into(),
+            "1".into(),
+        ],
+        vec![
+            "demo".into(),
+            "show".into(),
+            OsString::from_vec(b"\xff".to_vec()),
+        ],
+    ] {
+        let e = judge_as(&paths, None, &bad).unwrap_err();
+        assert_eq!(e.exit_code(), exit::DATA_ERR);
+        assert!(e.message().contains("\\xff"), "{}", e.message());
+    }
+}
+
+#[test]
+fn insecure_policy_is_config_error() {
+    let Some((t, paths)) = setup() else { return };
+    set_mode(&t.path("apps"), 0o777);
+    let e = judge_as(&paths, None, &os(&["demo", "show", "1"])).unwrap_err();
+    assert_eq!(e.exit_code(), exit::CONFIG);
+    assert!(
+        e.message().starts_with("refusing insecure path"),
+        "{}",
+        e.message()
+    );
+}
+
+#[test]
+fn locks_are_created_root_only_and_survive_exec() {
+    let Some((t, paths)) = setup() else { return };
+    let units = vec![
+        "demo@b.service".to_owned(),
+        "demo@a.service".to_owned(),
+        "demo@a.service".to_owned(),
+    ];
+    let locks = lock::lock_units(&paths.lock_parent, &units).unwrap();
+    assert_eq!(locks.len(), 2);
+    use std::os::unix::fs::MetadataExt;
+    let mode = |p: &str| std::fs::metadata(t.path(p)).unwrap().mode() & 0o7777;
+    assert_eq!(mode("run/unitgate"), 0o755);
+    assert_eq!(mode("run/unitgate/locks"), 0o700);
+    assert!(t.path("run/unitgate/locks/demo@a.service").is_file());
+    for fd in &locks {
+        // SAFETY: test-only query of a descriptor we own.
+        let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFD) };
+        assert_eq!(flags & libc::FD_CLOEXEC, 0, "lock fd must survive exec");
+        // SAFETY: as above; a second open file description conflicts.
+        let other = std::fs::File::open(t.path("run/unitgate/locks/demo@a.service")).unwrap();
+        let r = unsafe { libc::flock(other.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        assert_eq!(r, -1, "lock must be held");
+    }
+    drop(locks);
+    set_mode(&t.path("run/unitgate/locks"), 0o777);
+    let e = lock::lock_units(&paths.lock_parent, &units).unwrap_err();
+    assert_eq!(e.exit_code(), exit::CONFIG);
+}
+
+#[test]
+fn audit_record_from_raw_arguments() {
+    let inv = Invoker {
+        uid: 0,
+        gid: 0,
+        sudo_uid: Some(OsStr::new("1001")),
+        sudo_gid: None,
+    };
+    let r = audit_record(&os(&["--check", "app", "enable", "1", "2"]), &inv);
+    assert_eq!(
+        audit::line(&r, Verdict::Check),
+        "caller=? uid=1001 app=app action=enable instances=1,2 verdict=check"
+    );
+    let r = audit_record(&[], &Invoker::default());
+    assert_eq!(
+        audit::line(&r, Verdict::Refused(64, "x")),
+        "caller=? uid=0 app=? action=? instances=- verdict=refused exit=64 reason=\"x\""
+    );
+}
