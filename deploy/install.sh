@@ -7,9 +7,41 @@
 #
 # Binaries come from ${CARGO_TARGET_DIR:-target}/release (relative to the
 # checkout); build them first with `cargo build --release`.
-# Idempotent: running it twice changes nothing the second time. It never
+# Idempotent: running it twice changes nothing the second time. Without --app it never
 # touches app configs in /etc/unitgate/apps/ or any instance data.
+#
+# Apps (see docs/deploy.md and deploy/apps/*/README.md):
+#
+#   sudo deploy/install.sh --app deploy/apps/left4me-server [--app DIR]...
+#   sudo deploy/install.sh --app-only --app DIR     # unitgate itself already installed
+#
+# installs, for each app directory DIR (named after the app): its service
+# account (install.conf: account=, home=) added to group unitgate, its
+# directories owned by that account (dirs=), its unit files into
+# $PREFIX/lib/systemd/system, its support programs (lib/) into
+# $PREFIX/lib/unitgate/apps/NAME/, its config as /etc/unitgate/apps/NAME.toml
+# and its skeleton into /etc/unitgate/skel/NAME/, then `systemctl
+# daemon-reload`. "@PREFIX@" in app files becomes $PREFIX. A config or
+# skeleton file the operator edited is never overwritten: the new version is
+# installed beside it as FILE.new and the installer says so. Nothing is
+# enabled or started. What was installed is recorded in
+# /var/lib/unitgate/apps/NAME/ for `deploy/uninstall.sh --app NAME`.
 set -eu
+
+apps=
+core=yes
+while [ $# -gt 0 ]; do
+    case $1 in
+        --app) [ $# -ge 2 ] || { echo "unitgate install: --app needs a directory" >&2; exit 64; }
+               apps="$apps
+$2"; shift 2 ;;
+        --app=*) apps="$apps
+${1#--app=}"; shift ;;
+        --app-only) core=no; shift ;;
+        -h|--help) sed -n '2,/^set -eu/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        *) echo "unitgate install: unknown argument '$1' (see --help)" >&2; exit 64 ;;
+    esac
+done
 
 PREFIX=${PREFIX:-/usr/local}
 DESTDIR=${DESTDIR:-}
@@ -108,9 +140,18 @@ install_sudoers() {
     fi
 }
 
-check_inputs
-create_group
-install_binaries
-create_config_dir
-install_sudoers
-say "done (helper: $helper; callers need group '$group' and an app in /etc/unitgate/apps/)"
+if [ "$core" = yes ]; then
+    check_inputs
+    create_group
+    install_binaries
+    create_config_dir
+    install_sudoers
+    say "done (helper: $helper; callers need group '$group' and an app in /etc/unitgate/apps/)"
+fi
+if [ -n "$apps" ]; then
+    . "$here/deploy/lib/app.sh"
+    printf '%s\n' "$apps" | while IFS= read -r app_dir; do
+        [ -n "$app_dir" ] || continue
+        install_app "$app_dir"
+    done
+fi

@@ -2,17 +2,52 @@
 # Remove what deploy/install.sh added. App configs in /etc/unitgate/apps/
 # and instance data are kept. Idempotent; sudo keeps working throughout
 # (the drop-in goes first, so sudo never points at a missing helper).
+#
+#   sudo deploy/uninstall.sh --app NAME [--app NAME]... [--purge]
+#
+# removes only those apps (installed with install.sh --app): stops and
+# disables every instance of their units, removes their units and support
+# programs and their unedited config and skeleton files, daemon-reloads.
+# Instance data (the app's directories) and its service account are kept;
+# --purge removes them too, and edited config files as well.
 set -eu
 
 PREFIX=${PREFIX:-/usr/local}
 DESTDIR=${DESTDIR:-}
 libexecdir=$PREFIX/libexec/unitgate
 group=unitgate
+here=$(cd "$(dirname "$0")/.." && pwd)
 
 say() { printf 'unitgate uninstall: %s\n' "$*"; }
+die() { printf 'unitgate uninstall: %s\n' "$*" >&2; exit 1; }
+
+apps=
+purge=no
+while [ $# -gt 0 ]; do
+    case $1 in
+        --app) [ $# -ge 2 ] || { echo "unitgate uninstall: --app needs a name" >&2; exit 64; }
+               apps="$apps $2"; shift 2 ;;
+        --app=*) apps="$apps ${1#--app=}"; shift ;;
+        --purge) purge=yes; shift ;;
+        -h|--help) sed -n '2,/^set -eu/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+        *) echo "unitgate uninstall: unknown argument '$1' (see --help)" >&2; exit 64 ;;
+    esac
+done
 
 if [ -z "$DESTDIR" ] && [ "$(id -u)" != 0 ]; then
     echo "unitgate uninstall: must run as root" >&2; exit 1
+fi
+
+if [ -n "$apps" ]; then
+    . "$here/deploy/lib/app.sh"
+    for app in $apps; do
+        case $app in */*) app=$(basename "$app") ;; esac
+        uninstall_app "$app" "$purge"
+    done
+    exit 0
+fi
+if [ "$purge" = yes ]; then
+    echo "unitgate uninstall: --purge applies to --app NAME only" >&2; exit 64
 fi
 
 remove() {

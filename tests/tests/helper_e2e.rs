@@ -157,10 +157,11 @@ fn a_batch_of_256_is_one_call_and_257_is_refused() {
 #[test]
 fn concurrent_enable_and_disable_on_one_instance_never_interleave() {
     let m = demo_machine("helper-storm");
-    // 40 callers at once, alternating enable and disable on one instance.
-    // Without the per-unit lock, one call's `enable` half can land between
-    // another's `disable` halves, leaving the unit enabled but stopped (or
-    // running but disabled).
+    // 40 callers at once, alternating enable and disable on one instance:
+    // whatever order they run in, the unit ends enabled and running or
+    // disabled and stopped. (systemd 252 happens to keep this consistent
+    // even without our lock in this storm; the test below proves the lock
+    // itself.)
     let script = format!(
         "for i in $(seq 40); do \
            if [ $((i % 2)) = 0 ]; then a=enable; else a=disable; fi; \
@@ -179,4 +180,42 @@ fn concurrent_enable_and_disable_on_one_instance_never_interleave() {
     }
     let locks = m.sh("stat -c '%U %a' /run/unitgate/locks").ok().stdout;
     assert_eq!(locks.trim(), "root 700");
+}
+
+#[test]
+fn a_call_waits_while_another_holds_the_units_lock() {
+    let m = demo_machine("helper-lock");
+    // Create the lock file with a first call, then hold its lock from
+    // outside (as a concurrent helper would) until told to let go.
+    sudo_helper_str(&m, "ops", &["demo", "show", "held"]).ok();
+    let lock = "/run/unitgate/locks/demo@held.service";
+    m.sh(&format!(
+        "mkfifo /run/release && (flock {lock} sh -c 'read x < /run/release' >/dev/null 2>&1 &) && \
+         until grep -q FLOCK /proc/locks; do sleep 0.01; done"
+    ))
+    .ok();
+    m.sh_as(
+        "ops",
+        &format!("(sudo -n {HELPER} demo enable held >/dev/null 2>&1 &)"),
+    )
+    .ok();
+    // The kernel lists a blocked flock waiter with `->`: once it shows, the
+    // helper is provably waiting on our lock, not merely slow. Without the
+    // lock the unit would start instead.
+    let seen = m
+        .sh("for i in $(seq 500); do \
+               if grep -q -- '-> FLOCK' /proc/locks; then echo blocked; exit; fi; \
+               if systemctl is-active -q demo@held.service; then echo ran; exit; fi; \
+               sleep 0.02; done; echo neither")
+        .ok();
+    assert_eq!(
+        seen.stdout.trim(),
+        "blocked",
+        "the helper did not wait for the lock"
+    );
+    assert_eq!(unit_state(&m, "held").0, "inactive", "ran while locked");
+    m.sh("echo go > /run/release").ok();
+    m.sh("until systemctl is-active -q demo@held.service; do sleep 0.05; done")
+        .ok();
+    assert_eq!(unit_state(&m, "held"), ("active".into(), "enabled".into()));
 }

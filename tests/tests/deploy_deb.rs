@@ -1,0 +1,187 @@
+//! The Debian package (deploy/deb/build-deb.sh): built from the release
+//! binaries, installed with `dpkg -i` in a test machine, a reference app
+//! activated from its kit and driven through a full lifecycle by its
+//! unprivileged service account, then `dpkg --purge`d: no file of ours is
+//! left and sudo still works.
+//!
+//! The machine's /usr is the host's, read-only; dpkg needs to write there,
+//! so the test first mounts a throw-away overlay (tmpfs upper) on /usr
+//! inside the machine. Every regular file in that upper layer is then
+//! something dpkg wrote, which makes "nothing left after purge" exact.
+
+use std::process::Command;
+use std::sync::OnceLock;
+
+use unitgate_tests::{paths, Machine};
+
+/// Builds the package once per test run into <target>/deploy-deb/.
+fn deb() -> String {
+    static BUILT: OnceLock<String> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            paths::require_release_binaries();
+            let out_dir = paths::target_dir().join("deploy-deb");
+            let out = Command::new("sh")
+                .arg(paths::checkout().join("deploy/deb/build-deb.sh"))
+                .arg(&out_dir)
+                .env("CARGO_TARGET_DIR", paths::target_dir())
+                .output()
+                .expect("run build-deb.sh");
+            assert!(
+                out.status.success(),
+                "build-deb.sh failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let path = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .last()
+                .unwrap()
+                .to_owned();
+            let name = path.rsplit('/').next().unwrap().to_owned();
+            format!("/mnt/target/deploy-deb/{name}")
+        })
+        .clone()
+}
+
+const WRITABLE_USR: &str = "set -e; mkdir -p /run/usr-rw; mount -t tmpfs tmpfs /run/usr-rw; \
+    mkdir /run/usr-rw/upper /run/usr-rw/work; \
+    mount -t overlay overlay -o lowerdir=/usr,upperdir=/run/usr-rw/upper,workdir=/run/usr-rw/work /usr";
+
+#[test]
+fn deb_installs_runs_an_app_lifecycle_and_purges_without_a_trace() {
+    let deb = deb();
+    let m = Machine::boot("deploy-deb");
+    m.sh(WRITABLE_USR).ok();
+    m.sh("test ! -e /etc/unitgate && ! getent group unitgate")
+        .ok();
+
+    m.sh(&format!("dpkg -i {deb}")).ok();
+    // The layout.
+    let st = m
+        .sh("stat -c '%n %U:%G %a' /usr/bin/unitgate /usr/libexec/unitgate/unitgate-systemctl \
+             /etc/sudoers.d/unitgate /etc/unitgate/apps /usr/share/man/man1/unitgate.1.gz \
+             /usr/share/bash-completion/completions/unitgate /usr/lib/systemd/system/left4me-server@.service")
+        .ok()
+        .stdout;
+    assert_eq!(
+        st,
+        "/usr/bin/unitgate root:root 755\n\
+         /usr/libexec/unitgate/unitgate-systemctl root:root 755\n\
+         /etc/sudoers.d/unitgate root:root 440\n\
+         /etc/unitgate/apps root:root 755\n\
+         /usr/share/man/man1/unitgate.1.gz root:root 644\n\
+         /usr/share/bash-completion/completions/unitgate root:root 644\n\
+         /usr/lib/systemd/system/left4me-server@.service root:root 644\n"
+    );
+    let rule = m.sh("cat /etc/sudoers.d/unitgate").ok().stdout;
+    assert!(
+        rule.contains("%unitgate ALL=(root) NOPASSWD: /usr/libexec/unitgate/unitgate-systemctl\n"),
+        "{rule}"
+    );
+    m.sh("visudo -c && getent group unitgate").ok();
+    m.sh("man -l /usr/share/man/man1/unitgate.1.gz 2>/dev/null | grep -q unitgate || zcat /usr/share/man/man1/unitgate.1.gz | grep -q '^.TH'").ok();
+    // Templates shipped, none enabled, no app active.
+    let enabled = m
+        .sh("ls /etc/systemd/system/*.wants/ | grep -E 'left4me|drdr|runner' || true")
+        .stdout;
+    assert!(
+        enabled.trim().is_empty(),
+        "the package enabled units: {enabled}"
+    );
+    m.sh("test -z \"$(ls -A /etc/unitgate/apps)\"").ok();
+    for unit in [
+        "left4me-server@1.service",
+        "drdr-xvfb@1.service",
+        "runner-pool@w1.service",
+    ] {
+        let state = m.sh(&format!("systemctl is-enabled {unit} || true")).stdout;
+        assert_eq!(state.trim(), "disabled", "{unit}");
+    }
+
+    // Activate the runner-pool reference app from the package's kit: it
+    // must not touch the packaged unit files.
+    let out = m
+        .sh("PREFIX=/usr sh /usr/share/unitgate/deploy/install.sh --app-only --app /usr/share/unitgate/deploy/apps/runner-pool")
+        .ok();
+    assert!(!out.stdout.contains("/usr/lib/systemd/system"), "{out}");
+    m.sh("dpkg -V unitgate").ok();
+
+    // The lifecycle, as the service account, through sudo and the helper.
+    let ug = |args: &str| m.sh_as("runner", &format!("unitgate --app runner-pool {args}"));
+    ug("init w1").ok();
+    ug("start w1").ok();
+    assert_eq!(
+        m.sh("systemctl is-active runner-pool@w1.service")
+            .stdout
+            .trim(),
+        "active"
+    );
+    let status = ug("--json status").ok().stdout;
+    assert!(
+        status.contains("\"enabled\": true") || status.contains("\"enabled\":true"),
+        "{status}"
+    );
+    ug("restart w1").ok();
+    ug("stop w1").ok();
+    assert_eq!(
+        m.sh("systemctl is-active runner-pool@w1.service || true")
+            .stdout
+            .trim(),
+        "inactive"
+    );
+    ug("start w1").ok();
+
+    // Removing the app (and its data), then the package.
+    m.sh("PREFIX=/usr sh /usr/share/unitgate/deploy/uninstall.sh --app runner-pool --purge")
+        .ok();
+    m.sh("dpkg --purge unitgate").ok();
+
+    // No file of ours is left.
+    let left = m.sh("find /run/usr-rw/upper -not -type d").ok().stdout;
+    assert!(left.trim().is_empty(), "files left under /usr: {left}");
+    let left = m
+        .sh("ls -d /etc/unitgate /etc/sudoers.d/unitgate /etc/sudoers.d/.unitgate* /var/lib/unitgate \
+             /var/lib/dpkg/info/unitgate.* /var/lib/runner-pool 2>/dev/null || true")
+        .stdout;
+    assert!(left.trim().is_empty(), "left behind: {left}");
+    m.sh("! getent group unitgate && ! id runner").ok();
+    assert!(
+        m.sh("dpkg -s unitgate").code != 0,
+        "dpkg still knows the package"
+    );
+    assert_eq!(
+        m.sh("systemctl is-active runner-pool@w1.service || true")
+            .stdout
+            .trim(),
+        "inactive"
+    );
+    // sudo still works (and the helper is no longer reachable through it).
+    m.sh("visudo -c").ok();
+    m.add_user("opal", &[]);
+    m.write_file(
+        "/etc/sudoers.d/opal",
+        b"opal ALL=(root) NOPASSWD: /usr/bin/id\n",
+        0o440,
+    );
+    assert_eq!(
+        m.sh_as("opal", "sudo -n /usr/bin/id -u").ok().stdout.trim(),
+        "0"
+    );
+}
+
+#[test]
+fn deb_refuses_to_enable_a_sudoers_drop_in_that_fails_visudo() {
+    // postinst validates before it moves the file into place: with a broken
+    // packaged drop-in, configure fails and sudo keeps working.
+    let deb = deb();
+    let m = Machine::boot("deploy-deb-bad");
+    m.sh(WRITABLE_USR).ok();
+    m.sh(&format!("dpkg --unpack {deb}")).ok();
+    m.sh("chmod 644 /usr/share/unitgate/sudoers && echo 'this is not sudoers syntax' >> /usr/share/unitgate/sudoers").ok();
+    let out = m.sh("dpkg --configure unitgate");
+    assert!(!out.success(), "configure must fail: {out}");
+    assert!(out.stderr.contains("failed visudo -c"), "{out}");
+    m.sh("test ! -e /etc/sudoers.d/unitgate && ! ls /etc/sudoers.d/.unitgate.* 2>/dev/null && visudo -c").ok();
+    m.sh("dpkg --purge unitgate").ok();
+}
