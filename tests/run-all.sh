@@ -13,36 +13,13 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
-install_system_packages() {
-    local wanted=(systemd-container sudo)
-    if [ -f deploy/test-deps.txt ]; then
-        mapfile -t extra < <(grep -v '^\s*\(#\|$\)' deploy/test-deps.txt)
-        wanted+=("${extra[@]}")
-    fi
-    local missing=()
-    for pkg in "${wanted[@]}"; do
-        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
-    done
-    if [ ${#missing[@]} -eq 0 ]; then
-        echo "system packages present: ${wanted[*]}"
-        return
-    fi
-    if [ "$(id -u)" != 0 ]; then
-        echo "run-all: missing packages ${missing[*]}, and not root to install them" >&2
-        exit 1
-    fi
-    step "apt-get install ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
-}
-
 if [ "$(id -u)" != 0 ]; then
     echo "run-all: must run as root (the end-to-end suite boots systemd containers)" >&2
     exit 1
 fi
 
 step "system packages"
-install_system_packages
+bash tests/install-deps.sh
 
 step "cargo fmt --check"
 cargo fmt --all --check

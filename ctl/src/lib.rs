@@ -1,4 +1,126 @@
 //! unitgate: the host CLI.
-pub fn main() -> std::process::ExitCode {
-    std::process::ExitCode::from(64)
+//!
+//! Runs as the app's service account (or any caller the app lists), owns
+//! the instance state directories, drives systemd only through the
+//! privileged helper `unitgate-systemctl`, and reads state straight from
+//! systemd over D-Bus. Every failure is an [`error::Error`] value that
+//! [`main`] prints as one line and turns into the exit code.
+
+pub mod app;
+pub mod cli;
+pub mod error;
+pub mod helper;
+pub mod instance;
+pub mod lifecycle;
+pub mod lock;
+pub mod logs;
+pub mod status;
+pub mod systemd;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+
+use cli::{Cli, Command};
+use error::{Error, Result};
+use lock::Waiter;
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() {
+                error::code::USAGE
+            } else {
+                error::code::OK
+            });
+        }
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if let Some(msg) = e.message() {
+                eprintln!("unitgate: {msg}");
+            }
+            ExitCode::from(e.code())
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let waiter = Waiter {
+        timeout: Duration::from_secs(cli.wait),
+    };
+    let json = cli.json;
+    // Commands that need no app first.
+    match &cli.command {
+        Command::Completions { shell } => {
+            cli::completions(*shell, &mut std::io::stdout());
+            return Ok(());
+        }
+        Command::Man => {
+            return cli::man_page(&mut std::io::stdout())
+                .map_err(|e| Error::io("cannot write the man page", e));
+        }
+        _ => {}
+    }
+    raise_fd_limit();
+    let app = app::select(cli.app.as_deref())?;
+    match cli.command {
+        Command::Install { force } => lifecycle::install(&app, waiter, force, json),
+        Command::Init { instance, set } => lifecycle::init(&app, waiter, &instance, &set, json),
+        Command::Start(i) => lifecycle::start(&app, waiter, &i.instances, json),
+        Command::Stop(i) => lifecycle::stop(&app, waiter, &i.instances, json),
+        Command::Restart(i) => lifecycle::restart(&app, waiter, &i.instances, json),
+        Command::Delete(i) => lifecycle::delete(&app, waiter, &i.instances, json),
+        Command::Status { instances } => status_command(&app, &instances, json),
+        Command::Logs {
+            instance,
+            follow,
+            lines,
+        } => {
+            app.check_instance(&instance)?;
+            logs::show(&app, &instance, follow, lines)
+        }
+        Command::Completions { .. } | Command::Man => unreachable!("handled above"),
+    }
+}
+
+fn status_command(app: &app::App, names: &[String], json: bool) -> Result<()> {
+    let names = if names.is_empty() {
+        None
+    } else {
+        Some(lifecycle::check_names(app, names)?)
+    };
+    let rows = status::collect(app, names.as_deref())?;
+    if json {
+        println!("{}", status::to_json(app, &rows));
+    } else {
+        print!(
+            "{}",
+            status::render_table(&rows, status::now_usec(), status::use_colour())
+        );
+    }
+    match names {
+        Some(_) => status::named_outcome(&rows),
+        None => Ok(()),
+    }
+}
+
+/// A bulk command holds one lock file per instance: lift the soft limit on
+/// open files to the hard one so 1000 instances fit.
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
 }

@@ -15,14 +15,25 @@ pub fn checkout() -> PathBuf {
         .to_path_buf()
 }
 
-/// The cargo target directory the running test was built into.
+/// The cargo target directory the running test (or test-bed binary such as
+/// `sandbox-demo`) was built into.
 pub fn target_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    // <target>/<profile>/deps/<test> → <target>
-    exe.ancestors()
-        .nth(3)
-        .expect("test executable lives in <target>/<profile>/deps")
+    profile_dir()
+        .parent()
+        .expect("a profile directory sits in the target directory")
         .to_path_buf()
+}
+
+/// `<target>/<profile>`: tests live in its `deps/`, binaries in it directly.
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let dir = exe.parent().expect("executable has a directory");
+    let dir = if dir.file_name().is_some_and(|n| n == "deps") {
+        dir.parent().expect("deps has a parent")
+    } else {
+        dir
+    };
+    dir.to_path_buf()
 }
 
 /// The release binaries the installer installs (built by
@@ -34,9 +45,7 @@ pub fn release_dir() -> PathBuf {
 /// Path of a binary in the profile the tests were built with (for host-side
 /// tests that need no container).
 pub fn profile_bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let profile = exe.ancestors().nth(2).expect("profile dir");
-    profile.join(name)
+    profile_dir().join(name)
 }
 
 /// Panics with an actionable message unless the release binaries exist.

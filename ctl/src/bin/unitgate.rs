@@ -1,1 +1,1 @@
-fn main() -> std::process::ExitCode { unitgate_ctl::main() }
+#[rustfmt::skip] fn main() -> std::process::ExitCode { unitgate_ctl::main() }

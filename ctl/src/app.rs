@@ -1,0 +1,593 @@
+//! The app config, CLI side, and app selection.
+//!
+//! One file per app, `/etc/unitgate/apps/<app>.toml`, shared with the
+//! helper: the helper's keys (`unit`, `instance_pattern`, `callers`,
+//! `actions`) are parsed and validated by the helper crate itself, the
+//! CLI's keys (`unitgate_helper::policy::CLI_KEYS` and `CLI_TABLES`) here,
+//! from the same parsed document.
+
+use std::path::{Path, PathBuf};
+
+use unitgate_helper::policy::toml::{self, Document, Entry, Value};
+use unitgate_helper::policy::{self, Policy};
+
+use crate::error::{shown, Error, Result};
+
+/// Environment variable that selects the app when `--app` is not given.
+pub const APP_ENV: &str = "UNITGATE_APP";
+/// Overrides the config directory: for tests of the unprivileged CLI only.
+/// The helper ignores it (its path is fixed at build time), so it cannot
+/// widen what anyone may do.
+pub const CONFIG_DIR_ENV: &str = "UNITGATE_CONFIG_DIR";
+
+pub const DEFAULT_ENV_FILE: &str = "instance.env";
+/// The variable a port from `port_range` is written to.
+pub const PORT_VAR: &str = "PORT";
+
+/// A loaded app: the helper's policy plus the CLI's keys.
+#[derive(Debug, Clone)]
+pub struct App {
+    pub name: String,
+    pub config_path: PathBuf,
+    pub policy: Policy,
+    /// Where instances live: `<state_dir>/<instance>/`.
+    pub state_dir: PathBuf,
+    /// Copied into each new instance, if set.
+    pub skeleton_dir: Option<PathBuf>,
+    /// File name of the environment file inside each instance directory.
+    pub env_file: String,
+    /// Inclusive range a unique `PORT` is allocated from.
+    pub port_range: Option<(u16, u16)>,
+    /// argv of `unitgate install`, run as the caller.
+    pub install_command: Option<Vec<String>>,
+    /// Seconds `stop`/`delete` allow an instance to take to stop (passed to
+    /// the instance as `UNITGATE_STOP_TIMEOUT`, for `TimeoutStopSec=`-style use).
+    pub stop_timeout: Option<u64>,
+    /// `[env]`: variables written to each instance's environment file.
+    pub env: Vec<(String, Template)>,
+}
+
+impl App {
+    /// `<prefix>@<instance>.service`, built by the helper crate.
+    pub fn unit(&self, instance: &str) -> Option<String> {
+        unitgate_helper::name::unit_name(&self.policy.unit_prefix, instance)
+    }
+
+    /// The pattern systemd is asked about: `<prefix>@*.service`.
+    pub fn unit_glob(&self) -> String {
+        format!("{}@*.service", self.policy.unit_prefix)
+    }
+
+    /// The instance of a unit of this app, if it is one and a valid name.
+    pub fn instance_of<'a>(&self, unit: &'a str) -> Option<&'a str> {
+        let rest = unit
+            .strip_prefix(self.policy.unit_prefix.as_str())?
+            .strip_prefix('@')?;
+        let inst = rest.strip_suffix(unitgate_helper::name::SERVICE_SUFFIX)?;
+        unitgate_helper::name::is_valid_instance(inst).then_some(inst)
+    }
+
+    /// Checks an instance name with the helper crate's rules (built-in rule
+    /// and the app's `instance_pattern`). Must pass before any path is built.
+    pub fn check_instance(&self, name: &str) -> Result<()> {
+        if self.policy.allows_instance(name) {
+            return Ok(());
+        }
+        let rule = if unitgate_helper::name::is_valid_instance(name) {
+            format!(
+                "must match this app's instance_pattern in {}",
+                self.config_path.display()
+            )
+        } else {
+            "use 1 to 64 of A-Z a-z 0-9 _ -, not starting with _ or -".to_owned()
+        };
+        Err(Error::BadName {
+            kind: "instance",
+            name: name.to_owned(),
+            rule,
+        })
+    }
+
+    pub fn instance_dir(&self, instance: &str) -> PathBuf {
+        self.state_dir.join(instance)
+    }
+}
+
+/// A value of `[env]`: literal text with `{instance}`, `{port}`,
+/// `{state_dir}`, `{instance_dir}`, `{app}` placeholders (`{{`/`}}` for
+/// literal braces).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template(Vec<Piece>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece {
+    Text(String),
+    Var(Var),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Var {
+    Instance,
+    Port,
+    StateDir,
+    InstanceDir,
+    App,
+}
+
+impl Var {
+    const ALL: [(&'static str, Var); 5] = [
+        ("instance", Var::Instance),
+        ("port", Var::Port),
+        ("state_dir", Var::StateDir),
+        ("instance_dir", Var::InstanceDir),
+        ("app", Var::App),
+    ];
+}
+
+/// What a template is expanded with.
+pub struct Context<'a> {
+    pub app: &'a str,
+    pub instance: &'a str,
+    pub state_dir: &'a Path,
+    pub instance_dir: &'a Path,
+    pub port: Option<u16>,
+}
+
+impl Template {
+    pub fn parse(s: &str) -> std::result::Result<Template, String> {
+        let mut pieces = Vec::new();
+        let mut text = String::new();
+        let mut chars = s.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '{' if chars.peek() == Some(&'{') => {
+                    chars.next();
+                    text.push('{');
+                }
+                '}' if chars.peek() == Some(&'}') => {
+                    chars.next();
+                    text.push('}');
+                }
+                '{' => {
+                    let mut name = String::new();
+                    loop {
+                        match chars.next() {
+                            Some('}') => break,
+                            Some(c) => name.push(c),
+                            None => return Err(format!("unclosed `{{{name}`")),
+                        }
+                    }
+                    let var = Var::ALL.iter().find(|(n, _)| *n == name).map(|(_, v)| *v).ok_or_else(|| {
+                        format!(
+                            "unknown placeholder `{{{name}}}` (known: {{instance}}, {{port}}, {{state_dir}}, {{instance_dir}}, {{app}}; write {{{{ for a literal brace)"
+                        )
+                    })?;
+                    if !text.is_empty() {
+                        pieces.push(Piece::Text(std::mem::take(&mut text)));
+                    }
+                    pieces.push(Piece::Var(var));
+                }
+                '}' => return Err("lone `}` (write }} for a literal brace)".into()),
+                c => text.push(c),
+            }
+        }
+        if !text.is_empty() {
+            pieces.push(Piece::Text(text));
+        }
+        Ok(Template(pieces))
+    }
+
+    pub fn uses(&self, var: Var) -> bool {
+        self.0.contains(&Piece::Var(var))
+    }
+
+    pub fn expand(&self, cx: &Context<'_>) -> String {
+        let mut out = String::new();
+        for piece in &self.0 {
+            match piece {
+                Piece::Text(t) => out.push_str(t),
+                Piece::Var(Var::Instance) => out.push_str(cx.instance),
+                Piece::Var(Var::Port) => {
+                    if let Some(p) = cx.port {
+                        out.push_str(&p.to_string());
+                    }
+                }
+                Piece::Var(Var::StateDir) => out.push_str(&cx.state_dir.to_string_lossy()),
+                Piece::Var(Var::InstanceDir) => out.push_str(&cx.instance_dir.to_string_lossy()),
+                Piece::Var(Var::App) => out.push_str(cx.app),
+            }
+        }
+        out
+    }
+}
+
+/// An environment variable name systemd's `EnvironmentFile=` accepts and a
+/// shell would too.
+pub fn is_valid_env_key(k: &str) -> bool {
+    let b = k.as_bytes();
+    !b.is_empty()
+        && b.len() <= 128
+        && (b[0].is_ascii_alphabetic() || b[0] == b'_')
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
+}
+
+pub fn config_dir() -> PathBuf {
+    match std::env::var_os(CONFIG_DIR_ENV) {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => PathBuf::from(policy::POLICY_DIR),
+    }
+}
+
+/// Loads `<config dir>/<name>.toml`.
+pub fn load(name: &str) -> Result<App> {
+    if !unitgate_helper::name::is_valid_app(name) {
+        return Err(Error::BadName {
+            kind: "app",
+            name: name.to_owned(),
+            rule: "use 1 to 64 of a-z 0-9 _ -, starting with a letter or digit".into(),
+        });
+    }
+    let path = config_dir().join(format!("{name}.toml"));
+    let bytes =
+        match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Error::Config {
+                what: format!("no app '{name}': {} does not exist", path.display()),
+                hint:
+                    "check --app / UNITGATE_APP, or ask an administrator to install the app config"
+                        .into(),
+            }),
+            Err(e) => return Err(Error::io_path("read", &path, e)),
+        };
+    if bytes.len() as u64 > policy::MAX_POLICY_SIZE {
+        return Err(Error::config(
+            &path,
+            format!("larger than {} bytes", policy::MAX_POLICY_SIZE),
+        ));
+    }
+    parse(name, &path, &bytes)
+}
+
+/// Parses an app config: the helper's keys by the helper crate, ours here.
+pub fn parse(name: &str, path: &Path, bytes: &[u8]) -> Result<App> {
+    let path_buf = path.to_path_buf();
+    let text =
+        std::str::from_utf8(bytes).map_err(|_| Error::config(&path_buf, "not valid UTF-8"))?;
+    let doc = toml::parse(text).map_err(|e| Error::config(&path_buf, e))?;
+    let policy = policy::from_document(&doc).map_err(|e| Error::config(&path_buf, e))?;
+    cli_keys(name, &path_buf, &doc, policy)
+}
+
+fn cli_keys(name: &str, path: &Path, doc: &Document, policy: Policy) -> Result<App> {
+    let bad = |e: &Entry, what: &str| {
+        Error::config(path, format!("`{}` at line {}: {what}", e.key, e.line))
+    };
+    let get = |k: &str| doc.root.get(k);
+
+    let abs_path = |e: &Entry| -> Result<PathBuf> {
+        match &e.value {
+            Value::String(s) if s.starts_with('/') && !s.split('/').any(|c| c == "..") => {
+                Ok(PathBuf::from(s))
+            }
+            Value::String(_) => Err(bad(e, "must be an absolute path without `..`")),
+            v => Err(bad(e, &format!("must be a string, not {}", v.type_name()))),
+        }
+    };
+    let state_dir = match get("state_dir") {
+        Some(e) => abs_path(e)?,
+        None => PathBuf::from(format!("/var/lib/{name}/instances")),
+    };
+    let skeleton_dir = get("skeleton_dir").map(abs_path).transpose()?;
+    let env_file = match get("env_file") {
+        None => DEFAULT_ENV_FILE.to_owned(),
+        Some(e) => match &e.value {
+            Value::String(s) if is_plain_file_name(s) => s.clone(),
+            _ => {
+                return Err(bad(
+                    e,
+                    "must be a plain file name (no `/`, not starting with `.`)",
+                ))
+            }
+        },
+    };
+    let port_range = match get("port_range") {
+        None => None,
+        Some(e) => match &e.value {
+            Value::Array(v) => match v.as_slice() {
+                [Value::Integer(lo), Value::Integer(hi)]
+                    if 1 <= *lo && lo <= hi && *hi <= 65535 =>
+                {
+                    Some((*lo as u16, *hi as u16))
+                }
+                _ => return Err(bad(e, "must be [low, high] with 1 <= low <= high <= 65535")),
+            },
+            _ => return Err(bad(e, "must be an array [low, high]")),
+        },
+    };
+    let install_command = match get("install_command") {
+        None => None,
+        Some(e) => match &e.value {
+            Value::Array(v) if !v.is_empty() => {
+                let mut argv = Vec::new();
+                for item in v {
+                    match item {
+                        Value::String(s) if !s.contains('\0') => argv.push(s.clone()),
+                        _ => return Err(bad(e, "must be an array of strings")),
+                    }
+                }
+                if !argv[0].starts_with('/') {
+                    return Err(bad(
+                        e,
+                        "the program (first element) must be an absolute path",
+                    ));
+                }
+                Some(argv)
+            }
+            _ => {
+                return Err(bad(
+                    e,
+                    "must be a non-empty array of strings [\"/abs/program\", \"arg\", ...]",
+                ))
+            }
+        },
+    };
+    let stop_timeout = match get("stop_timeout") {
+        None => None,
+        Some(e) => match e.value {
+            Value::Integer(n) if (1..=86400).contains(&n) => Some(n as u64),
+            _ => return Err(bad(e, "must be an integer number of seconds, 1 to 86400")),
+        },
+    };
+    let mut env = Vec::new();
+    if let Some(table) = doc.table("env") {
+        for e in &table.entries {
+            if !is_valid_env_key(&e.key) {
+                return Err(bad(e, "variable names must match [A-Za-z_][A-Za-z0-9_]*"));
+            }
+            if port_range.is_some() && e.key == PORT_VAR {
+                return Err(bad(e, "PORT is allocated from port_range; use another name, e.g. GAME_PORT = \"{port}\""));
+            }
+            let Value::String(s) = &e.value else {
+                return Err(bad(e, "must be a string (a template)"));
+            };
+            let t = Template::parse(s).map_err(|why| bad(e, &why))?;
+            if port_range.is_none() && t.uses(Var::Port) {
+                return Err(bad(e, "uses {port} but the app has no port_range"));
+            }
+            if s.chars().any(|c| c.is_control()) {
+                return Err(bad(e, "must not contain control characters"));
+            }
+            env.push((e.key.clone(), t));
+        }
+    }
+    Ok(App {
+        name: name.to_owned(),
+        config_path: path.to_path_buf(),
+        policy,
+        state_dir,
+        skeleton_dir,
+        env_file,
+        port_range,
+        install_command,
+        stop_timeout,
+        env,
+    })
+}
+
+fn is_plain_file_name(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 255 && !s.starts_with('.') && !s.contains('/') && !s.contains('\0')
+}
+
+/// Who runs this process, for app selection.
+pub struct Me {
+    pub uid: u32,
+    pub name: String,
+    pub groups: Vec<String>,
+}
+
+impl Me {
+    pub fn current() -> Result<Me> {
+        // SAFETY: getuid/getgid have no preconditions and cannot fail.
+        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        let inv = unitgate_helper::caller::Invoker {
+            uid,
+            gid,
+            sudo_uid: None,
+            sudo_gid: None,
+        };
+        match unitgate_helper::caller::identify(&inv) {
+            Ok(c) => Ok(Me {
+                uid: c.uid,
+                name: c.name,
+                groups: c.groups,
+            }),
+            Err(e) => Err(Error::NotPermitted {
+                what: format!("cannot identify the calling user: {}", e.message()),
+                hint: "run unitgate as a user with a passwd entry".into(),
+            }),
+        }
+    }
+
+    pub fn may_drive(&self, app: &App) -> bool {
+        let c = unitgate_helper::caller::Caller {
+            name: self.name.clone(),
+            uid: self.uid,
+            groups: self.groups.clone(),
+        };
+        c.is_allowed(&app.policy.callers)
+    }
+}
+
+/// `--app`, else `UNITGATE_APP`, else the only app the caller may drive.
+pub fn select(flag: Option<&str>) -> Result<App> {
+    if let Some(name) = flag {
+        return load(name);
+    }
+    if let Some(name) = std::env::var_os(APP_ENV).filter(|v| !v.is_empty()) {
+        let name = name.to_str().ok_or_else(|| Error::BadName {
+            kind: "app",
+            name: name.to_string_lossy().into_owned(),
+            rule: "UNITGATE_APP must be valid UTF-8".into(),
+        })?;
+        return load(name);
+    }
+    let dir = config_dir();
+    let entries = std::fs::read_dir(&dir).map_err(|e| Error::Config {
+        what: format!("cannot list apps in {}: {e}", dir.display()),
+        hint: "install unitgate (deploy/install.sh) and an app config, or pass --app".into(),
+    })?;
+    let mut names: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()?
+                .strip_suffix(".toml")
+                .map(str::to_owned)
+        })
+        .filter(|n| unitgate_helper::name::is_valid_app(n))
+        .collect();
+    names.sort();
+    let me = Me::current()?;
+    let drivable: Vec<App> = names
+        .iter()
+        .filter_map(|n| load(n).ok())
+        .filter(|a| me.may_drive(a))
+        .collect();
+    match drivable.len() {
+        1 => Ok(drivable.into_iter().next().expect("one app")),
+        0 => Err(Error::NotPermitted {
+            what: format!(
+                "no app in {} lists {} among its callers",
+                dir.display(),
+                shown(&me.name)
+            ),
+            hint: "pass --app APP, or ask an administrator to add you to an app's `callers`".into(),
+        }),
+        _ => Err(Error::usage(
+            format!(
+                "several apps are drivable ({})",
+                drivable
+                    .iter()
+                    .map(|a| a.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            "choose one with --app APP or UNITGATE_APP",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FULL: &str = r#"
+unit = "demo@.service"
+instance_pattern = "[a-z0-9-]+"
+callers = ["web", "@ops"]
+actions = ["enable", "disable", "restart", "reset-failed", "show"]
+state_dir = "/srv/demo/instances"
+skeleton_dir = "/srv/demo/skeleton"
+env_file = "server.env"
+port_range = [27015, 27115]
+install_command = ["/srv/demo/bin/install", "--quiet"]
+stop_timeout = 30
+
+[env]
+GAME_PORT = "{port}"
+DATA = "{instance_dir}/data"
+NAME = "{app}-{instance} {{literal}}"
+"#;
+
+    fn parse_str(s: &str) -> Result<App> {
+        parse(
+            "demo",
+            Path::new("/etc/unitgate/apps/demo.toml"),
+            s.as_bytes(),
+        )
+    }
+
+    #[test]
+    fn full_config_parses() {
+        let app = parse_str(FULL).unwrap();
+        assert_eq!(app.state_dir, Path::new("/srv/demo/instances"));
+        assert_eq!(
+            app.skeleton_dir.as_deref(),
+            Some(Path::new("/srv/demo/skeleton"))
+        );
+        assert_eq!(app.env_file, "server.env");
+        assert_eq!(app.port_range, Some((27015, 27115)));
+        assert_eq!(app.install_command.as_ref().unwrap()[1], "--quiet");
+        assert_eq!(app.stop_timeout, Some(30));
+        assert_eq!(app.env.len(), 3);
+        assert_eq!(app.unit("x1").as_deref(), Some("demo@x1.service"));
+        assert_eq!(app.unit_glob(), "demo@*.service");
+        assert_eq!(app.instance_of("demo@x1.service"), Some("x1"));
+        assert_eq!(app.instance_of("demox@x1.service"), None);
+        assert_eq!(app.instance_of("demo@.service"), None);
+    }
+
+    #[test]
+    fn defaults() {
+        let app =
+            parse_str("unit = \"demo@.service\"\ncallers = [\"web\"]\nactions = [\"show\"]\n")
+                .unwrap();
+        assert_eq!(app.state_dir, Path::new("/var/lib/demo/instances"));
+        assert_eq!(app.env_file, "instance.env");
+        assert_eq!(app.port_range, None);
+        assert!(app.env.is_empty());
+    }
+
+    #[test]
+    fn templates_expand() {
+        let app = parse_str(FULL).unwrap();
+        let cx = Context {
+            app: "demo",
+            instance: "a1",
+            state_dir: Path::new("/s"),
+            instance_dir: Path::new("/s/a1"),
+            port: Some(27016),
+        };
+        let got: Vec<String> = app.env.iter().map(|(_, t)| t.expand(&cx)).collect();
+        assert_eq!(got, ["27016", "/s/a1/data", "demo-a1 {literal}"]);
+    }
+
+    #[test]
+    fn bad_cli_keys_are_config_errors_naming_the_line() {
+        let base = "unit = \"demo@.service\"\ncallers = [\"web\"]\nactions = [\"show\"]\n";
+        for (extra, needle) in [
+            ("state_dir = \"relative\"", "state_dir"),
+            ("state_dir = \"/a/../b\"", "state_dir"),
+            ("env_file = \"../x\"", "env_file"),
+            ("env_file = \".hidden\"", "env_file"),
+            ("port_range = [10, 5]", "port_range"),
+            ("port_range = [0, 5]", "port_range"),
+            ("port_range = [1, 70000]", "port_range"),
+            ("install_command = [\"relative\"]", "install_command"),
+            ("install_command = []", "install_command"),
+            ("stop_timeout = 0", "stop_timeout"),
+            ("[env]\nA = \"{nope}\"", "unknown placeholder"),
+            ("[env]\nA = \"{port}\"", "port_range"),
+            ("[env]\nA = \"{instance\"", "unclosed"),
+            ("[env]\nA = 1", "template"),
+            ("[env]\n1A = \"x\"", "variable names"),
+            ("port_range = [1, 2]\n[env]\nPORT = \"x\"", "PORT"),
+            ("bogus = 1", "unknown key"),
+        ] {
+            let err = parse_str(&format!("{base}{extra}\n")).unwrap_err();
+            assert_eq!(err.code(), 78, "{extra}");
+            let msg = err.message().unwrap();
+            assert!(msg.contains(needle), "{extra}: {msg}");
+            assert!(msg.contains("demo.toml"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn instance_names_use_the_helper_rules_and_the_pattern() {
+        let app = parse_str(FULL).unwrap();
+        app.check_instance("a-1").unwrap();
+        for bad in ["", "../x", "a/b", "-a", "a.b", "A", "a b", "a\n"] {
+            assert_eq!(app.check_instance(bad).unwrap_err().code(), 65, "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,161 @@
+//! The command line, as one clap definition: parsing, `completions` and the
+//! man page all come from it.
+
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+
+const AFTER_HELP: &str = "\
+Exit status:
+  0 ok; 1 systemctl failed; 3 status: a named instance is not active;
+  64 usage; 65 invalid app or instance name; 66 no such instance;
+  69 helper, sudo or systemd unavailable; 73 instance exists;
+  75 busy (lock wait timed out; retry); 77 not permitted; 78 app config problem.
+Bulk commands print one result per instance and exit with the first failure's code.
+
+App config: /etc/unitgate/apps/<app>.toml (see `man unitgate`).";
+
+/// Run the lifecycle of a templated systemd service's instances without root.
+#[derive(Debug, Parser)]
+#[command(name = "unitgate", version, about, after_help = AFTER_HELP, max_term_width = 100)]
+pub struct Cli {
+    /// The app to drive (default: $UNITGATE_APP, else the only app you may drive).
+    #[arg(long, global = true, value_name = "APP")]
+    pub app: Option<String>,
+
+    /// Machine-readable output (a stable JSON schema, see `man unitgate`).
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Seconds to wait for another command's lock before giving up with exit 75.
+    #[arg(long, global = true, value_name = "SECONDS", default_value_t = 30)]
+    pub wait: u64,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the app's install command as you (serialised by an app-wide lock).
+    Install {
+        /// Passed to the install command as UNITGATE_FORCE=1 (redo work already done).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Create an instance's state directory and environment file, atomically.
+    #[command(visible_alias = "initialize")]
+    Init {
+        /// Instance name: 1-64 of A-Z a-z 0-9 _ -, starting with a letter or digit.
+        instance: String,
+        /// Extra variable for the instance's environment file (repeatable);
+        /// --set PORT=N asks for a specific port of port_range.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
+    /// Enable and start instances (survive reboot); a running instance is a no-op.
+    Start(Instances),
+    /// Stop and disable instances (stay stopped after reboot).
+    Stop(Instances),
+    /// Restart instances.
+    Restart(Instances),
+    /// Stop instances and delete their state; re-run to finish an interrupted delete.
+    Delete(Instances),
+    /// Show instances (all when none named) with drift; exits 3 if a named one is not active.
+    Status { instances: Vec<String> },
+    /// Show an instance's journal.
+    Logs {
+        instance: String,
+        /// Follow the journal.
+        #[arg(short, long)]
+        follow: bool,
+        /// Number of lines to show.
+        #[arg(short = 'n', long, value_name = "N", default_value_t = 50)]
+        lines: u32,
+    },
+    /// Print a shell completion script.
+    Completions { shell: Shell },
+    /// Print the man page (roff) to stdout.
+    Man,
+}
+
+#[derive(Debug, Args)]
+pub struct Instances {
+    /// Instance names.
+    #[arg(required = true)]
+    pub instances: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+    Elvish,
+    Powershell,
+}
+
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
+pub fn completions(shell: Shell, out: &mut dyn std::io::Write) {
+    use clap_complete::Shell as S;
+    let s = match shell {
+        Shell::Bash => S::Bash,
+        Shell::Zsh => S::Zsh,
+        Shell::Fish => S::Fish,
+        Shell::Elvish => S::Elvish,
+        Shell::Powershell => S::PowerShell,
+    };
+    clap_complete::generate(s, &mut command(), "unitgate", out);
+}
+
+pub fn man_page(out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    clap_mangen::Man::new(command()).render(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn definition_is_consistent() {
+        command().debug_assert();
+    }
+
+    #[test]
+    fn parses_globals_anywhere_and_the_alias() {
+        let cli = Cli::try_parse_from([
+            "unitgate",
+            "initialize",
+            "a",
+            "--app",
+            "demo",
+            "--set",
+            "K=v",
+        ])
+        .unwrap();
+        assert_eq!(cli.app.as_deref(), Some("demo"));
+        assert!(
+            matches!(cli.command, Command::Init { ref instance, ref set } if instance == "a" && set == &["K=v"])
+        );
+        let cli =
+            Cli::try_parse_from(["unitgate", "--json", "--wait", "5", "start", "1", "2"]).unwrap();
+        assert!(cli.json);
+        assert_eq!(cli.wait, 5);
+        assert!(Cli::try_parse_from(["unitgate", "start"]).is_err());
+    }
+
+    #[test]
+    fn completions_and_man_page_render() {
+        let mut buf = Vec::new();
+        completions(Shell::Bash, &mut buf);
+        assert!(String::from_utf8_lossy(&buf).contains("unitgate"));
+        let mut man = Vec::new();
+        man_page(&mut man).unwrap();
+        let man = String::from_utf8_lossy(&man);
+        assert!(
+            man.contains(".TH unitgate") && man.contains("status"),
+            "{man}"
+        );
+    }
+}

@@ -1,0 +1,262 @@
+//! Invoking the privileged helper, and telling its failures apart.
+//!
+//! The helper is found next to our own install
+//! (`<dir of unitgate>/../libexec/unitgate/unitgate-systemctl`), never
+//! through `PATH`. As a normal user it runs as
+//! `sudo -n -- <helper> APP ACTION INSTANCE...`; as root it runs directly.
+//! Instances are sent in batches of at most [`MAX_BATCH`] (the helper's
+//! limit), so a bulk `start` of 500 instances is two calls, not 500.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use crate::app::App;
+use crate::error::{code, Error, Result};
+
+/// Most instances the helper accepts per call.
+pub const MAX_BATCH: usize = 256;
+pub const SUDO: &str = "/usr/bin/sudo";
+const HELPER_NAME: &str = "unitgate-systemctl";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Enable,
+    Disable,
+    Restart,
+    ResetFailed,
+}
+
+impl Action {
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Enable => "enable",
+            Action::Disable => "disable",
+            Action::Restart => "restart",
+            Action::ResetFailed => "reset-failed",
+        }
+    }
+}
+
+/// Where the helper is installed relative to this executable.
+pub fn helper_path() -> Result<PathBuf> {
+    let exe =
+        std::env::current_exe().map_err(|e| Error::io("cannot find the unitgate executable", e))?;
+    let exe = exe.canonicalize().unwrap_or(exe);
+    let prefix = exe
+        .parent()
+        .and_then(|bin| bin.parent())
+        .ok_or_else(|| Error::Unavailable {
+            what: format!("cannot derive the install prefix from {}", exe.display()),
+            hint: "install unitgate with deploy/install.sh".into(),
+        })?;
+    Ok(prefix.join("libexec/unitgate").join(HELPER_NAME))
+}
+
+/// How one helper call ended.
+#[derive(Debug)]
+pub struct Outcome {
+    pub status: i32,
+    pub stderr: String,
+}
+
+/// Runs `action` on `instances` in batches of [`MAX_BATCH`]. Stops at the
+/// first refused batch (sudo or helper refusal: the rest would be refused
+/// too); a systemctl failure in one batch does not stop the others (the
+/// caller checks each instance's resulting state). Returns the first
+/// systemctl failure, if any.
+pub fn run(app: &App, action: Action, instances: &[String]) -> Result<Option<Error>> {
+    let helper = helper_path()?;
+    if !helper.exists() {
+        return Err(Error::Unavailable {
+            what: format!("the helper {} is not installed", helper.display()),
+            hint: "install unitgate with deploy/install.sh".into(),
+        });
+    }
+    let mut first_failure = None;
+    for batch in instances.chunks(MAX_BATCH) {
+        let out = call(&helper, app, action, batch)?;
+        match classify(&out, &current_user_name()) {
+            Ok(()) => {}
+            Err(e @ Error::Systemctl { .. }) => {
+                first_failure.get_or_insert(e);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(first_failure)
+}
+
+fn call(helper: &PathBuf, app: &App, action: Action, batch: &[String]) -> Result<Outcome> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    let mut cmd = if root {
+        Command::new(helper)
+    } else {
+        let mut c = Command::new(SUDO);
+        c.arg("-n").arg("--").arg(helper);
+        c
+    };
+    cmd.arg(&app.name).arg(action.name()).args(batch);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let out = cmd.output().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::Unavailable {
+            what: format!("{SUDO} is not installed"),
+            hint: "install sudo (apt-get install sudo), then deploy/install.sh".into(),
+        },
+        _ => Error::io(
+            format!(
+                "cannot run {}",
+                if root {
+                    helper.display().to_string()
+                } else {
+                    SUDO.into()
+                }
+            ),
+            e,
+        ),
+    })?;
+    Ok(Outcome {
+        status: out.status.code().unwrap_or(-1),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    })
+}
+
+/// Tells a sudo refusal, a helper refusal and a systemctl failure apart.
+///
+/// - sudo refuses with exit 1 and a line starting `sudo:`;
+/// - the helper refuses with 64, 65, 69, 71, 77 or 78 and one line starting
+///   `unitgate-systemctl:`;
+/// - anything else non-zero is systemctl's own failure.
+pub fn classify(out: &Outcome, user: &str) -> Result<()> {
+    if out.status == 0 {
+        return Ok(());
+    }
+    let lines: Vec<&str> = out
+        .stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    if let Some(line) = lines.iter().find(|l| l.starts_with("sudo:")) {
+        if out.status == 1 {
+            let detail = line.trim_start_matches("sudo:").trim();
+            return Err(Error::SudoRefused {
+                user: user.to_owned(),
+                detail: detail.to_owned(),
+            });
+        }
+    }
+    let helper_line = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("unitgate-systemctl:"))
+        .map(str::trim);
+    if let Some(message) = helper_line {
+        let status = u8::try_from(out.status).unwrap_or(code::OS_ERR);
+        if [
+            code::USAGE,
+            code::BAD_NAME,
+            code::UNAVAILABLE,
+            code::OS_ERR,
+            code::NO_PERM,
+            code::CONFIG,
+        ]
+        .contains(&status)
+        {
+            return Err(Error::HelperRefused {
+                code: status,
+                message: message.to_owned(),
+            });
+        }
+    }
+    if out.status < 0 {
+        return Err(Error::Systemctl {
+            code: out.status,
+            message: "killed by a signal".into(),
+        });
+    }
+    let message = lines
+        .iter()
+        .rev()
+        .take(3)
+        .rev()
+        .copied()
+        .collect::<Vec<_>>()
+        .join(" / ");
+    Err(Error::Systemctl {
+        code: out.status,
+        message: if message.is_empty() {
+            "no message".into()
+        } else {
+            crate::error::shown(&message)
+        },
+    })
+}
+
+pub fn current_user_name() -> String {
+    crate::app::Me::current()
+        .map(|m| m.name)
+        .unwrap_or_else(|_| "this user".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn out(status: i32, stderr: &str) -> Outcome {
+        Outcome {
+            status,
+            stderr: stderr.into(),
+        }
+    }
+
+    #[test]
+    fn sudo_refusal_is_77_and_says_to_join_the_group() {
+        let e = classify(&out(1, "sudo: a password is required\n"), "web").unwrap_err();
+        assert_eq!(e.code(), 77);
+        let m = e.message().unwrap();
+        assert!(
+            m.contains("not permitted by sudo") && m.contains("usermod -aG unitgate web"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn helper_refusals_keep_their_code_and_message() {
+        for (code, text) in [
+            (
+                77,
+                "unitgate-systemctl: caller 'bob' may not drive app 'demo' (neither ...)",
+            ),
+            (
+                78,
+                "unitgate-systemctl: invalid policy /etc/unitgate/apps/demo.toml (line 3)",
+            ),
+            (65, "unitgate-systemctl: invalid instance name 'x.y' (...)"),
+            (64, "unitgate-systemctl: invalid usage (...)"),
+        ] {
+            let e = classify(&out(code, text), "web").unwrap_err();
+            assert_eq!(i32::from(e.code()), code);
+            let m = e.message().unwrap();
+            assert!(m.starts_with("the helper refused:"), "{m}");
+        }
+    }
+
+    #[test]
+    fn systemctl_failures_are_1_even_when_systemctl_exits_1() {
+        let e = classify(&out(1, "Job for demo@a.service failed because the control process exited with error code.\n"), "web")
+            .unwrap_err();
+        assert_eq!(e.code(), 1);
+        assert!(e.message().unwrap().starts_with("systemctl failed"));
+        // A systemctl exit that collides with a helper code, without the
+        // helper's prefix, is still systemctl's.
+        assert_eq!(
+            classify(&out(77, "Failed to enable unit\n"), "web")
+                .unwrap_err()
+                .code(),
+            1
+        );
+        assert!(classify(&out(0, "Created symlink ...\n"), "web").is_ok());
+    }
+}

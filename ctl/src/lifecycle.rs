@@ -1,0 +1,452 @@
+//! The commands that change instances: `init`, `start`, `stop`, `restart`,
+//! `delete`, and the app-wide `install`.
+//!
+//! Each holds the locks of all its instances (taken in sorted order) for
+//! its whole duration, makes at most a few batched helper calls, and then
+//! reads every instance's resulting state back from systemd to report per
+//! instance.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::app::App;
+use crate::error::{Error, Result};
+use crate::helper::{self, Action};
+use crate::instance;
+use crate::lock::Waiter;
+use crate::systemd::{Detail, Systemd, UnitInfo};
+
+/// One instance's outcome in a bulk command.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct InstanceResult {
+    pub instance: String,
+    pub ok: bool,
+    /// What happened: `started`, `already running`, `stopped`, `deleted`, …
+    pub outcome: String,
+    /// Why it failed (one line), null when ok.
+    pub error: Option<String>,
+    /// The exit code this failure alone would have had (0 when ok).
+    pub code: u8,
+}
+
+impl InstanceResult {
+    fn ok(instance: &str, outcome: &str) -> Self {
+        InstanceResult {
+            instance: instance.into(),
+            ok: true,
+            outcome: outcome.into(),
+            error: None,
+            code: 0,
+        }
+    }
+
+    fn failed(instance: &str, err: &Error) -> Self {
+        InstanceResult {
+            instance: instance.into(),
+            ok: false,
+            outcome: "failed".into(),
+            error: err.message(),
+            code: err.code(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ResultsJson<'a> {
+    results: &'a [InstanceResult],
+}
+
+/// Prints per-instance results and turns them into the command's outcome:
+/// the first failure's code (in argument order). A single failed instance
+/// in human mode is reported as that error alone.
+pub fn report(results: Vec<InstanceResult>, json: bool, single_error: Option<Error>) -> Result<()> {
+    let failed: Vec<&InstanceResult> = results.iter().filter(|r| !r.ok).collect();
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&ResultsJson { results: &results }).expect("plain data")
+        );
+    } else if let (1, Some(e)) = (results.len(), single_error) {
+        if failed.len() == 1 {
+            return Err(e);
+        }
+        println!("{}: {}", results[0].instance, results[0].outcome);
+        return Ok(());
+    } else {
+        for r in &results {
+            match &r.error {
+                None => println!("{}: {}", r.instance, r.outcome),
+                Some(e) => println!("{}: failed: {e}", r.instance),
+            }
+        }
+    }
+    match failed.first() {
+        None => Ok(()),
+        Some(first) => Err(Error::Partial {
+            code: first.code,
+            failed: failed.len(),
+            total: results.len(),
+        }),
+    }
+}
+
+/// Validates every name before anything is touched; one bad name rejects
+/// the whole command (exit 65), like the helper does.
+pub fn check_names(app: &App, names: &[String]) -> Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::with_capacity(names.len());
+    for n in names {
+        app.check_instance(n)?;
+        if !out.contains(n) {
+            out.push(n.clone());
+        }
+    }
+    Ok(out)
+}
+
+fn units_of(app: &App, names: &[String]) -> Vec<String> {
+    names.iter().filter_map(|n| app.unit(n)).collect()
+}
+
+/// systemd's state of each named instance's unit (absent: not loaded).
+fn states(sd: &Systemd, app: &App, names: &[String]) -> Result<BTreeMap<String, UnitInfo>> {
+    let units = sd.units(&units_of(app, names), Detail::States, None)?;
+    Ok(units
+        .into_iter()
+        .filter_map(|(u, info)| app.instance_of(&u).map(|i| (i.to_owned(), info)))
+        .collect())
+}
+
+fn helper_or_fail(app: &App, action: Action, names: &[String]) -> Result<Option<Error>> {
+    if names.is_empty() {
+        return Ok(None);
+    }
+    helper::run(app, action, names)
+}
+
+/// A per-instance error explaining a state that is not what was asked.
+fn not_reached(
+    instance: &str,
+    info: Option<&UnitInfo>,
+    wanted: &str,
+    call_err: &Option<Error>,
+) -> Error {
+    let (active, sub) = info
+        .map(|u| (u.active_state.as_str(), u.sub_state.as_str()))
+        .unwrap_or(("inactive", "dead"));
+    let detail = match call_err {
+        Some(Error::Systemctl { message, .. }) => format!("; systemctl said: {message}"),
+        _ => String::new(),
+    };
+    Error::Systemctl {
+        code: 1,
+        message: format!(
+            "{instance} is {active}/{sub}, not {wanted}{detail} (see `unitgate logs {instance}`)"
+        ),
+    }
+}
+
+pub fn init(app: &App, waiter: Waiter, name: &str, sets: &[String], json: bool) -> Result<()> {
+    app.check_instance(name)?;
+    let sets = sets
+        .iter()
+        .map(|s| instance::parse_set(s))
+        .collect::<Result<Vec<_>>>()?;
+    let _lock = waiter.instance(app, name)?;
+    let created = instance::init(app, name, &sets, || waiter.app(app))?;
+    if json {
+        let v = serde_json::json!({"instance": name, "dir": created.dir, "port": created.port});
+        println!("{}", serde_json::to_string_pretty(&v).expect("plain data"));
+    } else {
+        match created.port {
+            Some(p) => println!(
+                "{name}: initialized in {} (port {p})",
+                created.dir.display()
+            ),
+            None => println!("{name}: initialized in {}", created.dir.display()),
+        }
+    }
+    Ok(())
+}
+
+/// `start`: `enable --now` in one batched call; running+enabled instances
+/// are a no-op; `failed` ones (e.g. at their start limit) are reset first.
+pub fn start(app: &App, waiter: Waiter, names: &[String], json: bool) -> Result<()> {
+    let names = check_names(app, names)?;
+    let _locks = waiter.instances(app, &names)?;
+    let sd = Systemd::connect()?;
+    let before = states(&sd, app, &names)?;
+    let mut results: BTreeMap<String, InstanceResult> = BTreeMap::new();
+    let mut first_err = None;
+    let (mut reset, mut enable) = (Vec::new(), Vec::new());
+    for n in &names {
+        if !instance::exists(app, n) {
+            let e = Error::NoSuchInstance {
+                instance: n.clone(),
+            };
+            results.insert(n.clone(), InstanceResult::failed(n, &e));
+            first_err.get_or_insert(e);
+            continue;
+        }
+        match before.get(n) {
+            Some(u)
+                if u.is_enabled() && matches!(u.active_state.as_str(), "active" | "reloading") =>
+            {
+                results.insert(n.clone(), InstanceResult::ok(n, "already running"));
+            }
+            Some(u) if u.active_state == "failed" => {
+                reset.push(n.clone());
+                enable.push(n.clone());
+            }
+            _ => enable.push(n.clone()),
+        }
+    }
+    helper_or_fail(app, Action::ResetFailed, &reset)?;
+    let call_err = helper_or_fail(app, Action::Enable, &enable)?;
+    let after = if enable.is_empty() {
+        BTreeMap::new()
+    } else {
+        states(&sd, app, &enable)?
+    };
+    for n in &enable {
+        let info = after.get(n);
+        if info.is_some_and(|u| u.is_enabled() && u.is_active()) {
+            results.insert(n.clone(), InstanceResult::ok(n, "started"));
+        } else {
+            let e = not_reached(n, info, "active", &call_err);
+            results.insert(n.clone(), InstanceResult::failed(n, &e));
+            first_err.get_or_insert(e);
+        }
+    }
+    report(ordered(&names, results), json, first_err)
+}
+
+/// `stop`: `disable --now`; a unit left `failed` by its stop is reset so a
+/// stopped instance reads as plainly stopped.
+pub fn stop(app: &App, waiter: Waiter, names: &[String], json: bool) -> Result<()> {
+    let names = check_names(app, names)?;
+    let _locks = waiter.instances(app, &names)?;
+    let sd = Systemd::connect()?;
+    let before = states(&sd, app, &names)?;
+    let mut results: BTreeMap<String, InstanceResult> = BTreeMap::new();
+    let mut first_err = None;
+    let mut disable = Vec::new();
+    for n in &names {
+        let info = before.get(n);
+        let running = info.is_some_and(|u| u.is_enabled() || u.active_state != "inactive");
+        if !instance::exists(app, n) && !running {
+            let e = Error::NoSuchInstance {
+                instance: n.clone(),
+            };
+            results.insert(n.clone(), InstanceResult::failed(n, &e));
+            first_err.get_or_insert(e);
+        } else if !running {
+            results.insert(n.clone(), InstanceResult::ok(n, "already stopped"));
+        } else {
+            disable.push(n.clone());
+        }
+    }
+    let call_err = helper_or_fail(app, Action::Disable, &disable)?;
+    let after = settle(&sd, app, &disable)?;
+    for n in &disable {
+        let info = after.get(n);
+        if info.map_or(true, |u| !u.is_enabled() && u.active_state == "inactive") {
+            results.insert(n.clone(), InstanceResult::ok(n, "stopped"));
+        } else {
+            let e = not_reached(n, info, "stopped", &call_err);
+            results.insert(n.clone(), InstanceResult::failed(n, &e));
+            first_err.get_or_insert(e);
+        }
+    }
+    report(ordered(&names, results), json, first_err)
+}
+
+/// After a disable: reset units that ended up `failed`, then read states.
+fn settle(sd: &Systemd, app: &App, names: &[String]) -> Result<BTreeMap<String, UnitInfo>> {
+    if names.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let after = states(sd, app, names)?;
+    let failed: Vec<String> = names
+        .iter()
+        .filter(|n| after.get(*n).is_some_and(|u| u.active_state == "failed"))
+        .cloned()
+        .collect();
+    if failed.is_empty() {
+        return Ok(after);
+    }
+    helper_or_fail(app, Action::ResetFailed, &failed)?;
+    states(sd, app, names)
+}
+
+/// `restart`: a running (or enabled) instance is restarted; a stopped one
+/// is started the way `start` does (enabled too), so `restart` never leaves
+/// a running-but-not-enabled drift; a failed one is reset first.
+pub fn restart(app: &App, waiter: Waiter, names: &[String], json: bool) -> Result<()> {
+    let names = check_names(app, names)?;
+    let _locks = waiter.instances(app, &names)?;
+    let sd = Systemd::connect()?;
+    let before = states(&sd, app, &names)?;
+    let mut results: BTreeMap<String, InstanceResult> = BTreeMap::new();
+    let mut first_err = None;
+    let (mut reset, mut restart, mut start) = (Vec::new(), Vec::new(), Vec::new());
+    for n in &names {
+        if !instance::exists(app, n) {
+            let e = Error::NoSuchInstance {
+                instance: n.clone(),
+            };
+            results.insert(n.clone(), InstanceResult::failed(n, &e));
+            first_err.get_or_insert(e);
+            continue;
+        }
+        let info = before.get(n);
+        if info.is_some_and(|u| u.active_state == "failed") {
+            reset.push(n.clone());
+        }
+        if info.is_some_and(|u| u.is_enabled() || u.is_active()) {
+            restart.push(n.clone());
+        } else {
+            start.push(n.clone());
+        }
+    }
+    helper_or_fail(app, Action::ResetFailed, &reset)?;
+    let restart_err = helper_or_fail(app, Action::Restart, &restart)?;
+    let start_err = helper_or_fail(app, Action::Enable, &start)?;
+    let call_err = restart_err.or(start_err);
+    let touched: Vec<String> = restart.iter().chain(&start).cloned().collect();
+    let after = if touched.is_empty() {
+        BTreeMap::new()
+    } else {
+        states(&sd, app, &touched)?
+    };
+    for n in &touched {
+        let info = after.get(n);
+        if info.is_some_and(|u| u.is_active()) {
+            let outcome = if start.contains(n) {
+                "started"
+            } else {
+                "restarted"
+            };
+            results.insert(n.clone(), InstanceResult::ok(n, outcome));
+        } else {
+            let e = not_reached(n, info, "active", &call_err);
+            results.insert(n.clone(), InstanceResult::failed(n, &e));
+            first_err.get_or_insert(e);
+        }
+    }
+    report(ordered(&names, results), json, first_err)
+}
+
+/// `delete`: stop (`disable --now`), then retire the state directory.
+/// Each step is idempotent, so re-running finishes what a crash interrupted.
+pub fn delete(app: &App, waiter: Waiter, names: &[String], json: bool) -> Result<()> {
+    let names = check_names(app, names)?;
+    let _locks = waiter.instances(app, &names)?;
+    let sd = Systemd::connect()?;
+    let before = states(&sd, app, &names)?;
+    let mut results: BTreeMap<String, InstanceResult> = BTreeMap::new();
+    let mut first_err = None;
+    let (mut disable, mut retire) = (Vec::new(), Vec::new());
+    for n in &names {
+        let info = before.get(n);
+        let live = info.is_some_and(|u| u.is_enabled() || u.active_state != "inactive");
+        if !live && !instance::exists(app, n) && !instance::has_trash(app, n) {
+            let e = Error::NoSuchInstance {
+                instance: n.clone(),
+            };
+            results.insert(n.clone(), InstanceResult::failed(n, &e));
+            first_err.get_or_insert(e);
+            continue;
+        }
+        if live {
+            disable.push(n.clone());
+        }
+        retire.push(n.clone());
+    }
+    let call_err = helper_or_fail(app, Action::Disable, &disable)?;
+    let after = settle(&sd, app, &disable)?;
+    for n in &retire {
+        let info = after.get(n);
+        if info.is_some_and(|u| u.is_enabled() || u.active_state != "inactive") {
+            let e = not_reached(n, info, "stopped", &call_err);
+            results.insert(n.clone(), InstanceResult::failed(n, &e));
+            first_err.get_or_insert(e);
+            continue;
+        }
+        match instance::retire(app, n) {
+            Ok(_) => {
+                results.insert(n.clone(), InstanceResult::ok(n, "deleted"));
+            }
+            Err(e) => {
+                results.insert(n.clone(), InstanceResult::failed(n, &e));
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    report(ordered(&names, results), json, first_err)
+}
+
+fn ordered(names: &[String], mut results: BTreeMap<String, InstanceResult>) -> Vec<InstanceResult> {
+    names.iter().filter_map(|n| results.remove(n)).collect()
+}
+
+/// `install`: the app's install command, run as the caller with the
+/// app-wide lock held, output streamed as it comes.
+pub fn install(app: &App, waiter: Waiter, force: bool, json: bool) -> Result<()> {
+    let Some(argv) = &app.install_command else {
+        if json {
+            println!(
+                "{}",
+                serde_json::json!({"installed": false, "reason": "no install_command"})
+            );
+        } else {
+            println!("{}: no install_command configured; nothing to do", app.name);
+        }
+        return Ok(());
+    };
+    let _lock = waiter.app(app)?;
+    crate::lock::ensure_state_dir(app)?;
+    let began = Instant::now();
+    if !json {
+        eprintln!("unitgate: installing {}: {}", app.name, argv.join(" "));
+    }
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..])
+        .env("UNITGATE_APP", &app.name)
+        .env("UNITGATE_STATE_DIR", &app.state_dir)
+        .env("UNITGATE_FORCE", if force { "1" } else { "0" })
+        .stdin(std::process::Stdio::null());
+    if json {
+        // Keep stdout for the JSON document; the command's output goes to stderr.
+        cmd.stdout(std::io::stderr());
+    }
+    let status = cmd.status().map_err(|e| Error::Config {
+        what: format!("cannot run install_command {}: {e}", argv[0]),
+        hint: format!("fix install_command in {}", app.config_path.display()),
+    })?;
+    let secs = began.elapsed().as_secs_f64();
+    if !status.success() {
+        let how = match status.code() {
+            Some(c) => format!("exit {c}"),
+            None => "a signal".to_owned(),
+        };
+        return Err(Error::Failed {
+            what: format!(
+                "the install command {} failed with {how} after {secs:.1} s",
+                argv[0]
+            ),
+            hint: "fix what it printed above, then re-run `unitgate install`".into(),
+        });
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"installed": true, "seconds": secs})
+        );
+    } else {
+        eprintln!("unitgate: installed {} in {secs:.1} s", app.name);
+    }
+    Ok(())
+}

@@ -1,0 +1,98 @@
+//! `logs`: an instance's journal, through `journalctl`.
+//!
+//! Reading other units' journal entries needs membership in
+//! `systemd-journal` (or `adm`), or an ACL on the journal files; without it
+//! journalctl silently shows nothing, so we check first and explain.
+
+use std::ffi::CString;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::app::App;
+use crate::error::{Error, Result};
+
+const JOURNALCTL: &[&str] = &["/usr/bin/journalctl", "/bin/journalctl"];
+const JOURNAL_GROUPS: &[&str] = &["systemd-journal", "adm", "wheel"];
+
+/// Execs journalctl for the instance's unit (replaces this process, so
+/// `-f` and Ctrl-C behave as with journalctl itself).
+pub fn show(app: &App, instance: &str, follow: bool, lines: u32) -> Result<()> {
+    let unit = app.unit(instance).ok_or_else(|| Error::BadName {
+        kind: "instance",
+        name: instance.to_owned(),
+        rule: "invalid unit name".into(),
+    })?;
+    let journalctl = JOURNALCTL
+        .iter()
+        .map(Path::new)
+        .find(|p| p.exists())
+        .ok_or_else(|| Error::Unavailable {
+            what: "journalctl is not installed".into(),
+            hint: "install systemd's journalctl".into(),
+        })?;
+    check_access()?;
+    let mut cmd = Command::new(journalctl);
+    cmd.args(["--no-pager", "--output=short-iso", "--unit"])
+        .arg(&unit)
+        .arg(format!("--lines={lines}"));
+    if follow {
+        cmd.arg("--follow");
+    }
+    let err = cmd.exec();
+    Err(Error::io(
+        format!("cannot run {}", journalctl.display()),
+        err,
+    ))
+}
+
+/// Root, a journal group, or a readable system journal file: fine.
+/// Otherwise a 77 that says how to grant access.
+fn check_access() -> Result<()> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } == 0 || in_any_group(JOURNAL_GROUPS) {
+        return Ok(());
+    }
+    // Per-machine journal directories (`<base>/<machine-id>/`): readable
+    // if we can list one and read its system.journal (group or ACL).
+    let dirs = journal_dirs();
+    let readable_one = dirs.iter().any(|d| {
+        readable(d, libc::R_OK | libc::X_OK) && readable(&d.join("system.journal"), libc::R_OK)
+    });
+    if dirs.is_empty() || readable_one {
+        return Ok(());
+    }
+    let user = crate::helper::current_user_name();
+    Err(Error::NotPermitted {
+        what: format!("{user} cannot read the system journal"),
+        hint: format!(
+            "an administrator can grant it with `usermod -aG systemd-journal {user}` (then log in again), or use `sudo journalctl -u UNIT`"
+        ),
+    })
+}
+
+fn journal_dirs() -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for base in ["/var/log/journal", "/run/log/journal"] {
+        let Ok(dirs) = std::fs::read_dir(base) else {
+            continue;
+        };
+        out.extend(dirs.flatten().map(|d| d.path()).filter(|p| p.is_dir()));
+    }
+    out
+}
+
+fn readable(p: &Path, mode: libc::c_int) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = CString::new(p.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: a valid NUL-terminated path; access only reads it.
+    unsafe { libc::access(c.as_ptr(), mode) == 0 }
+}
+
+fn in_any_group(names: &[&str]) -> bool {
+    crate::app::Me::current()
+        .map(|me| me.groups.iter().any(|g| names.contains(&g.as_str())))
+        .unwrap_or(false)
+}

@@ -1,0 +1,452 @@
+//! Reads unit state straight from systemd over the system bus, without
+//! root and without a process per instance.
+//!
+//! A read is a constant number of round trips whatever the instance count:
+//! `ListUnitsByPatterns` (every loaded unit of the app, with its states) and
+//! `ListUnitFilesByPatterns` (enablement), then one pipelined burst of
+//! `Properties.Get` calls for the per-unit figures (main PID, restarts,
+//! memory, since): all requests are written before any reply is read, so
+//! 1000 units cost one wait, not 1000.
+
+use std::collections::{BTreeMap, HashMap};
+use std::num::NonZeroU32;
+use std::path::Path;
+
+use zbus::blocking::{Connection, MessageIterator};
+use zbus::message::{Message, Type as MsgType};
+use zbus::zvariant::{OwnedObjectPath, OwnedValue};
+
+use crate::error::{Error, Result};
+
+const DEST: &str = "org.freedesktop.systemd1";
+const PATH: &str = "/org/freedesktop/systemd1";
+const MANAGER: &str = "org.freedesktop.systemd1.Manager";
+const UNIT: &str = "org.freedesktop.systemd1.Unit";
+const SERVICE: &str = "org.freedesktop.systemd1.Service";
+const PROPS: &str = "org.freedesktop.DBus.Properties";
+/// Most calls in flight at once (below the system bus's default
+/// `max_replies_per_connection` of 128).
+const WINDOW: usize = 100;
+
+/// What systemd knows about one unit. Units systemd has not loaded (never
+/// started, not enabled) are simply absent from a [`Systemd::units`] map.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UnitInfo {
+    pub unit: String,
+    pub load_state: String,
+    pub active_state: String,
+    pub sub_state: String,
+    /// `enabled`, `disabled`, `linked`, … (None when unknown).
+    pub unit_file_state: Option<String>,
+    pub main_pid: u32,
+    pub restarts: Option<u32>,
+    /// Last state change, µs since the epoch.
+    pub since_usec: Option<u64>,
+    pub memory_bytes: Option<u64>,
+    /// The unit's cgroup, relative to the cgroup root.
+    pub control_group: Option<String>,
+}
+
+impl UnitInfo {
+    /// `enabled` (or `enabled-runtime`, `linked`, `alias`): will start at boot.
+    pub fn is_enabled(&self) -> bool {
+        matches!(
+            self.unit_file_state.as_deref(),
+            Some("enabled" | "enabled-runtime")
+        )
+    }
+
+    pub fn is_active(&self) -> bool {
+        matches!(
+            self.active_state.as_str(),
+            "active" | "reloading" | "activating"
+        )
+    }
+}
+
+/// How much to read per unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detail {
+    /// States and enablement only (what lifecycle commands check).
+    States,
+    /// Also main PID, restarts, memory and since (what `status` shows).
+    Full,
+}
+
+pub struct Systemd {
+    conn: Connection,
+}
+
+fn dbus_err(what: &str, e: zbus::Error) -> Error {
+    Error::Dbus {
+        what: format!("{what}: {e}"),
+    }
+}
+
+type ListedUnit = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    String,
+    OwnedObjectPath,
+    u32,
+    String,
+    OwnedObjectPath,
+);
+
+impl Systemd {
+    pub fn connect() -> Result<Systemd> {
+        let conn = Connection::system().map_err(|e| dbus_err("connecting to the system bus", e))?;
+        Ok(Systemd { conn })
+    }
+
+    /// Units matching `patterns` (shell globs such as `demo@*.service`, or
+    /// exact unit names), keyed by unit name.
+    /// With [`Detail::Full`] and a `cache` file, the figures of running
+    /// units are reused while their invocation (systemd's id of one
+    /// activation) is unchanged, so a steady fleet costs no per-unit call.
+    pub fn units(
+        &self,
+        patterns: &[String],
+        detail: Detail,
+        cache: Option<&Path>,
+    ) -> Result<BTreeMap<String, UnitInfo>> {
+        let none: Vec<String> = Vec::new();
+        let list_units = self.method(MANAGER, "ListUnitsByPatterns", &(&none, patterns))?;
+        let units: Vec<ListedUnit> = body(
+            self.pipeline(&[list_units])?.into_iter().next(),
+            "ListUnitsByPatterns",
+        )?;
+
+        let mut out = BTreeMap::new();
+        let mut paths = Vec::new();
+        for (name, _desc, load, active, sub, _following, path, _job, _jt, _jp) in units {
+            paths.push((name.clone(), path));
+            out.insert(
+                name.clone(),
+                UnitInfo {
+                    unit: name,
+                    load_state: load,
+                    active_state: active,
+                    sub_state: sub,
+                    ..Default::default()
+                },
+            );
+        }
+        // Enablement: systemd's own answer for an instance (UnitFileState)
+        // is whether an `enable` symlink to it exists in a `.wants/`,
+        // `.requires/` or `.upholds/` directory of the configuration paths.
+        // `ListUnitFilesByPatterns` lists only the template, and asking
+        // each unit costs a round trip, so we read those directories
+        // (world-readable, a handful of readdirs) directly. A unit enabled
+        // but not loaded still gets a row: it will start at boot.
+        for (name, state) in enabled_units(patterns) {
+            let e = out.entry(name.clone()).or_insert_with(|| UnitInfo {
+                unit: name,
+                load_state: "not-loaded".into(),
+                active_state: "inactive".into(),
+                sub_state: "dead".into(),
+                ..Default::default()
+            });
+            e.unit_file_state = Some(state.into());
+        }
+        for info in out.values_mut() {
+            info.unit_file_state
+                .get_or_insert_with(|| "disabled".into());
+        }
+
+        if detail == Detail::Full {
+            self.details(&mut out, &paths, cache)?;
+        }
+        Ok(out)
+    }
+
+    /// Main PID, restarts, since and memory of the loaded units.
+    ///
+    /// Running units (`active/running`) whose invocation id is the one in
+    /// the cache reuse its main PID, restarts, since (ActiveEnterTimestamp,
+    /// fixed for an invocation: every start and auto-restart is a new
+    /// invocation) and cgroup. Every other loaded unit is asked over
+    /// D-Bus, pipelined. Memory is read from the unit's cgroup
+    /// (`memory.current`) for running units, which is what systemd's
+    /// MemoryCurrent reports.
+    fn details(
+        &self,
+        out: &mut BTreeMap<String, UnitInfo>,
+        paths: &[(String, OwnedObjectPath)],
+        cache_path: Option<&Path>,
+    ) -> Result<()> {
+        let old: HashMap<String, CacheEntry> = cache_path.map(load_cache).unwrap_or_default();
+        let mut new: HashMap<String, CacheEntry> = HashMap::with_capacity(old.len());
+        let mut wanted: Vec<(String, &'static str)> = Vec::new();
+        let mut calls = Vec::new();
+        let mut invocations: HashMap<String, String> = HashMap::new();
+        for (name, path) in paths {
+            let info = out.get_mut(name).expect("listed");
+            if info.load_state != "loaded" {
+                continue;
+            }
+            let steady = info.active_state == "active" && info.sub_state == "running";
+            let mut props: Vec<(&str, &'static str)> = Vec::new();
+            if steady {
+                let inv = invocation_id(name);
+                if let (Some(inv), Some(e)) = (&inv, old.get(name)) {
+                    if *inv == e.invocation {
+                        info.main_pid = e.main_pid;
+                        info.restarts = e.restarts;
+                        info.since_usec = e.since_usec;
+                        info.control_group = e.control_group.clone();
+                        new.insert(name.clone(), e.clone());
+                        continue;
+                    }
+                }
+                if let Some(inv) = inv {
+                    invocations.insert(name.clone(), inv);
+                }
+                props.extend([
+                    (UNIT, "ActiveEnterTimestamp"),
+                    (SERVICE, "MainPID"),
+                    (SERVICE, "ControlGroup"),
+                ]);
+            } else {
+                props.push((UNIT, "StateChangeTimestamp"));
+                if info.active_state != "inactive" && info.active_state != "failed" {
+                    props.extend([(SERVICE, "MainPID"), (SERVICE, "ControlGroup")]);
+                }
+            }
+            props.push((SERVICE, "NRestarts"));
+            for (iface, prop) in props {
+                let msg = Message::method_call(path.as_str(), "Get")
+                    .and_then(|b| b.destination(DEST))
+                    .and_then(|b| b.interface(PROPS))
+                    .and_then(|b| b.build(&(iface, prop)))
+                    .map_err(|e| dbus_err("building a request", e))?;
+                calls.push(msg);
+                wanted.push((name.clone(), prop));
+            }
+        }
+        let replies = self.pipeline(&calls)?;
+        for ((name, prop), reply) in wanted.into_iter().zip(replies) {
+            // A unit can vanish between the list and the Get (garbage
+            // collected): its property is then simply unknown.
+            let Some(msg) = reply else { continue };
+            let Ok(value) = msg.body().deserialize::<OwnedValue>() else {
+                continue;
+            };
+            let info = out.get_mut(&name).expect("asked only for listed units");
+            match prop {
+                "StateChangeTimestamp" | "ActiveEnterTimestamp" => {
+                    info.since_usec = u64::try_from(value).ok().filter(|&t| t != 0)
+                }
+                "NRestarts" => info.restarts = u32::try_from(value).ok(),
+                "MainPID" => info.main_pid = u32::try_from(value).unwrap_or(0),
+                "ControlGroup" => {
+                    info.control_group = String::try_from(value).ok().filter(|s| !s.is_empty())
+                }
+                _ => {}
+            }
+        }
+        for (name, inv) in invocations {
+            let info = &out[&name];
+            new.insert(
+                name,
+                CacheEntry {
+                    invocation: inv,
+                    main_pid: info.main_pid,
+                    restarts: info.restarts,
+                    since_usec: info.since_usec,
+                    control_group: info.control_group.clone(),
+                },
+            );
+        }
+        for info in out.values_mut() {
+            if info.active_state != "inactive" && info.active_state != "failed" {
+                info.memory_bytes = info.control_group.as_deref().and_then(memory_current);
+            }
+        }
+        if let Some(p) = cache_path {
+            if new != old {
+                save_cache(p, &new);
+            }
+        }
+        Ok(())
+    }
+
+    fn method<B>(&self, iface: &str, member: &str, args: &B) -> Result<Message>
+    where
+        B: serde::Serialize + zbus::zvariant::DynamicType,
+    {
+        Message::method_call(PATH, member)
+            .and_then(|b| b.destination(DEST))
+            .and_then(|b| b.interface(iface))
+            .and_then(|b| b.build(args))
+            .map_err(|e| dbus_err("building a request", e))
+    }
+
+    /// Sends the calls and collects the replies: `Some(reply)` per call,
+    /// `None` where systemd answered with an error. At most [`WINDOW`]
+    /// calls are in flight at once: the system bus refuses more pending
+    /// replies per connection than its `max_replies_per_connection` (128
+    /// by default) with `LimitsExceeded`.
+    fn pipeline(&self, calls: &[Message]) -> Result<Vec<Option<Message>>> {
+        if calls.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.conn.clone().set_max_queued(WINDOW * 2 + 64);
+        let mut incoming = MessageIterator::from(&self.conn);
+        let mut index: HashMap<NonZeroU32, usize> = HashMap::with_capacity(WINDOW);
+        let mut out: Vec<Option<Message>> = vec![None; calls.len()];
+        let (mut sent, mut done) = (0, 0);
+        while done < calls.len() {
+            while sent < calls.len() && sent - done < WINDOW {
+                let msg = &calls[sent];
+                index.insert(msg.primary_header().serial_num(), sent);
+                self.conn
+                    .send(msg)
+                    .map_err(|e| dbus_err("sending a request", e))?;
+                sent += 1;
+            }
+            let msg = match incoming.next() {
+                Some(Ok(m)) => m,
+                Some(Err(e)) => return Err(dbus_err("reading a reply", e)),
+                None => {
+                    return Err(Error::Dbus {
+                        what: "the bus closed the connection".into(),
+                    })
+                }
+            };
+            let Some(i) = msg.header().reply_serial().and_then(|s| index.remove(&s)) else {
+                continue;
+            };
+            done += 1;
+            if msg.message_type() == MsgType::MethodReturn {
+                out[i] = Some(msg);
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn body<T>(reply: Option<Option<Message>>, what: &str) -> Result<T>
+where
+    T: for<'d> serde::Deserialize<'d> + zbus::zvariant::Type,
+{
+    let msg = reply.flatten().ok_or_else(|| Error::Dbus {
+        what: format!("no reply to {what}"),
+    })?;
+    msg.body().deserialize::<T>().map_err(|e| dbus_err(what, e))
+}
+
+/// Configuration directories whose `<target>.wants/` (etc.) hold `enable`
+/// symlinks, with the state a symlink there means.
+const ENABLE_DIRS: &[(&str, &str)] = &[
+    ("/etc/systemd/system", "enabled"),
+    ("/run/systemd/system", "enabled-runtime"),
+];
+const ENABLE_SUFFIXES: &[&str] = &[".wants", ".requires", ".upholds"];
+
+/// Units matching `patterns` that are enabled, from the symlinks `systemctl
+/// enable` creates.
+pub fn enabled_units(patterns: &[String]) -> BTreeMap<String, &'static str> {
+    let mut out = BTreeMap::new();
+    for (base, state) in ENABLE_DIRS {
+        let Ok(dirs) = std::fs::read_dir(base) else {
+            continue;
+        };
+        for dir in dirs.flatten() {
+            let name = dir.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if !ENABLE_SUFFIXES.iter().any(|s| name.ends_with(s)) {
+                continue;
+            }
+            let Ok(links) = std::fs::read_dir(dir.path()) else {
+                continue;
+            };
+            for link in links.flatten() {
+                let unit = link.file_name();
+                let Some(unit) = unit.to_str() else { continue };
+                if patterns.iter().any(|p| glob_match(p, unit)) {
+                    out.entry(unit.to_owned()).or_insert(*state);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The `*` globs we ask systemd with (`demo@*.service`), or exact names.
+fn glob_match(pattern: &str, name: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == name,
+        Some((pre, post)) => {
+            name.len() >= pre.len() + post.len()
+                && name.starts_with(pre)
+                && name.ends_with(post)
+                && !post.contains('*')
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("demo@*.service", "demo@a.service"));
+        assert!(!glob_match("demo@*.service", "demo@.servic"));
+        assert!(!glob_match("demo@*.service", "demox@a.service"));
+        assert!(glob_match("demo@a.service", "demo@a.service"));
+        assert!(!glob_match("demo@a.service", "demo@ab.service"));
+    }
+}
+
+/// What the status cache keeps per running unit.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct CacheEntry {
+    invocation: String,
+    main_pid: u32,
+    restarts: Option<u32>,
+    since_usec: Option<u64>,
+    control_group: Option<String>,
+}
+
+/// systemd's current invocation id of a unit: the target of
+/// `/run/systemd/units/invocation:<unit>`, new for every activation.
+fn invocation_id(unit: &str) -> Option<String> {
+    let link = std::fs::read_link(format!("/run/systemd/units/invocation:{unit}")).ok()?;
+    let id = link.to_str()?;
+    (id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit())).then(|| id.to_owned())
+}
+
+fn memory_current(cgroup: &str) -> Option<u64> {
+    if cgroup.split('/').any(|c| c == "..") {
+        return None;
+    }
+    let text = std::fs::read_to_string(format!("/sys/fs/cgroup{cgroup}/memory.current")).ok()?;
+    text.trim().parse().ok()
+}
+
+fn load_cache(path: &Path) -> HashMap<String, CacheEntry> {
+    std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+/// Best effort: a caller who cannot write the cache just does not cache.
+fn save_cache(path: &Path, entries: &HashMap<String, CacheEntry>) {
+    let Some(dir) = path.parent() else { return };
+    if std::fs::create_dir_all(dir).is_err() {
+        return;
+    }
+    let tmp = dir.join(format!(".status-cache.{}", std::process::id()));
+    let Ok(bytes) = serde_json::to_vec(entries) else {
+        return;
+    };
+    if std::fs::write(&tmp, bytes).is_ok() && std::fs::rename(&tmp, path).is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+}

@@ -1,0 +1,27 @@
+#!/bin/bash
+# Installs the Debian packages the test bed and the end-to-end tests need —
+# systemd-nspawn, sudo, and everything listed in deploy/test-deps.txt —
+# when any is missing. Needs root to install.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+wanted=(systemd-container sudo)
+if [ -f deploy/test-deps.txt ]; then
+    mapfile -t extra < <(grep -v '^\s*\(#\|$\)' deploy/test-deps.txt)
+    wanted+=("${extra[@]}")
+fi
+missing=()
+for pkg in "${wanted[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+    echo "system packages present: ${wanted[*]}"
+    exit 0
+fi
+if [ "$(id -u)" != 0 ]; then
+    echo "install-deps: missing packages ${missing[*]}, and not root to install them" >&2
+    exit 1
+fi
+echo "installing ${missing[*]}"
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,145 @@
+//! `unitgate` refusals and exit codes, end to end: bad names, unknown
+//! instances, callers sudo or the helper refuse, busy locks, journal access.
+
+mod common;
+
+use common::{demo_machine, ug, STATE_DIR, USER};
+
+#[test]
+fn bad_names_and_unknown_instances_get_their_exit_codes() {
+    let m = demo_machine("cli-codes");
+    ug(&m, "init ok1").ok();
+    for (args, code, needle) in [
+        ("init ../x", 65, "invalid instance name"),
+        ("init a.b", 65, "invalid instance name"),
+        ("init -- -a", 65, "invalid instance name"),
+        ("start ok1 'a b'", 65, "invalid instance name"),
+        ("start nope", 66, "no such instance 'nope'"),
+        ("delete nope", 66, "no such instance"),
+        ("status nope", 66, "no such instance"),
+        ("restart nope", 66, "no such instance"),
+        ("init ok1", 73, "already exists"),
+        ("--app nosuch status", 78, "no app 'nosuch'"),
+        ("--app Bad/App status", 65, "invalid app name"),
+        ("frobnicate", 64, ""),
+        ("start", 64, ""),
+        ("status ok1", 3, ""),
+    ] {
+        let out = ug(&m, args);
+        assert_eq!(out.code, code, "unitgate {args}: {out}");
+        assert!(out.stderr.contains(needle), "unitgate {args}: {out}");
+        if code != 3 && code != 64 {
+            let line = out.stderr.trim_end();
+            assert!(
+                !line.contains('\n') && line.starts_with("unitgate: ") && line.ends_with(')'),
+                "one line: {out}"
+            );
+        }
+    }
+    m.sh(&format!(
+        "test ! -e {STATE_DIR}/../x && test ! -e {STATE_DIR}/a.b"
+    ))
+    .ok();
+}
+
+#[test]
+fn a_non_caller_is_refused_by_the_helper_and_a_non_member_by_sudo() {
+    let m = demo_machine("cli-refuse");
+    ug(&m, "init r1").ok();
+    // In group unitgate (sudo lets her run the helper) but not a caller of demo.
+    m.add_user("mallory", &["unitgate", "demoops"]);
+    m.write_file(
+        "/etc/unitgate/apps/other.toml",
+        b"unit = \"other@.service\"\ncallers = [\"nobody\"]\nactions = [\"show\"]\n",
+        0o644,
+    );
+    let out = m.sh_as("mallory", "unitgate --app demo start r1");
+    // mallory is in demoops, a caller group of demo: make a config that excludes her.
+    assert!(out.code == 0 || out.code == 77, "{out}");
+    m.write_file(
+        "/etc/unitgate/apps/demo.toml",
+        common::APP_CONFIG
+            .replace("\"@demoops\"", "\"@nosuchgroup\"")
+            .as_bytes(),
+        0o644,
+    );
+    let _ = ug(&m, "stop r1");
+    let out = m.sh_as("mallory", "unitgate --app demo start r1");
+    assert_eq!(out.code, 77, "{out}");
+    assert!(
+        out.stderr.contains("the helper refused") && out.stderr.contains("may not drive"),
+        "{out}"
+    );
+    let st = m.sh("systemctl is-active demo@r1.service").stdout;
+    assert_eq!(st.trim(), "inactive", "nothing was started");
+
+    // A caller of the app, but not in group unitgate: sudo refuses.
+    m.write_file(
+        "/etc/unitgate/apps/demo.toml",
+        common::APP_CONFIG.as_bytes(),
+        0o644,
+    );
+    m.add_user("eve", &["demoops"]);
+    let out = m.sh_as("eve", "unitgate --app demo start r1");
+    assert_eq!(out.code, 77, "{out}");
+    assert!(
+        out.stderr.contains("not permitted by sudo")
+            && out.stderr.contains("usermod -aG unitgate eve"),
+        "{out}"
+    );
+    // No app lists eve's neighbours: app selection explains.
+    m.add_user("trudy", &[]);
+    let out = m.sh_as("trudy", "unitgate status");
+    assert_eq!(out.code, 77, "{out}");
+    assert!(out.stderr.contains("callers"), "{out}");
+}
+
+#[test]
+fn a_held_lock_makes_a_command_wait_then_exit_75_busy() {
+    let m = demo_machine("cli-busy");
+    ug(&m, "init l1").ok();
+    let script = format!(
+        "flock {STATE_DIR}/.locks/l1.lock sleep 4 & sleep 0.5; \
+         unitgate --wait 1 start l1; echo \"code=$?\"; wait"
+    );
+    let out = m.sh_as(USER, &script);
+    assert!(out.stdout.contains("code=75"), "{out}");
+    assert!(out.stderr.contains("instance 'l1' is busy"), "{out}");
+    // Another instance is not blocked by l1's lock.
+    ug(&m, "init l2").ok();
+    let out = m.sh_as(USER, &format!("flock {STATE_DIR}/.locks/l1.lock sleep 3 & sleep 0.3; unitgate --wait 1 start l2; echo code=$?; wait"));
+    assert!(out.stdout.contains("code=0"), "{out}");
+}
+
+#[test]
+fn logs_explain_missing_journal_access_and_work_when_granted() {
+    let m = demo_machine("cli-logs");
+    ug(&m, "init j1").ok();
+    ug(&m, "start j1").ok();
+    let out = ug(&m, "logs j1 -n 5");
+    assert_eq!(out.code, 77, "{out}");
+    assert!(
+        out.stderr.contains("usermod -aG systemd-journal demo"),
+        "{out}"
+    );
+    m.sh(&format!("usermod -aG systemd-journal {USER}")).ok();
+    common::wait_for(
+        &m,
+        "the greeting in the journal",
+        "journalctl -u demo@j1.service | grep -q 'hello from j1'",
+    );
+    let out = ug(&m, "logs j1 -n 20").ok();
+    assert!(out.stdout.contains("hello from j1 on port 20000"), "{out}");
+}
+
+#[test]
+fn completions_and_man_page_come_from_the_cli_definition() {
+    let m = demo_machine("cli-docs");
+    let bash = ug(&m, "completions bash").ok().stdout;
+    assert!(
+        bash.contains("unitgate") && bash.contains("delete"),
+        "{bash}"
+    );
+    let man = ug(&m, "man").ok().stdout;
+    assert!(man.contains(".TH unitgate"), "{man}");
+}
