@@ -75,6 +75,40 @@ pub enum Command {
     Completions { shell: Shell },
     /// Print the man page (roff) to stdout.
     Man,
+    /// Write a hardened unit template, app config and skeleton for a new app
+    /// into a directory for review (never into /etc).
+    NewApp(NewAppArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct NewAppArgs {
+    /// App name: names the unit NAME@.service and the config NAME.toml.
+    pub name: String,
+    /// The command each instance runs (absolute path, or found in PATH now);
+    /// may use ${PORT}, ${INSTANCE} and other variables of the instance's environment file.
+    #[arg(long, value_name = "CMD")]
+    pub exec: String,
+    /// Service account the instances run as (default: the app name).
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// Allocate one port per instance from LOW-HIGH (implies --network inet).
+    #[arg(long, value_name = "LOW-HIGH")]
+    pub port_range: Option<String>,
+    /// MemoryMax= per instance (default 512M).
+    #[arg(long, value_name = "SIZE")]
+    pub memory_max: Option<String>,
+    /// CPUQuota= per instance (default 100%).
+    #[arg(long, value_name = "PERCENT")]
+    pub cpu_quota: Option<String>,
+    /// TasksMax= per instance (default 256).
+    #[arg(long, value_name = "N")]
+    pub tasks_max: Option<u32>,
+    /// Network access: none (default without --port-range) or inet.
+    #[arg(long, value_name = "none|inet")]
+    pub network: Option<String>,
+    /// Directory to write the app's directory into.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub dir: std::path::PathBuf,
 }
 
 #[derive(Debug, Args)]

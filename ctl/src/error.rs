@@ -97,6 +97,12 @@ pub enum Error {
     Dbus {
         what: String,
     },
+    /// `new-app` refused its options or could not write (its own code:
+    /// 64 usage, 73 the app directory exists, 74 I/O).
+    Scaffold {
+        code: u8,
+        message: String,
+    },
     /// A bulk command where some instances failed; the per-instance lines
     /// have been printed already. Carries the first failure's code.
     Partial {
@@ -127,6 +133,7 @@ impl Error {
                 _ => code::IO_ERR,
             },
             Error::Partial { code, .. } => *code,
+            Error::Scaffold { code, .. } => *code,
         }
     }
 
@@ -183,6 +190,9 @@ impl Error {
             ),
             Error::Partial { failed, total, .. } => {
                 format!("{failed} of {total} instances failed (see the lines above)")
+            }
+            Error::Scaffold { message, .. } => {
+                format!("new-app: {message} (see `unitgate new-app --help`)")
             }
         })
     }
@@ -243,6 +253,15 @@ pub fn shown(s: &str) -> String {
         }
     }
     out
+}
+
+impl From<crate::scaffold::Error> for Error {
+    fn from(e: crate::scaffold::Error) -> Error {
+        Error::Scaffold {
+            code: e.code,
+            message: e.message,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ pub mod instance;
 pub mod lifecycle;
 pub mod lock;
 pub mod logs;
+pub mod scaffold;
 pub mod status;
 pub mod systemd;
 
@@ -64,6 +65,7 @@ fn run(cli: Cli) -> Result<()> {
             return cli::man_page(&mut std::io::stdout())
                 .map_err(|e| Error::io("cannot write the man page", e));
         }
+        Command::NewApp(args) => return new_app(args),
         _ => {}
     }
     raise_fd_limit();
@@ -84,8 +86,30 @@ fn run(cli: Cli) -> Result<()> {
             app.check_instance(&instance)?;
             logs::show(&app, &instance, follow, lines)
         }
-        Command::Completions { .. } | Command::Man => unreachable!("handled above"),
+        Command::Completions { .. } | Command::Man | Command::NewApp(_) => {
+            unreachable!("handled above")
+        }
     }
+}
+
+fn new_app(args: &cli::NewAppArgs) -> Result<()> {
+    let opts = scaffold::NewApp {
+        name: args.name.clone(),
+        exec: args.exec.clone(),
+        user: args.user.clone(),
+        port_range: args
+            .port_range
+            .as_deref()
+            .map(scaffold::parse_port_range)
+            .transpose()?,
+        memory_max: args.memory_max.clone(),
+        cpu_quota: args.cpu_quota.clone(),
+        tasks_max: args.tasks_max,
+        network: args.network.as_deref().map(str::parse).transpose()?,
+    };
+    let dir = scaffold::run(&opts, &args.dir)?;
+    print!("{}", scaffold::next_steps(&opts, &dir));
+    Ok(())
 }
 
 fn status_command(app: &app::App, names: &[String], json: bool) -> Result<()> {

@@ -5,19 +5,13 @@
 //! `sudo deploy/install.sh --app DIR/NAME` (the same layout as the reference
 //! apps in `deploy/apps/`).
 //!
-//! Self-contained (std only) so the CLI can wire it as a subcommand:
-//!
 //! ```text
 //! unitgate new-app NAME --exec 'CMD ARGS…' [--user U] [--port-range A-B]
 //!                  [--memory-max SIZE] [--cpu-quota PCT] [--tasks-max N]
 //!                  [--network none|inet] [--dir DIR]
 //! ```
 //!
-//! ```ignore
-//! let opts = scaffold::NewApp { name, exec, ..Default::default() };
-//! let written = scaffold::run(&opts, Path::new(dir))?; // prints nothing
-//! println!("{}", scaffold::next_steps(&opts, &written));
-//! ```
+//! Names follow the helper's rules (`unitgate_helper::name`).
 //!
 //! The template scores ≤ 2.0 in `systemd-analyze security` with the defaults
 //! (0.2 with `--network none`, 1.1 with `inet`): no capabilities, a
@@ -133,34 +127,22 @@ pub fn parse_port_range(s: &str) -> Result<(u16, u16), Error> {
     Ok((lo, hi))
 }
 
+/// The helper's own app-name rule (it names the policy file and the unit).
 fn check_app_name(name: &str) -> Result<(), Error> {
-    let ok = !name.is_empty()
-        && name.len() <= 48
-        && name.as_bytes()[0].is_ascii_lowercase()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !name.ends_with('-');
-    if ok {
+    if unitgate_helper::name::is_valid_app(name) {
         Ok(())
     } else {
         Err(usage(format!(
-            "app name '{}' must be 1-48 of a-z 0-9 -, starting with a letter (it names the unit NAME@.service and the config NAME.toml)",
+            "app name '{}' must match [a-z0-9][a-z0-9_-]{{0,63}} (it names the unit NAME@.service and the config NAME.toml)",
             escape(name)
         )))
     }
 }
 
 fn check_user(user: &str) -> Result<(), Error> {
-    let ok = !user.is_empty()
-        && user.len() <= 32
-        && (user.as_bytes()[0].is_ascii_lowercase() || user.as_bytes()[0] == b'_')
-        && user
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-    if !ok {
+    if !unitgate_helper::name::is_valid_user(user) {
         return Err(usage(format!(
-            "user '{}' must be 1-32 of a-z 0-9 - _, starting with a letter (pass --user when the app name is longer)",
+            "user '{}' must match [a-z_][a-z0-9_-]{{0,31}} (pass --user when the app name does not)",
             escape(user)
         )));
     }

@@ -312,7 +312,10 @@ exec setpriv --reuid="$u" --regid="$g" --init-groups --reset-env -- "$@""#;
     fn inside(&self, argv: &[&str]) -> Command {
         let mut cmd = Command::new("nsenter");
         cmd.env_clear()
-            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env(
+                "PATH",
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            )
             .env("LC_ALL", "C")
             .env("HOME", "/root")
             .args(["-t", &self.init_pid.to_string(), "-a", "--"])

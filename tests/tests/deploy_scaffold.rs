@@ -1,28 +1,12 @@
-//! `unitgate new-app` (ctl/src/scaffold.rs): its unit tests run here too
-//! (the module is std-only and included by path, so it is tested before the
-//! CLI wires it as a subcommand), and the end-to-end proof that what it
-//! writes installs with deploy/install.sh --app, verifies clean, scores
-//! ≤ 2.0 and runs — networkless by default, and with `--network inet
-//! --port-range` serving its instances' ports.
+//! `unitgate new-app` end to end: what it writes installs with
+//! deploy/install.sh --app, verifies clean, scores ≤ 2.0 and runs —
+//! networkless by default, and with `--network inet --port-range` serving
+//! its instances' ports. (Its rules are unit-tested in ctl/src/scaffold.rs.)
 
-#[path = "../../ctl/src/scaffold.rs"]
-#[allow(dead_code)]
-mod scaffold;
-
-use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 
-use scaffold::{Network, NewApp};
 use unitgate_tests::{paths, Machine};
-
-/// A host directory the machines see under /mnt/target.
-fn scratch_dir(label: &str) -> (PathBuf, String) {
-    let rel = format!("deploy-scaffold/{}-{label}", std::process::id());
-    let host = paths::target_dir().join(&rel);
-    let _ = std::fs::remove_dir_all(&host);
-    (host, format!("/mnt/target/{rel}"))
-}
 
 /// A native (64-bit) build of the L4D2 stand-in: binds UDP+TCP ${PORT}.
 fn native_listener() -> &'static str {
@@ -84,23 +68,17 @@ fn start(m: &Machine, app: &str, user: &str, instance: &str) {
 
 #[test]
 fn new_app_default_is_networkless_scores_at_most_2_and_runs() {
-    let (host, inside) = scratch_dir("default");
-    let opts = NewApp {
-        name: "sleeper".into(),
-        exec: "sleep infinity".into(),
-        ..Default::default()
-    };
-    let resolve = |p: &str| (p == "sleep").then(|| PathBuf::from("/bin/sleep"));
-    let s = scaffold::render(&opts, &resolve).unwrap();
-    let dir = scaffold::write(&s, &host).unwrap();
-    assert!(scaffold::next_steps(&opts, &dir).contains("deploy/install.sh --app-only --app"));
-
     let m = Machine::boot("deploy-newapp");
     m.install_unitgate();
-    m.sh(&format!(
-        "cd /mnt/src && sh deploy/install.sh --app-only --app {inside}/sleeper"
-    ))
-    .ok();
+    let wrote = m
+        .sh("mkdir /root/apps && unitgate new-app sleeper --exec 'sleep infinity' --dir /root/apps")
+        .ok();
+    assert!(
+        wrote.stdout.contains("deploy/install.sh --app-only --app"),
+        "{wrote}"
+    );
+    m.sh("cd /mnt/src && sh deploy/install.sh --app-only --app /root/apps/sleeper")
+        .ok();
     let env = init(&m, "sleeper", "sleeper", "one");
     assert!(env.contains("INSTANCE=\"one\""), "{env}");
     let verify = m.sh("systemd-analyze verify sleeper@one.service");
@@ -114,28 +92,17 @@ fn new_app_default_is_networkless_scores_at_most_2_and_runs() {
     start(&m, "sleeper", "sleeper", "one");
     let show = m.sh("systemctl show -P ActiveState sleeper@one.service; systemctl show -P User sleeper@one.service").ok();
     assert_eq!(show.stdout, "active\nsleeper\n");
-    std::fs::remove_dir_all(&host).unwrap();
 }
 
 #[test]
 fn new_app_inet_with_port_range_scores_at_most_2_and_serves_each_port() {
-    let (host, inside) = scratch_dir("inet");
     let listener = native_listener();
-    let opts = NewApp {
-        name: "pinger".into(),
-        exec: format!("{listener} -game . -port ${{PORT}}"),
-        port_range: Some((4000, 4009)),
-        network: Some(Network::Inet),
-        memory_max: Some("256M".into()),
-        ..Default::default()
-    };
-    let s = scaffold::render(&opts, &|_: &str| None).unwrap();
-    scaffold::write(&s, &host).unwrap();
-
     let m = Machine::boot("deploy-newapp-inet");
     m.install_unitgate();
     m.sh(&format!(
-        "cd /mnt/src && sh deploy/install.sh --app-only --app {inside}/pinger"
+        "mkdir /root/apps && unitgate new-app pinger --exec '{listener} -game . -port ${{PORT}}' \
+         --port-range 4000-4009 --network inet --memory-max 256M --dir /root/apps && \
+         cd /mnt/src && sh deploy/install.sh --app-only --app /root/apps/pinger"
     ))
     .ok();
     let mut ports = Vec::new();
@@ -190,5 +157,4 @@ fn new_app_inet_with_port_range_scores_at_most_2_and_serves_each_port() {
         format!("srcds-standin port={} hostname=b", ports[1]),
         "{hello}"
     );
-    std::fs::remove_dir_all(&host).unwrap();
 }
