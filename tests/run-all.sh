@@ -31,7 +31,7 @@ step "cargo build --release"
 cargo build --workspace --release --locked
 
 step "cargo test (unit tests and the end-to-end suite)"
-cargo test --workspace --locked
+cargo test --workspace --locked --no-fail-fast
 
 echo
 echo "run-all: all checks passed"

@@ -137,9 +137,13 @@ install_app() {
     done < "$state/dirs"
 
     unitdir=$PREFIX/lib/systemd/system
+    : > "$state/templates"
     for unit in "$src"/*.service "$src"/*.target "$src"/*.socket "$src"/*.timer; do
         [ -f "$unit" ] || continue
         dest=$unitdir/$(basename "$unit")
+        # Remember every template, packaged or not: uninstall stops its
+        # instances (a running instance would keep the account busy).
+        case $unit in *@.service) basename "$unit" >> "$state/templates" ;; esac
         packaged "$dest" && continue
         install_subst "$unit" "$DESTDIR$dest" 0644
         echo "$dest" >> "$state/files.next"
@@ -175,8 +179,8 @@ install_app() {
 
 # Instance units of the templates an app installed: loaded ones and the
 # ones enabled on disk (a crashed delete can leave either alone).
-app_instances() { # files-list
-    grep '@\.service$' "$1" 2>/dev/null | while IFS= read -r path; do
+app_instances() { # state-dir
+    cat "$1/templates" "$1/files" 2>/dev/null | grep '@\.service$' | while IFS= read -r path; do
         prefix=$(basename "$path" .service)   # NAME@
         systemctl list-units --all --plain --no-legend --full "${prefix}*.service" 2>/dev/null \
             | awk '{ print $1 }'
@@ -192,7 +196,7 @@ uninstall_app() { # name purge(yes|no)
     live=yes; [ -z "$DESTDIR" ] || live=no
 
     if [ $live = yes ] && [ -d /run/systemd/system ]; then
-        instances=$(app_instances "$state/files")
+        instances=$(app_instances "$state")
         if [ -n "$instances" ]; then
             # shellcheck disable=SC2086
             systemctl disable --now $instances >/dev/null 2>&1 || true

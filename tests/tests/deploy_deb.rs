@@ -133,8 +133,14 @@ fn deb_installs_runs_an_app_lifecycle_and_purges_without_a_trace() {
     ug("start w1").ok();
 
     // Removing the app (and its data), then the package.
-    m.sh("PREFIX=/usr sh /usr/share/unitgate/deploy/uninstall.sh --app runner-pool --purge")
+    // A running instance is stopped first (it would keep the account busy).
+    let out = m
+        .sh("PREFIX=/usr sh /usr/share/unitgate/deploy/uninstall.sh --app runner-pool --purge")
         .ok();
+    assert!(
+        out.stdout.contains("stopped and disabled: runner-pool@w1.service"),
+        "{out}"
+    );
     m.sh("dpkg --purge unitgate").ok();
 
     // No file of ours is left.
