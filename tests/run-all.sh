@@ -33,5 +33,8 @@ cargo build --workspace --release --locked
 step "cargo test (unit tests and the end-to-end suite)"
 cargo test --workspace --locked --no-fail-fast
 
+step "fuzz the helper's parsing (short run)"
+bash tests/fuzz-smoke.sh
+
 echo
 echo "run-all: all checks passed"

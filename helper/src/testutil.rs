@@ -13,9 +13,19 @@ pub struct TempTree {
     pub root: PathBuf,
 }
 
-/// Whether we can build root-owned trees (tests needing it skip otherwise).
+/// Whether we can build root-owned trees. Tests needing them skip when a
+/// developer runs them unprivileged, but never in CI (`CI` set), where a
+/// skipped root test would be a silently missing proof.
 pub fn is_root() -> bool {
-    crate::system::process::euid() == 0
+    let root = crate::system::process::euid() == 0;
+    assert!(
+        root || std::env::var_os("CI").is_none(),
+        "this test needs root; CI must run the suite as root"
+    );
+    if !root {
+        eprintln!("skipped: needs root to build root-owned trees");
+    }
+    root
 }
 
 impl TempTree {

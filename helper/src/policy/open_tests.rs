@@ -7,7 +7,6 @@ const LIMIT: u64 = 64 * 1024;
 /// A tree with a good `apps/x.toml`; `None` when not root (test skipped).
 fn tree() -> Option<TempTree> {
     if !is_root() {
-        eprintln!("skipped: needs root to build root-owned trees");
         return None;
     }
     let t = TempTree::new();

@@ -213,7 +213,7 @@ fn not_utf8_names_its_line() {
 #[test]
 fn load_from_a_secure_tree() {
     if !is_root() {
-        return eprintln!("skipped: needs root");
+        return;
     }
     let t = TempTree::new();
     t.dir("etc/apps", 0o755);
