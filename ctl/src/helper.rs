@@ -87,8 +87,7 @@ pub fn run(app: &App, action: Action, instances: &[String]) -> Result<Option<Err
 }
 
 fn call(helper: &PathBuf, app: &App, action: Action, batch: &[String]) -> Result<Outcome> {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let root = unsafe { libc::geteuid() } == 0;
+    let root = unitgate_helper::system::process::euid() == 0;
     let mut cmd = if root {
         Command::new(helper)
     } else {

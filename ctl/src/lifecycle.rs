@@ -406,6 +406,16 @@ pub fn install(app: &App, waiter: Waiter, force: bool, json: bool) -> Result<()>
         }
         return Ok(());
     };
+    // The install command is the app's own code: it runs as the caller,
+    // never as root (root would leave root-owned files the service account
+    // cannot update, and would run app code with every privilege).
+    if unitgate_helper::system::process::euid() == 0 {
+        return Err(Error::NotPermitted {
+            what: "`unitgate install` does not run the install command as root".into(),
+            hint: "run it as the app's service account, e.g. `sudo -u ACCOUNT unitgate install`"
+                .into(),
+        });
+    }
     let _lock = waiter.app(app)?;
     crate::lock::ensure_state_dir(app)?;
     let began = Instant::now();
@@ -422,10 +432,12 @@ pub fn install(app: &App, waiter: Waiter, force: bool, json: bool) -> Result<()>
         // Keep stdout for the JSON document; the command's output goes to stderr.
         cmd.stdout(std::io::stderr());
     }
-    let status = cmd.status().map_err(|e| Error::Config {
+    let child = cmd.spawn().map_err(|e| Error::Config {
         what: format!("cannot run install_command {}: {e}", argv[0]),
         hint: format!("fix install_command in {}", app.config_path.display()),
     })?;
+    let status = wait_with_progress(child, began, &app.name)
+        .map_err(|e| Error::io("waiting for the install command", e))?;
     let secs = began.elapsed().as_secs_f64();
     if !status.success() {
         let how = match status.code() {
@@ -449,4 +461,36 @@ pub fn install(app: &App, waiter: Waiter, force: bool, json: bool) -> Result<()>
         eprintln!("unitgate: installed {} in {secs:.1} s", app.name);
     }
     Ok(())
+}
+
+/// How often a long install says it is still working.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Waits for the install command, printing a progress line on stderr every
+/// [`PROGRESS_EVERY`] (downloads such as SteamCMD's can be silent for
+/// minutes). The child is waited for on a thread, so the progress timer is
+/// a channel timeout, not a polling loop.
+fn wait_with_progress(
+    mut child: std::process::Child,
+    began: Instant,
+    app: &str,
+) -> std::io::Result<std::process::ExitStatus> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait());
+    });
+    loop {
+        match rx.recv_timeout(PROGRESS_EVERY) {
+            Ok(status) => return status,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => eprintln!(
+                "unitgate: installing {app}: still running after {:.0} s",
+                began.elapsed().as_secs_f64()
+            ),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(std::io::Error::other(
+                    "the install command's waiter vanished",
+                ))
+            }
+        }
+    }
 }

@@ -155,8 +155,7 @@ pub fn ensure_state_dir(app: &App) -> Result<()> {
 fn share_with_group(file: &File, bits: u32) {
     use std::os::unix::fs::MetadataExt;
     let Ok(meta) = file.metadata() else { return };
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if meta.uid() != unsafe { libc::geteuid() } {
+    if meta.uid() != unitgate_helper::system::process::euid() {
         return;
     }
     let mode = meta.mode() & 0o7777;

@@ -49,8 +49,7 @@ pub fn show(app: &App, instance: &str, follow: bool, lines: u32) -> Result<()> {
 /// Root, a journal group, or a readable system journal file: fine.
 /// Otherwise a 77 that says how to grant access.
 fn check_access() -> Result<()> {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    if unsafe { libc::geteuid() } == 0 || in_any_group(JOURNAL_GROUPS) {
+    if unitgate_helper::system::process::euid() == 0 || in_any_group(JOURNAL_GROUPS) {
         return Ok(());
     }
     // Per-machine journal directories (`<base>/<machine-id>/`): readable

@@ -237,4 +237,19 @@ fn install_runs_the_install_command_as_the_caller() {
         .ok()
         .stdout;
     assert_eq!(owner.trim(), "demo");
+
+    // Never as root: root would run the app's own code with every privilege.
+    let out = m.sh("unitgate --app demo install");
+    assert_eq!(out.code, 77, "{out}");
+    assert!(out.stderr.contains("as the app's service account"), "{out}");
+
+    // A long, silent install shows that it is still working.
+    m.write_file(
+        "/usr/local/share/demo/install.sh",
+        b"#!/bin/sh\nsleep 16\necho slow install done\n",
+        0o755,
+    );
+    let out = ug(&m, "install").ok();
+    assert!(out.stderr.contains("still running after 15 s"), "{out}");
+    assert!(out.stdout.contains("slow install done"), "{out}");
 }
