@@ -1,0 +1,109 @@
+//! deploy/install.sh and deploy/uninstall.sh for unitgate itself: what they
+//! put in place, that a broken sudoers drop-in never reaches
+//! /etc/sudoers.d, and that uninstalling leaves the system as it was (an
+//! operator's app configs kept, sudo working).
+
+use unitgate_tests::Machine;
+
+/// Everything the installer may touch, with owners and modes.
+const FOOTPRINT: &str = "for p in /usr/local/bin/unitgate /usr/local/libexec/unitgate \
+     /usr/local/libexec/unitgate/unitgate-systemctl /etc/sudoers.d/unitgate /etc/unitgate \
+     /etc/unitgate/apps /var/lib/unitgate; do \
+       if [ -e $p ]; then stat -c '%n %U:%G %a' $p; else echo \"$p absent\"; fi; \
+     done; getent group unitgate >/dev/null && echo 'group unitgate' || echo 'no group unitgate'; \
+     ls -A /etc/sudoers.d";
+
+#[test]
+fn uninstall_removes_what_install_added_and_keeps_app_configs() {
+    let m = Machine::boot("uninstall");
+    m.add_user("carol", &[]);
+    m.write_file(
+        "/etc/sudoers.d/carol",
+        b"carol ALL=(root) NOPASSWD: /usr/bin/id\n",
+        0o440,
+    );
+    let before = m.sh(FOOTPRINT).ok().stdout;
+
+    m.install_unitgate();
+    let installed = m.sh(FOOTPRINT).ok().stdout;
+    assert!(
+        installed.contains("/usr/local/libexec/unitgate/unitgate-systemctl root:root 755"),
+        "{installed}"
+    );
+    assert!(installed.contains("group unitgate"), "{installed}");
+    m.write_file(
+        "/etc/unitgate/apps/mine.toml",
+        b"unit = \"mine@.service\"\n",
+        0o644,
+    );
+
+    let out = m
+        .sh("cd /mnt/src && sh deploy/uninstall.sh && sh deploy/uninstall.sh")
+        .ok();
+    assert!(
+        out.stdout.contains("removed /etc/sudoers.d/unitgate"),
+        "{out}"
+    );
+    let after = m.sh(FOOTPRINT).ok().stdout;
+    // Everything back as it was, except the operator's config (and the
+    // directories holding it).
+    m.sh("test -f /etc/unitgate/apps/mine.toml").ok();
+    let expected = before
+        .replace("/etc/unitgate absent", "/etc/unitgate root:root 755")
+        .replace(
+            "/etc/unitgate/apps absent",
+            "/etc/unitgate/apps root:root 755",
+        );
+    assert_eq!(after, expected);
+    // sudo keeps working for everybody else.
+    m.sh("visudo -c").ok();
+    let id = m.sh_as("carol", "sudo -n /usr/bin/id -u").ok();
+    assert_eq!(id.stdout.trim(), "0");
+}
+
+#[test]
+fn a_drop_in_that_fails_visudo_is_never_installed() {
+    let m = Machine::boot("badsudoers");
+    m.add_user("carol", &[]);
+    m.write_file(
+        "/etc/sudoers.d/carol",
+        b"carol ALL=(root) NOPASSWD: /usr/bin/id\n",
+        0o440,
+    );
+    // A copy of the checkout whose drop-in template is broken.
+    m.sh("cp -r /mnt/src /root/src && echo '%unitgate ALL=(root NOPASSWD' >> /root/src/sudoers/unitgate")
+        .ok();
+    let out = m.sh("cd /root/src && CARGO_TARGET_DIR=/mnt/target sh deploy/install.sh");
+    assert_ne!(out.code, 0, "{out}");
+    assert!(out.stderr.contains("visudo"), "{out}");
+    let dropins = m.sh("ls -A /etc/sudoers.d").ok().stdout;
+    assert!(!dropins.contains("unitgate"), "{dropins}");
+    m.sh("visudo -c").ok();
+    let id = m.sh_as("carol", "sudo -n /usr/bin/id -u").ok();
+    assert_eq!(id.stdout.trim(), "0");
+}
+
+#[test]
+fn staged_install_with_destdir_and_prefix_touches_only_the_stage() {
+    let m = Machine::boot("destdir");
+    let out = m
+        .sh("cd /mnt/src && PREFIX=/usr DESTDIR=/root/stage CARGO_TARGET_DIR=/mnt/target sh deploy/install.sh")
+        .ok();
+    assert!(out.success(), "{out}");
+    let staged = m
+        .sh("cd /root/stage && find . -type f | sort && cat etc/sudoers.d/unitgate | grep -v '^#'")
+        .ok()
+        .stdout;
+    assert!(staged.contains("./usr/bin/unitgate"), "{staged}");
+    assert!(
+        staged.contains("./usr/libexec/unitgate/unitgate-systemctl"),
+        "{staged}"
+    );
+    assert!(
+        staged.contains("%unitgate ALL=(root) NOPASSWD: /usr/libexec/unitgate/unitgate-systemctl"),
+        "{staged}"
+    );
+    // Nothing on the live system.
+    m.sh("! getent group unitgate && test ! -e /etc/sudoers.d/unitgate && test ! -e /usr/local/bin/unitgate")
+        .ok();
+}
