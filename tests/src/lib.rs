@@ -7,7 +7,10 @@
 //!   directories of its own, and cleans everything up when dropped (also on
 //!   panic).
 //! - [`paths`] finds the checkout and the built binaries.
+//! - [`fixture`] (the helper's tests) and [`demo`] (the CLI's tests and the
+//!   benchmarks) set up a machine with unitgate and a demo app installed.
 
+pub mod demo;
 pub mod fixture;
 pub mod machine;
 pub mod paths;

@@ -1,7 +1,7 @@
-//! Benchmark (not a timed test; run by hand, figures go to BENCHMARKS.md):
+//! Benchmark of the CLI (not a timed test; run by hand as root, figures go
+//! to BENCHMARKS.md):
 //!
-//!     cargo build --release
-//!     cargo test --release -p unitgate-tests --test cli_bench -- --ignored --nocapture
+//!     cargo build --release && target/release/bench-cli
 //!
 //! In a test-bed machine with 1000 initialized, running instances it
 //! measures `status --json` against the floor of one unprivileged
@@ -10,9 +10,7 @@
 //! a raw `systemctl enable --now` of 500 units and the
 //! one-`systemctl enable --now`-per-instance loop.
 
-mod common;
-
-use common::{demo_machine, ug, USER};
+use unitgate_tests::demo::{demo_machine, ug, USER};
 use unitgate_tests::Machine;
 
 const N: usize = 1000;
@@ -57,9 +55,7 @@ fn units(range: std::ops::RangeInclusive<usize>) -> String {
         .join(" ")
 }
 
-#[test]
-#[ignore = "benchmark: run by hand, see BENCHMARKS.md"]
-fn benchmark_status_and_bulk_start_at_1000_instances() {
+fn main() {
     let m = demo_machine("cli-bench");
     let t = time_runs(
         &m,
