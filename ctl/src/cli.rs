@@ -61,6 +61,15 @@ pub enum Command {
     Delete(Instances),
     /// Show instances (all when none named) with drift; exits 3 if a named one is not active.
     Status { instances: Vec<String> },
+    /// Stream state changes (JSON lines with --json); --heal restarts instances that should run but don't.
+    Watch {
+        /// Start again (reset-failed, enable) instances that are initialized and enabled but not running, with back-off.
+        #[arg(long)]
+        heal: bool,
+        /// Seconds between full re-reads, the safety net under systemd's signals.
+        #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=86400))]
+        interval: u64,
+    },
     /// Show an instance's journal.
     Logs {
         instance: String,

@@ -17,6 +17,7 @@ pub mod logs;
 pub mod scaffold;
 pub mod status;
 pub mod systemd;
+pub mod watch;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -78,6 +79,14 @@ fn run(cli: Cli) -> Result<()> {
         Command::Restart(i) => lifecycle::restart(&app, waiter, &i.instances, json),
         Command::Delete(i) => lifecycle::delete(&app, waiter, &i.instances, json),
         Command::Status { instances } => status_command(&app, &instances, json),
+        Command::Watch { heal, interval } => watch::run(
+            &app,
+            watch::Options {
+                json,
+                heal,
+                interval: Duration::from_secs(interval),
+            },
+        ),
         Command::Logs {
             instance,
             follow,

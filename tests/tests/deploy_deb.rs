@@ -138,7 +138,8 @@ fn deb_installs_runs_an_app_lifecycle_and_purges_without_a_trace() {
         .sh("PREFIX=/usr sh /usr/share/unitgate/deploy/uninstall.sh --app runner-pool --purge")
         .ok();
     assert!(
-        out.stdout.contains("stopped and disabled: runner-pool@w1.service"),
+        out.stdout
+            .contains("stopped and disabled: runner-pool@w1.service"),
         "{out}"
     );
     m.sh("dpkg --purge unitgate").ok();

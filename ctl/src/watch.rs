@@ -1,0 +1,707 @@
+//! `unitgate watch [--heal] [--interval SECONDS]`: the app's instances as a
+//! stream of changes.
+//!
+//! Prints the full state once, then one element per instance whenever
+//! anything that matters about it changes (initialized, enabled,
+//! active/sub state, drift, main PID, restarts): with `--json` one JSON
+//! object per line (the `status --json` element plus `event`, `time` and
+//! `previous`; schema in docs/watch.md), else readable lines.
+//!
+//! Event-driven with a safety net: systemd's D-Bus signals ([`bus`]) and
+//! inotify on the state directory ([`sources`]) only say *which* instances
+//! to re-read; the main loop drains whatever is pending, re-reads those
+//! instances with a constant number of D-Bus calls, and reports what
+//! differs from what it last saw — so a change is reported once, however
+//! many signals announced it. Everything is re-read every `--interval`
+//! too, because signals can be lost, and a unit systemd unloaded sends
+//! none. Memory is the last state of each instance, nothing per event.
+//!
+//! Exits 0 on SIGINT/SIGTERM/SIGHUP and when stdout's reader goes away
+//! (EPIPE on a write, or POLLERR on fd 1 while idle).
+
+mod bus;
+mod heal;
+mod sources;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::app::App;
+use crate::error::{Error, Result};
+use crate::instance;
+use crate::status::{self, InstanceStatus};
+use crate::systemd::{Detail, Systemd};
+
+pub use heal::{FIRST_WINDOW as HEAL_FIRST_WINDOW, MAX_WINDOW as HEAL_MAX_WINDOW};
+
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    pub json: bool,
+    pub heal: bool,
+    /// Full re-read period (the safety net).
+    pub interval: Duration,
+}
+
+/// What the sources tell the main loop.
+#[derive(Debug)]
+pub(crate) enum Ev {
+    /// Re-read this instance.
+    Dirty(String),
+    /// Re-read everything.
+    All,
+    /// Unit files changed: re-read enablement (from disk) now.
+    UnitFiles,
+    /// The signal connection is (again) subscribed.
+    BusUp { reconnected: bool },
+    /// The signal connection ended or could not be made (why, and the
+    /// delay before the next attempt).
+    BusDown(String, Duration),
+    /// A heal finished.
+    Healed(Vec<(String, heal::Outcome)>),
+    /// Stop: a signal, or stdout closed.
+    Quit,
+}
+
+/// Above this many dirty instances a full re-read (which reuses the status
+/// cache) is cheaper than asking each one.
+const FULL_READ_ABOVE: usize = 32;
+/// After the first event, how long to gather more before re-reading.
+const SETTLE: Duration = Duration::from_millis(5);
+
+pub fn run(app: &App, opts: Options) -> Result<()> {
+    sources::block_quit_signals();
+    let (tx, rx) = mpsc::channel();
+    sources::spawn_signals(tx.clone());
+    sources::spawn_stdout_watch(tx.clone());
+    sources::spawn_state_dir_watch(app.state_dir.clone(), tx.clone());
+    bus::spawn(app.clone(), tx.clone());
+    let mut w = Watcher {
+        app,
+        opts,
+        tx,
+        out: Out { json: opts.json },
+        sd: None,
+        known: BTreeMap::new(),
+        healer: heal::Healer::default(),
+        bus_down: false,
+        read_failing: false,
+    };
+    match w.run(&rx) {
+        Ok(()) | Err(Stop::Quit) => Ok(()),
+        Err(Stop::Error(e)) => Err(e),
+    }
+}
+
+enum Stop {
+    /// A clean end: a signal, or nobody reads stdout any more.
+    Quit,
+    Error(Error),
+}
+
+impl From<Error> for Stop {
+    fn from(e: Error) -> Stop {
+        Stop::Error(e)
+    }
+}
+
+/// What to re-read.
+#[derive(Debug, Default)]
+struct Scope {
+    all: bool,
+    names: BTreeSet<String>,
+    /// Enablement and state directories only (no systemd call).
+    files: bool,
+}
+
+impl Scope {
+    fn is_empty(&self) -> bool {
+        !self.all && !self.files && self.names.is_empty()
+    }
+}
+
+struct Watcher<'a> {
+    app: &'a App,
+    opts: Options,
+    tx: Sender<Ev>,
+    out: Out,
+    sd: Option<Systemd>,
+    /// The last state seen of each instance (what `status` would list).
+    known: BTreeMap<String, InstanceStatus>,
+    healer: heal::Healer,
+    bus_down: bool,
+    read_failing: bool,
+}
+
+impl Watcher<'_> {
+    fn run(&mut self, rx: &Receiver<Ev>) -> Result<(), Stop> {
+        // Read only once the signal connection is subscribed (or known to
+        // be down), so no change can fall between the snapshot and the
+        // first signal.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut pending = Scope::default();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(Ev::BusUp { .. }) => break,
+                Ok(ev @ Ev::BusDown(..)) => {
+                    self.handle(ev, &mut pending)?;
+                    break;
+                }
+                Ok(ev) => self.handle(ev, &mut pending)?,
+                Err(_) => break,
+            }
+        }
+        let mut backoff = Duration::from_millis(100);
+        let rows = loop {
+            match self.read_all() {
+                Ok(rows) => break rows,
+                Err(e) => {
+                    warn(&format!(
+                        "cannot read systemd's state ({}); retrying",
+                        e.message().unwrap_or_default()
+                    ));
+                    if let Ok(Ev::Quit) = rx.recv_timeout(backoff) {
+                        return Err(Stop::Quit);
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        };
+        let now_usec = status::now_usec();
+        self.out.initial(&rows, now_usec)?;
+        for r in rows {
+            self.known.insert(r.instance.clone(), r);
+        }
+        self.out.synced(self.known.len(), now_usec)?;
+        let mut next_full = Instant::now() + self.opts.interval;
+        let mut retry_at: Option<Instant> = None;
+        let mut heal_at: Option<Instant> = None;
+        self.heal_round(&mut heal_at);
+        loop {
+            let now = Instant::now();
+            let mut wake = next_full;
+            for t in [retry_at, heal_at].into_iter().flatten() {
+                wake = wake.min(t);
+            }
+            if pending.is_empty() {
+                match rx.recv_timeout(wake.saturating_duration_since(now)) {
+                    Ok(ev) => {
+                        self.handle(ev, &mut pending)?;
+                        // Gather the rest of the burst.
+                        let until = Instant::now() + SETTLE;
+                        loop {
+                            let left = until.saturating_duration_since(Instant::now());
+                            match rx.recv_timeout(left) {
+                                Ok(ev) => self.handle(ev, &mut pending)?,
+                                Err(RecvTimeoutError::Timeout) => break,
+                                Err(RecvTimeoutError::Disconnected) => return Err(Stop::Quit),
+                            }
+                        }
+                    }
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => return Err(Stop::Quit),
+                }
+            }
+            while let Ok(ev) = rx.try_recv() {
+                self.handle(ev, &mut pending)?;
+            }
+            let now = Instant::now();
+            if now >= next_full {
+                pending.all = true;
+            }
+            if retry_at.is_some_and(|t| now < t) {
+                // Still backing off after a failed read: keep gathering.
+                if !pending.is_empty() {
+                    // Sleep until the retry time instead of spinning.
+                    let wait = retry_at.unwrap().saturating_duration_since(now);
+                    if let Ok(ev) = rx.recv_timeout(wait) {
+                        self.handle(ev, &mut pending)?;
+                    }
+                }
+                continue;
+            }
+            if heal_at.is_some_and(|t| now >= t) {
+                heal_at = None;
+                self.heal_round(&mut heal_at);
+            }
+            if pending.is_empty() {
+                continue;
+            }
+            let scope = std::mem::take(&mut pending);
+            let was_all = scope.all;
+            match self.refresh(&scope) {
+                Ok(()) => {
+                    retry_at = None;
+                    if self.read_failing {
+                        self.read_failing = false;
+                        warn("reading systemd's state again");
+                    }
+                    if was_all {
+                        next_full = Instant::now() + self.opts.interval;
+                    }
+                    heal_at = None;
+                    self.heal_round(&mut heal_at);
+                }
+                Err(Stop::Error(e)) if matches!(e, Error::Dbus { .. }) => {
+                    // systemd re-executing, or the bus restarting: read
+                    // everything again once it answers.
+                    self.sd = None;
+                    let wait = if self.read_failing {
+                        Duration::from_secs(1)
+                    } else {
+                        Duration::from_millis(100)
+                    };
+                    if !self.read_failing {
+                        warn(&format!(
+                            "cannot read systemd's state ({}); retrying",
+                            e.message().unwrap_or_default()
+                        ));
+                    }
+                    self.read_failing = true;
+                    pending.all = true;
+                    retry_at = Some(Instant::now() + wait);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn handle(&mut self, ev: Ev, pending: &mut Scope) -> Result<(), Stop> {
+        match ev {
+            Ev::Dirty(n) => {
+                if !pending.all {
+                    pending.names.insert(n);
+                    if pending.names.len() > FULL_READ_ABOVE {
+                        pending.all = true;
+                        pending.names.clear();
+                    }
+                }
+            }
+            Ev::All => {
+                pending.all = true;
+                pending.names.clear();
+            }
+            Ev::UnitFiles => pending.files = true,
+            Ev::BusUp { reconnected } => {
+                if reconnected {
+                    warn("reconnected to the system bus");
+                    self.sd = None;
+                }
+                self.bus_down = false;
+                pending.all = true;
+                pending.names.clear();
+            }
+            Ev::BusDown(why, retry) => {
+                if !self.bus_down {
+                    warn(&format!(
+                        "lost the system bus ({why}); reconnecting with back-off, \
+                         re-reading every {}s meanwhile",
+                        self.opts.interval.as_secs()
+                    ));
+                } else {
+                    warn(&format!(
+                        "still no system bus ({why}); next attempt in {:.1}s",
+                        retry.as_secs_f64()
+                    ));
+                }
+                self.bus_down = true;
+                self.sd = None;
+            }
+            Ev::Healed(outcomes) => {
+                let now = Instant::now();
+                let usec = status::now_usec();
+                for (name, outcome) in outcomes {
+                    if let Some((attempt, wait)) = self.healer.finished(&name, &outcome, now) {
+                        let unit = self.app.unit(&name).unwrap_or_default();
+                        self.out.heal(&name, &unit, &outcome, attempt, wait, usec)?;
+                    }
+                    pending.names.insert(name);
+                }
+            }
+            Ev::Quit => return Err(Stop::Quit),
+        }
+        Ok(())
+    }
+
+    fn systemd(&mut self) -> Result<&Systemd> {
+        if self.sd.is_none() {
+            self.sd = Some(Systemd::connect()?);
+        }
+        Ok(self.sd.as_ref().expect("just set"))
+    }
+
+    /// Every instance, as `status` lists them.
+    fn read_all(&mut self) -> Result<Vec<InstanceStatus>> {
+        let app = self.app;
+        status::collect_with(self.systemd()?, app, None)
+    }
+
+    /// The named instances; those that are no instance (no state, nothing
+    /// running or enabled) are left out, as `status` leaves them out.
+    fn read_named(&mut self, names: &BTreeSet<String>) -> Result<Vec<InstanceStatus>> {
+        let app = self.app;
+        let units: Vec<String> = names.iter().filter_map(|n| app.unit(n)).collect();
+        // No status cache here: it holds every running unit, and writing
+        // back a subset would empty it for the next full read.
+        let infos = self.systemd()?.units(&units, Detail::Full, None)?;
+        Ok(names
+            .iter()
+            .filter_map(|n| {
+                let unit = app.unit(n)?;
+                let st = InstanceStatus::new(n, &unit, instance::exists(app, n), infos.get(&unit));
+                (st.initialized || st.drift.is_some()).then_some(st)
+            })
+            .collect())
+    }
+
+    fn refresh(&mut self, scope: &Scope) -> Result<(), Stop> {
+        if scope.files {
+            self.refresh_files()?;
+            if !scope.all && scope.names.is_empty() {
+                return Ok(());
+            }
+        }
+        let (rows, names): (Vec<InstanceStatus>, BTreeSet<String>) = if scope.all {
+            let rows = self.read_all()?;
+            let mut names: BTreeSet<String> = self.known.keys().cloned().collect();
+            names.extend(rows.iter().map(|r| r.instance.clone()));
+            (rows, names)
+        } else {
+            (self.read_named(&scope.names)?, scope.names.clone())
+        };
+        self.apply(rows, names)
+    }
+
+    /// Enablement (the `enable` symlinks) and state directories, straight
+    /// from disk, joined with the last unit states seen: reports an
+    /// enable/disable at once, before the daemon reload that follows it
+    /// (systemd answers nothing while it reloads).
+    fn refresh_files(&mut self) -> Result<(), Stop> {
+        let app = self.app;
+        let enabled = crate::systemd::enabled_units(&[app.unit_glob()]);
+        let on_disk: BTreeSet<String> = instance::list(app)?.into_iter().collect();
+        let mut rows = Vec::new();
+        let mut names = BTreeSet::new();
+        let mut unknown = BTreeSet::new();
+        for (name, old) in &self.known {
+            let en = enabled.contains_key(&old.unit);
+            let init = on_disk.contains(name);
+            if en != old.enabled || init != old.initialized {
+                let mut new = old.clone();
+                new.enabled = en;
+                new.initialized = init;
+                new.drift = status::drift(init, en, &new.active_state);
+                names.insert(name.clone());
+                if new.initialized || new.drift.is_some() {
+                    rows.push(new);
+                }
+            }
+        }
+        for unit in enabled.keys() {
+            if let Some(inst) = app.instance_of(unit) {
+                if !self.known.contains_key(inst) {
+                    unknown.insert(inst.to_owned());
+                }
+            }
+        }
+        self.apply(rows, names)?;
+        if !unknown.is_empty() {
+            // Newly enabled units we have never seen: ask systemd.
+            let rows = self.read_named(&unknown)?;
+            self.apply(rows, unknown)?;
+        }
+        Ok(())
+    }
+
+    /// Reports the difference between `rows` (the fresh state of the
+    /// instances in `names` that exist) and what was seen last.
+    fn apply(&mut self, rows: Vec<InstanceStatus>, names: BTreeSet<String>) -> Result<(), Stop> {
+        let usec = status::now_usec();
+        let now = Instant::now();
+        let mut fresh: BTreeMap<String, InstanceStatus> =
+            rows.into_iter().map(|r| (r.instance.clone(), r)).collect();
+        for name in names {
+            let new = fresh.remove(&name);
+            let old = self.known.get(&name);
+            match (old, new) {
+                (None, None) => {}
+                (None, Some(new)) => {
+                    self.out.change("change", &new, None, usec)?;
+                    self.healer.observe(&new, now);
+                    self.known.insert(name, new);
+                }
+                (Some(old), Some(new)) => {
+                    if differs(old, &new) {
+                        self.out.change("change", &new, Some(old), usec)?;
+                    }
+                    self.healer.observe(&new, now);
+                    self.known.insert(name, new);
+                }
+                (Some(_), None) => {
+                    let old = self.known.remove(&name).expect("present");
+                    let unit = self.app.unit(&name).unwrap_or_default();
+                    let gone = InstanceStatus::new(&name, &unit, false, None);
+                    self.out.change("removed", &gone, Some(&old), usec)?;
+                    self.healer.forget(&name);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn heal_round(&mut self, heal_at: &mut Option<Instant>) {
+        if !self.opts.heal || self.healer.busy() {
+            return;
+        }
+        let (due, next) = self.healer.due(self.known.values(), Instant::now());
+        *heal_at = next;
+        if !due.is_empty() {
+            self.healer.dispatch(self.app, due, &self.tx);
+        }
+    }
+}
+
+/// Whether a change is worth a line: everything but the figures that move
+/// on their own (memory) or only with a state change (since).
+fn differs(a: &InstanceStatus, b: &InstanceStatus) -> bool {
+    a.initialized != b.initialized
+        || a.enabled != b.enabled
+        || a.active_state != b.active_state
+        || a.sub_state != b.sub_state
+        || a.drift != b.drift
+        || a.main_pid != b.main_pid
+        || a.restarts != b.restarts
+}
+
+fn warn(msg: &str) {
+    let _ = writeln!(std::io::stderr(), "unitgate: watch: {msg}");
+}
+
+/// µs since the epoch → `YYYY-MM-DDTHH:MM:SS.uuuuuuZ`.
+pub fn rfc3339_usec(usec: u64) -> String {
+    let s = status::rfc3339(usec);
+    format!("{}.{:06}Z", s.trim_end_matches('Z'), usec % 1_000_000)
+}
+
+#[derive(Serialize)]
+struct ChangeJson<'a> {
+    event: &'a str,
+    time: String,
+    #[serde(flatten)]
+    status: &'a InstanceStatus,
+    previous: Option<&'a InstanceStatus>,
+}
+
+#[derive(Serialize)]
+struct HealJson<'a> {
+    event: &'static str,
+    time: String,
+    instance: &'a str,
+    unit: &'a str,
+    result: &'static str,
+    error: Option<&'a str>,
+    attempt: u32,
+    next_heal_after_secs: u64,
+}
+
+/// Writes the stream; a write error means nobody reads any more.
+struct Out {
+    json: bool,
+}
+
+impl Out {
+    fn write(&self, text: &str) -> Result<(), Stop> {
+        let mut o = std::io::stdout().lock();
+        match o.write_all(text.as_bytes()).and_then(|()| o.flush()) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(Stop::Quit),
+            Err(e) => Err(Stop::Error(Error::io("cannot write to stdout", e))),
+        }
+    }
+
+    fn initial(&self, rows: &[InstanceStatus], usec: u64) -> Result<(), Stop> {
+        if self.json {
+            let mut s = String::new();
+            for r in rows {
+                s.push_str(&line(&ChangeJson {
+                    event: "initial",
+                    time: rfc3339_usec(usec),
+                    status: r,
+                    previous: None,
+                }));
+            }
+            self.write(&s)
+        } else {
+            self.write(&status::render_table(rows, usec, status::use_colour()))
+        }
+    }
+
+    fn synced(&self, n: usize, usec: u64) -> Result<(), Stop> {
+        if self.json {
+            self.write(&line(&serde_json::json!({
+                "event": "synced",
+                "time": rfc3339_usec(usec),
+                "instances": n,
+            })))
+        } else {
+            self.write(&format!(
+                "{} watching {n} instance(s); changes follow\n",
+                rfc3339_usec(usec)
+            ))
+        }
+    }
+
+    fn change(
+        &self,
+        event: &str,
+        st: &InstanceStatus,
+        previous: Option<&InstanceStatus>,
+        usec: u64,
+    ) -> Result<(), Stop> {
+        if self.json {
+            return self.write(&line(&ChangeJson {
+                event,
+                time: rfc3339_usec(usec),
+                status: st,
+                previous,
+            }));
+        }
+        let state = |s: &InstanceStatus| format!("{}/{}", s.active_state, s.sub_state);
+        let mut text = format!("{} {}: ", rfc3339_usec(usec), st.instance);
+        match (event, previous) {
+            ("removed", Some(p)) => text.push_str(&format!("removed (was {})", state(p))),
+            (_, Some(p)) if state(p) != state(st) => {
+                text.push_str(&format!("{} -> {}", state(p), state(st)))
+            }
+            _ => text.push_str(&state(st)),
+        }
+        if event != "removed" {
+            text.push_str(&format!(
+                ", {}, {}",
+                if st.initialized {
+                    "initialized"
+                } else {
+                    "no state"
+                },
+                if st.enabled { "enabled" } else { "not enabled" },
+            ));
+            if let Some(pid) = st.main_pid {
+                text.push_str(&format!(", pid {pid}"));
+            }
+            match st.drift {
+                Some(d) => text.push_str(&format!(", drift: {}", d.as_str())),
+                None if previous.is_some_and(|p| p.drift.is_some()) => {
+                    text.push_str(", drift resolved")
+                }
+                None => {}
+            }
+        }
+        text.push('\n');
+        self.write(&text)
+    }
+
+    fn heal(
+        &self,
+        instance: &str,
+        unit: &str,
+        outcome: &heal::Outcome,
+        attempt: u32,
+        wait: Duration,
+        usec: u64,
+    ) -> Result<(), Stop> {
+        let (result, error) = match outcome {
+            heal::Outcome::Started => ("started", None),
+            heal::Outcome::Failed(e) => ("failed", Some(e.as_str())),
+            heal::Outcome::Busy => ("busy", None),
+            heal::Outcome::NotNeeded => ("not-needed", None),
+        };
+        if self.json {
+            return self.write(&line(&HealJson {
+                event: "heal",
+                time: rfc3339_usec(usec),
+                instance,
+                unit,
+                result,
+                error,
+                attempt,
+                next_heal_after_secs: wait.as_secs(),
+            }));
+        }
+        self.write(&format!(
+            "{} {instance}: heal #{attempt}: {result}{}; next heal not before {}s\n",
+            rfc3339_usec(usec),
+            error.map(|e| format!(": {e}")).unwrap_or_default(),
+            wait.as_secs()
+        ))
+    }
+}
+
+fn line<T: Serialize>(v: &T) -> String {
+    let mut s = serde_json::to_string(v).expect("plain data serializes");
+    s.push('\n');
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_has_microseconds() {
+        assert_eq!(
+            rfc3339_usec(1_714_564_800_123_456),
+            "2024-05-01T12:00:00.123456Z"
+        );
+        assert_eq!(
+            rfc3339_usec(1_714_564_800_000_007),
+            "2024-05-01T12:00:00.000007Z"
+        );
+    }
+
+    #[test]
+    fn change_line_is_the_status_element_plus_event_time_previous() {
+        let a = InstanceStatus::new("a", "demo@a.service", true, None);
+        let mut b = a.clone();
+        b.enabled = true;
+        b.drift = status::drift(true, true, "inactive");
+        let v: serde_json::Value = serde_json::from_str(&line(&ChangeJson {
+            event: "change",
+            time: rfc3339_usec(1),
+            status: &b,
+            previous: Some(&a),
+        }))
+        .unwrap();
+        let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                "active_state",
+                "drift",
+                "enabled",
+                "event",
+                "initialized",
+                "instance",
+                "main_pid",
+                "memory_bytes",
+                "previous",
+                "restarts",
+                "since",
+                "sub_state",
+                "time",
+                "unit"
+            ]
+        );
+        assert_eq!(v["drift"], "should-run-but-inactive");
+        assert_eq!(v["previous"]["enabled"], false);
+        assert!(v["previous"]["drift"].is_null());
+        assert!(differs(&a, &b));
+        let mut c = b.clone();
+        c.memory_bytes = Some(1);
+        assert!(!differs(&b, &c), "memory alone is no change");
+    }
+}

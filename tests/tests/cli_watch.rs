@@ -1,0 +1,465 @@
+//! `unitgate watch` end to end, run as the app's unprivileged service
+//! account against a real systemd: each out-of-band change is reported once
+//! with the right drift kind, `--heal` brings back what should run (and
+//! never what the operator stopped), and the watcher survives
+//! `daemon-reload`, `daemon-reexec` and a D-Bus restart, exits cleanly on
+//! SIGTERM/SIGINT and when its reader goes away, and does not grow.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{demo_machine, ug, wait_for, STATE_DIR, USER};
+use serde_json::Value;
+use unitgate_tests::Machine;
+
+/// A `unitgate watch` running in the background inside the machine, as the
+/// service account, its stdout in `/tmp/<tag>.jsonl`, stderr in
+/// `/tmp/<tag>.err`, its pid in `/tmp/<tag>.pid` and, once it has exited,
+/// its exit status in `/tmp/<tag>.rc`.
+struct Watch<'a> {
+    m: &'a Machine,
+    tag: &'static str,
+}
+
+impl<'a> Watch<'a> {
+    fn start(m: &'a Machine, tag: &'static str, args: &str) -> Watch<'a> {
+        m.write_file("/usr/local/bin/watch-bg", LAUNCHER.as_bytes(), 0o755);
+        m.sh_as(
+            USER,
+            &format!("setsid watch-bg {tag} {args} >/dev/null 2>&1"),
+        )
+        .ok();
+        let w = Watch { m, tag };
+        w.wait_for("the synced line", |v| v["event"] == "synced");
+        w
+    }
+
+    fn lines(&self) -> Vec<Value> {
+        let out = self
+            .m
+            .sh(&format!("cat /tmp/{}.jsonl 2>/dev/null || true", self.tag))
+            .ok();
+        // Only whole lines: the watcher may be writing the last one.
+        let whole = out.stdout.rsplit_once('\n').map_or("", |(w, _)| w);
+        whole
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad line ({e}): {l}")))
+            .collect()
+    }
+
+    fn err_text(&self) -> String {
+        self.m.sh(&format!("cat /tmp/{}.err", self.tag)).stdout
+    }
+
+    /// The first line (from the start) matching `pred`, waiting up to 20 s.
+    #[track_caller]
+    fn wait_for(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(v) = self.lines().into_iter().find(|v| pred(v)) {
+                return v;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "watch never printed {what}:\n{}\nstderr:\n{}",
+                    self.m.sh(&format!("cat /tmp/{}.jsonl", self.tag)).stdout,
+                    self.err_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.m
+            .sh(&format!("cat /tmp/{}.pid", self.tag))
+            .ok()
+            .stdout
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    fn alive(&self) -> bool {
+        self.m.sh(&format!("kill -0 {}", self.pid())).success()
+    }
+
+    /// Sends `signal` and returns the exit status (waits up to 10 s).
+    #[track_caller]
+    fn stop(&self, signal: &str) -> i32 {
+        self.m.sh(&format!("kill -{signal} {}", self.pid())).ok();
+        self.exit_status()
+    }
+
+    #[track_caller]
+    fn exit_status(&self) -> i32 {
+        let tag = self.tag;
+        wait_for(
+            self.m,
+            "the watcher to exit",
+            &format!("test -s /tmp/{tag}.rc"),
+        );
+        self.m
+            .sh(&format!("cat /tmp/{tag}.rc"))
+            .ok()
+            .stdout
+            .trim()
+            .parse()
+            .unwrap()
+    }
+}
+
+/// `watch-bg TAG ARGS...`: starts `unitgate watch --json ARGS` detached,
+/// recording its pid and, when it ends, its exit status.
+const LAUNCHER: &str = r#"#!/bin/sh
+tag=$1; shift
+rm -f /tmp/$tag.jsonl /tmp/$tag.err /tmp/$tag.pid /tmp/$tag.rc
+( sh -c 'echo $$ >"/tmp/$0.pid"; exec unitgate watch --json "$@"' "$tag" "$@" >/tmp/$tag.jsonl 2>/tmp/$tag.err </dev/null
+  echo $? >/tmp/$tag.rc.tmp && mv /tmp/$tag.rc.tmp /tmp/$tag.rc ) &
+"#;
+
+fn is(v: &Value, event: &str, instance: &str) -> bool {
+    v["event"] == event && v["instance"] == instance
+}
+
+/// Lines about `instance` that are changes (not the initial snapshot).
+fn changes<'v>(lines: &'v [Value], instance: &str) -> Vec<&'v Value> {
+    lines
+        .iter()
+        .filter(|v| v["instance"] == instance && v["event"] != "initial")
+        .collect()
+}
+
+fn setup(m: &Machine, names: &[&str], started: &[&str]) {
+    for n in names {
+        ug(m, &format!("init {n}")).ok();
+    }
+    if !started.is_empty() {
+        ug(m, &format!("start {}", started.join(" "))).ok();
+    }
+}
+
+/// Makes an instance crash at once on every start, kills it, and waits
+/// until Restart= gave up (start limit hit: `failed`).
+fn crash_loop(m: &Machine, name: &str) {
+    m.sh(&format!(
+        "touch {STATE_DIR}/{name}/fail && kill -KILL $(systemctl show -p MainPID --value demo@{name}.service)"
+    ))
+    .ok();
+    wait_for(
+        m,
+        "the crash loop to hit the start limit",
+        &format!("systemctl is-failed -q demo@{name}.service"),
+    );
+}
+
+#[test]
+fn out_of_band_changes_are_reported_once_with_their_drift_kind() {
+    let m = demo_machine("cli-watch-drift");
+    setup(&m, &["a", "b", "c", "d", "e"], &["a", "b", "c", "d"]);
+    let w = Watch::start(&m, "w", "--interval 2");
+    let lines = w.lines();
+    let initial: Vec<&Value> = lines.iter().filter(|v| v["event"] == "initial").collect();
+    assert_eq!(initial.len(), 5, "{lines:?}");
+    for v in &initial {
+        assert!(v["previous"].is_null() && v["time"].as_str().unwrap().ends_with('Z'));
+        assert!(v["drift"].is_null(), "{v}");
+    }
+    assert_eq!(lines.last().unwrap()["event"], "synced");
+    assert_eq!(lines.last().unwrap()["instances"], 5);
+
+    // systemctl stop behind unitgate's back: should run but does not.
+    m.sh("systemctl stop demo@a.service").ok();
+    let v = w.wait_for("a stopped", |v| {
+        is(v, "change", "a")
+            && v["drift"] == "should-run-but-inactive"
+            && v["active_state"] == "inactive"
+    });
+    assert_eq!(v["enabled"], true);
+    assert_eq!(v["initialized"], true);
+    assert_eq!(v["sub_state"], "dead");
+    assert!(v["main_pid"].is_null());
+    let prev = &v["previous"];
+    assert!(prev["instance"] == "a" && prev["drift"].is_null(), "{v}");
+    assert!(
+        prev["active_state"] == "active" || prev["active_state"] == "deactivating",
+        "{v}"
+    );
+
+    // systemctl disable: runs, but will not come back after a reboot.
+    m.sh("systemctl disable demo@b.service").ok();
+    let v = w.wait_for("b disabled", |v| {
+        is(v, "change", "b") && v["drift"] == "running-but-not-enabled"
+    });
+    assert_eq!(
+        (v["enabled"].as_bool(), v["active_state"].as_str()),
+        (Some(false), Some("active"))
+    );
+    assert_eq!(v["previous"]["enabled"], true);
+
+    // A crash loop past the start limit.
+    crash_loop(&m, "c");
+    let v = w.wait_for("c failed", |v| {
+        is(v, "change", "c") && v["drift"] == "failed"
+    });
+    assert_eq!(v["active_state"], "failed");
+
+    // systemctl start of an instance that is not enabled.
+    m.sh("systemctl start demo@e.service").ok();
+    w.wait_for("e started but not enabled", |v| {
+        is(v, "change", "e")
+            && v["drift"] == "running-but-not-enabled"
+            && v["active_state"] == "active"
+    });
+
+    // The state directory deleted behind the CLI's back.
+    m.sh(&format!("rm -rf {STATE_DIR}/d")).ok();
+    let v = w.wait_for("d without state", |v| {
+        is(v, "change", "d") && v["drift"] == "unit-without-state"
+    });
+    assert_eq!(
+        (
+            v["initialized"].as_bool(),
+            v["previous"]["initialized"].as_bool()
+        ),
+        (Some(false), Some(true))
+    );
+
+    // Reported once: two more full re-reads (--interval 2) add nothing.
+    std::thread::sleep(Duration::from_millis(4500));
+    let lines = w.lines();
+    for (inst, drift) in [
+        ("a", "should-run-but-inactive"),
+        ("b", "running-but-not-enabled"),
+        ("c", "failed"),
+        ("e", "running-but-not-enabled"),
+        ("d", "unit-without-state"),
+    ] {
+        let ch = changes(&lines, inst);
+        let n = ch.iter().filter(|v| v["drift"] == drift).count();
+        assert_eq!(n, 1, "{inst}: {drift} reported {n} times: {ch:?}");
+        // Consecutive lines always differ in something that matters.
+        let key = |v: &Value| {
+            [
+                "active_state",
+                "sub_state",
+                "enabled",
+                "drift",
+                "initialized",
+                "main_pid",
+                "restarts",
+            ]
+            .map(|k| v[k].clone())
+        };
+        for pair in ch.windows(2) {
+            assert_ne!(
+                key(pair[0]),
+                key(pair[1]),
+                "{inst}: duplicate report {pair:?}"
+            );
+        }
+    }
+    // Without --heal nothing was started again.
+    assert!(m.sh("systemctl is-active -q demo@a.service").code != 0);
+    assert!(!lines.iter().any(|v| v["event"] == "heal"));
+
+    // daemon-reload and daemon-reexec do not kill the watcher, and it
+    // still reports afterwards.
+    m.sh("systemctl daemon-reload").ok();
+    m.sh("systemctl daemon-reexec").ok();
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(w.alive(), "watcher died: {}", w.err_text());
+    ug(&m, "start a").ok();
+    w.wait_for("a started after reexec", |v| {
+        is(v, "change", "a") && v["active_state"] == "active" && v["drift"].is_null()
+    });
+    // An instance deleted through unitgate leaves the stream as "removed".
+    ug(&m, "delete e").ok();
+    let v = w.wait_for("e removed", |v| is(v, "removed", "e"));
+    assert_eq!(v["initialized"], false);
+    assert_eq!(v["previous"]["instance"], "e");
+
+    assert_eq!(w.stop("TERM"), 0, "stderr: {}", w.err_text());
+    let err = w.err_text();
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn heal_restarts_crashed_and_stopped_instances_but_never_disabled_ones() {
+    let m = demo_machine("cli-watch-heal");
+    setup(&m, &["a", "b", "c", "d", "e"], &["a", "b", "c", "d", "e"]);
+    // c crashed past its start limit (then the cause went away), a was
+    // stopped out of band, b was stopped on purpose with `unitgate stop`.
+    crash_loop(&m, "c");
+    m.sh(&format!("rm {STATE_DIR}/c/fail")).ok();
+    m.sh("systemctl stop demo@a.service").ok();
+    ug(&m, "stop b").ok();
+
+    let w = Watch::start(&m, "h", "--heal");
+    for inst in ["a", "c"] {
+        let v = w.wait_for("a heal", |v| is(v, "heal", inst));
+        assert_eq!(v["result"], "started", "{v}");
+        assert_eq!(v["attempt"], 1, "{v}");
+        assert_eq!(v["unit"], format!("demo@{inst}.service"));
+        assert!(v["next_heal_after_secs"].as_u64().unwrap() >= 1, "{v}");
+        w.wait_for("the healed instance running", |v| {
+            is(v, "change", inst) && v["active_state"] == "active" && v["drift"].is_null()
+        });
+        m.sh(&format!("systemctl is-active -q demo@{inst}.service && systemctl is-enabled -q demo@{inst}.service")).ok();
+    }
+
+    // While it runs: an out-of-band stop is healed at once...
+    m.sh("systemctl stop demo@d.service").ok();
+    let v = w.wait_for("d healed", |v| is(v, "heal", "d"));
+    assert_eq!(v["result"], "started");
+    // ...an out-of-band disable (stop on purpose) is not...
+    m.sh("systemctl disable --now demo@e.service").ok();
+    // ...and a second stop of a is healed only after its back-off window.
+    let stopped = Instant::now();
+    m.sh("systemctl stop demo@a.service").ok();
+    let v = w.wait_for("a healed again", |v| {
+        is(v, "heal", "a") && v["attempt"] == 2
+    });
+    let waited = stopped.elapsed();
+    assert_eq!(v["result"], "started");
+    assert!(
+        waited >= Duration::from_secs(5),
+        "healed again after {waited:?}: back-off ignored"
+    );
+    assert!(
+        v["next_heal_after_secs"].as_u64().unwrap() >= 20,
+        "window doubles: {v}"
+    );
+
+    let lines = w.lines();
+    for inst in ["b", "e"] {
+        assert!(
+            !lines.iter().any(|v| is(v, "heal", inst)),
+            "{inst} was stopped on purpose but healed: {lines:?}"
+        );
+        assert!(
+            m.sh(&format!("systemctl is-active -q demo@{inst}.service"))
+                .code
+                != 0
+        );
+    }
+    assert_eq!(w.stop("INT"), 0, "stderr: {}", w.err_text());
+}
+
+#[test]
+fn watcher_survives_a_bus_restart_and_exits_when_its_reader_goes_away() {
+    let m = demo_machine("cli-watch-robust");
+    // b is stopped and started in a loop: no start limit for it.
+    m.write_file(
+        "/etc/systemd/system/demo@b.service.d/churn.conf",
+        b"[Unit]\nStartLimitIntervalSec=0\n",
+        0o644,
+    );
+    m.sh("systemctl daemon-reload").ok();
+    setup(&m, &["a", "b"], &["a", "b"]);
+
+    // The reader goes away while nothing changes: the watcher notices on its
+    // own (POLLERR on stdout) and exits 0 without a message.
+    let out = m
+        .sh_as(
+            USER,
+            "s=$(date +%s%N); { unitgate watch --json 2>/tmp/p.err; echo \"rc=$?\" >/tmp/p.rc; } | head -n 1; sleep 0.1; i=0; while [ ! -s /tmp/p.rc ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; e=$(date +%s%N); cat /tmp/p.rc; echo ms=$(( (e - s) / 1000000 )); cat /tmp/p.err",
+        )
+        .ok();
+    assert!(out.stdout.contains("\"event\":\"initial\""), "{out}");
+    assert!(
+        out.stdout.contains("rc=0"),
+        "watcher did not exit cleanly after its reader left: {out}"
+    );
+    println!(
+        "reader gone: {}",
+        out.stdout
+            .lines()
+            .filter(|l| l.starts_with("ms="))
+            .collect::<String>()
+    );
+
+    // Memory stays flat: after a warm-up (allocator arenas, bus buffers),
+    // 600 more stop/start cycles (well over 1000 lines) add nothing.
+    let w = Watch::start(&m, "r", "");
+    let rss = |m: &Machine, pid: u32| -> u64 {
+        m.sh(&format!("awk '/^VmRSS/ {{print $2}}' /proc/{pid}/status"))
+            .ok()
+            .stdout
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let churn = |m: &Machine, n: usize| {
+        m.sh(&format!(
+            "for i in $(seq {n}); do systemctl stop demo@b.service; systemctl start demo@b.service; done"
+        ))
+        .ok();
+    };
+    churn(&m, 400);
+    let warm = rss(&m, w.pid());
+    let warm_lines = changes(&w.lines(), "b").len();
+    let mut samples = Vec::new();
+    for _ in 0..4 {
+        churn(&m, 150);
+        samples.push(rss(&m, w.pid()));
+    }
+    let reported = changes(&w.lines(), "b").len() - warm_lines;
+    println!("RSS after 400 warm-up cycles {warm} kB; every 150 cycles after: {samples:?} kB ({reported} lines about b)");
+    assert!(
+        reported >= 600,
+        "{reported} lines for 600 stop/start cycles"
+    );
+    let last = *samples.last().unwrap();
+    assert!(
+        last <= warm + 256,
+        "RSS grew from {warm} kB to {last} kB: {samples:?}"
+    );
+
+    // dbus-daemon restarts: the watcher says so, reconnects and goes on.
+    m.sh("systemctl restart dbus.service").ok();
+    wait_for(
+        &m,
+        "the reconnect message",
+        "grep -q 'reconnected to the system bus' /tmp/r.err",
+    );
+    assert!(
+        w.err_text().contains("lost the system bus"),
+        "{}",
+        w.err_text()
+    );
+    m.sh("systemctl stop demo@a.service").ok();
+    w.wait_for("a change after the bus restart", |v| {
+        is(v, "change", "a") && v["drift"] == "should-run-but-inactive"
+    });
+    assert_eq!(w.stop("TERM"), 0, "stderr: {}", w.err_text());
+}
+
+/// Human mode: the table once, then one readable line per change.
+#[test]
+fn human_mode_prints_the_table_then_readable_lines() {
+    let m = demo_machine("cli-watch-human");
+    setup(&m, &["a"], &["a"]);
+    m.sh_as(
+        USER,
+        "setsid sh -c 'unitgate watch >/tmp/hm.out 2>/tmp/hm.err </dev/null & echo $! >/tmp/hm.pid' >/dev/null 2>&1",
+    )
+    .ok();
+    wait_for(&m, "the table", "grep -q 'watching 1 instance' /tmp/hm.out");
+    m.sh("systemctl stop demo@a.service").ok();
+    wait_for(
+        &m,
+        "the change line",
+        "grep -q 'a: .*inactive/dead.*drift: should-run-but-inactive' /tmp/hm.out",
+    );
+    let out = m
+        .sh("cat /tmp/hm.out; kill -TERM $(cat /tmp/hm.pid)")
+        .ok()
+        .stdout;
+    assert!(out.starts_with("INSTANCE"), "{out}");
+    assert!(
+        !out.contains('\x1b'),
+        "no colour when not a terminal: {out}"
+    );
+}
