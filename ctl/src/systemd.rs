@@ -158,7 +158,7 @@ impl Systemd {
         }
 
         if detail == Detail::Full {
-            self.details(&mut out, &paths, cache)?;
+            self.details(&mut out, &paths, patterns, cache)?;
         }
         Ok(out)
     }
@@ -176,6 +176,7 @@ impl Systemd {
         &self,
         out: &mut BTreeMap<String, UnitInfo>,
         paths: &[(String, OwnedObjectPath)],
+        patterns: &[String],
         cache_path: Option<&Path>,
     ) -> Result<()> {
         let old: HashMap<String, CacheEntry> = cache_path.map(load_cache).unwrap_or_default();
@@ -267,6 +268,7 @@ impl Systemd {
             }
         }
         if let Some(p) = cache_path {
+            keep_unread_entries(&mut new, &old, patterns);
             if new != old {
                 save_cache(p, &new);
             }
@@ -391,6 +393,40 @@ fn glob_match(pattern: &str, name: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::{keep_unread_entries, CacheEntry};
+    use std::collections::HashMap;
+
+    fn entry(inv: &str) -> CacheEntry {
+        CacheEntry {
+            invocation: inv.into(),
+            main_pid: 1,
+            restarts: Some(0),
+            since_usec: None,
+            control_group: None,
+        }
+    }
+
+    #[test]
+    fn a_named_read_keeps_the_rest_of_the_cache_and_a_full_read_prunes() {
+        let old: HashMap<String, CacheEntry> = [
+            ("d@a.service".to_string(), entry("1")),
+            ("d@b.service".to_string(), entry("2")),
+            ("d@gone.service".to_string(), entry("3")),
+        ]
+        .into();
+        // `status a gone`: a refreshed, gone no longer loaded, b untouched.
+        let mut new: HashMap<String, CacheEntry> = [("d@a.service".to_string(), entry("9"))].into();
+        let named = ["d@a.service".to_string(), "d@gone.service".to_string()];
+        keep_unread_entries(&mut new, &old, &named);
+        assert_eq!(new["d@a.service"].invocation, "9");
+        assert_eq!(new["d@b.service"].invocation, "2");
+        assert!(!new.contains_key("d@gone.service"));
+        // `status`: what the glob did not see is dropped.
+        let mut new: HashMap<String, CacheEntry> = [("d@a.service".to_string(), entry("9"))].into();
+        keep_unread_entries(&mut new, &old, &["d@*.service".to_string()]);
+        assert_eq!(new.len(), 1);
+    }
+
     use super::*;
 
     #[test]
@@ -427,6 +463,25 @@ fn memory_current(cgroup: &str) -> Option<u64> {
     }
     let text = std::fs::read_to_string(format!("/sys/fs/cgroup{cgroup}/memory.current")).ok()?;
     text.trim().parse().ok()
+}
+
+/// A read of named units (`status web1`) must not forget the rest of the
+/// fleet: entries of units it did not ask for are carried over. A read by
+/// glob (`status`) saw every unit of the app, so what it did not cache is
+/// gone (stopped or deleted) and is dropped.
+fn keep_unread_entries(
+    new: &mut HashMap<String, CacheEntry>,
+    old: &HashMap<String, CacheEntry>,
+    patterns: &[String],
+) {
+    if patterns.iter().any(|p| p.contains(['*', '?', '['])) {
+        return;
+    }
+    for (unit, entry) in old {
+        if !patterns.contains(unit) {
+            new.entry(unit.clone()).or_insert_with(|| entry.clone());
+        }
+    }
 }
 
 fn load_cache(path: &Path) -> HashMap<String, CacheEntry> {
