@@ -112,6 +112,9 @@ fn units_of(app: &App, names: &[String]) -> Vec<String> {
 
 /// systemd's state of each named instance's unit (absent: not loaded).
 fn states(sd: &Systemd, app: &App, names: &[String]) -> Result<BTreeMap<String, UnitInfo>> {
+    if names.is_empty() {
+        return Ok(BTreeMap::new());
+    }
     let units = sd.units(&units_of(app, names), Detail::States, None)?;
     Ok(units
         .into_iter()
@@ -178,23 +181,18 @@ pub fn start(app: &App, waiter: Waiter, names: &[String], json: bool) -> Result<
     let _locks = waiter.instances(app, &names)?;
     let sd = Systemd::connect()?;
     let before = states(&sd, app, &names)?;
-    let mut results: BTreeMap<String, InstanceResult> = BTreeMap::new();
-    let mut first_err = None;
+    let mut out = Outcomes::default();
     let (mut reset, mut enable) = (Vec::new(), Vec::new());
     for n in &names {
         if !instance::exists(app, n) {
-            let e = Error::NoSuchInstance {
-                instance: n.clone(),
-            };
-            results.insert(n.clone(), InstanceResult::failed(n, &e));
-            first_err.get_or_insert(e);
+            out.missing(n);
             continue;
         }
         match before.get(n) {
             Some(u)
                 if u.is_enabled() && matches!(u.active_state.as_str(), "active" | "reloading") =>
             {
-                results.insert(n.clone(), InstanceResult::ok(n, "already running"));
+                out.ok(n, "already running");
             }
             Some(u) if u.active_state == "failed" => {
                 reset.push(n.clone());
@@ -205,22 +203,17 @@ pub fn start(app: &App, waiter: Waiter, names: &[String], json: bool) -> Result<
     }
     helper_or_fail(app, Action::ResetFailed, &reset)?;
     let call_err = helper_or_fail(app, Action::Enable, &enable)?;
-    let after = if enable.is_empty() {
-        BTreeMap::new()
-    } else {
-        states(&sd, app, &enable)?
-    };
+    let after = states(&sd, app, &enable)?;
     for n in &enable {
         let info = after.get(n);
         if info.is_some_and(|u| u.is_enabled() && u.is_active()) {
-            results.insert(n.clone(), InstanceResult::ok(n, "started"));
+            out.ok(n, "started");
         } else {
             let e = not_reached(n, info, "active", &call_err);
-            results.insert(n.clone(), InstanceResult::failed(n, &e));
-            first_err.get_or_insert(e);
+            out.fail(n, e);
         }
     }
-    report(ordered(&names, results), json, first_err)
+    out.report(&names, json)
 }
 
 /// `stop`: `disable --now`; a unit left `failed` by its stop is reset so a
@@ -230,20 +223,15 @@ pub fn stop(app: &App, waiter: Waiter, names: &[String], json: bool) -> Result<(
     let _locks = waiter.instances(app, &names)?;
     let sd = Systemd::connect()?;
     let before = states(&sd, app, &names)?;
-    let mut results: BTreeMap<String, InstanceResult> = BTreeMap::new();
-    let mut first_err = None;
+    let mut out = Outcomes::default();
     let mut disable = Vec::new();
     for n in &names {
         let info = before.get(n);
         let running = info.is_some_and(|u| u.is_enabled() || u.active_state != "inactive");
         if !instance::exists(app, n) && !running {
-            let e = Error::NoSuchInstance {
-                instance: n.clone(),
-            };
-            results.insert(n.clone(), InstanceResult::failed(n, &e));
-            first_err.get_or_insert(e);
+            out.missing(n);
         } else if !running {
-            results.insert(n.clone(), InstanceResult::ok(n, "already stopped"));
+            out.ok(n, "already stopped");
         } else {
             disable.push(n.clone());
         }
@@ -253,21 +241,17 @@ pub fn stop(app: &App, waiter: Waiter, names: &[String], json: bool) -> Result<(
     for n in &disable {
         let info = after.get(n);
         if info.map_or(true, |u| !u.is_enabled() && u.active_state == "inactive") {
-            results.insert(n.clone(), InstanceResult::ok(n, "stopped"));
+            out.ok(n, "stopped");
         } else {
             let e = not_reached(n, info, "stopped", &call_err);
-            results.insert(n.clone(), InstanceResult::failed(n, &e));
-            first_err.get_or_insert(e);
+            out.fail(n, e);
         }
     }
-    report(ordered(&names, results), json, first_err)
+    out.report(&names, json)
 }
 
 /// After a disable: reset units that ended up `failed`, then read states.
 fn settle(sd: &Systemd, app: &App, names: &[String]) -> Result<BTreeMap<String, UnitInfo>> {
-    if names.is_empty() {
-        return Ok(BTreeMap::new());
-    }
     let after = states(sd, app, names)?;
     let failed: Vec<String> = names
         .iter()
@@ -289,16 +273,11 @@ pub fn restart(app: &App, waiter: Waiter, names: &[String], json: bool) -> Resul
     let _locks = waiter.instances(app, &names)?;
     let sd = Systemd::connect()?;
     let before = states(&sd, app, &names)?;
-    let mut results: BTreeMap<String, InstanceResult> = BTreeMap::new();
-    let mut first_err = None;
+    let mut out = Outcomes::default();
     let (mut reset, mut restart, mut start) = (Vec::new(), Vec::new(), Vec::new());
     for n in &names {
         if !instance::exists(app, n) {
-            let e = Error::NoSuchInstance {
-                instance: n.clone(),
-            };
-            results.insert(n.clone(), InstanceResult::failed(n, &e));
-            first_err.get_or_insert(e);
+            out.missing(n);
             continue;
         }
         let info = before.get(n);
@@ -316,11 +295,7 @@ pub fn restart(app: &App, waiter: Waiter, names: &[String], json: bool) -> Resul
     let start_err = helper_or_fail(app, Action::Enable, &start)?;
     let call_err = restart_err.or(start_err);
     let touched: Vec<String> = restart.iter().chain(&start).cloned().collect();
-    let after = if touched.is_empty() {
-        BTreeMap::new()
-    } else {
-        states(&sd, app, &touched)?
-    };
+    let after = states(&sd, app, &touched)?;
     for n in &touched {
         let info = after.get(n);
         if info.is_some_and(|u| u.is_active()) {
@@ -329,14 +304,13 @@ pub fn restart(app: &App, waiter: Waiter, names: &[String], json: bool) -> Resul
             } else {
                 "restarted"
             };
-            results.insert(n.clone(), InstanceResult::ok(n, outcome));
+            out.ok(n, outcome);
         } else {
             let e = not_reached(n, info, "active", &call_err);
-            results.insert(n.clone(), InstanceResult::failed(n, &e));
-            first_err.get_or_insert(e);
+            out.fail(n, e);
         }
     }
-    report(ordered(&names, results), json, first_err)
+    out.report(&names, json)
 }
 
 /// `delete`: stop (`disable --now`), then retire the state directory.
@@ -346,18 +320,13 @@ pub fn delete(app: &App, waiter: Waiter, names: &[String], json: bool) -> Result
     let _locks = waiter.instances(app, &names)?;
     let sd = Systemd::connect()?;
     let before = states(&sd, app, &names)?;
-    let mut results: BTreeMap<String, InstanceResult> = BTreeMap::new();
-    let mut first_err = None;
+    let mut out = Outcomes::default();
     let (mut disable, mut retire) = (Vec::new(), Vec::new());
     for n in &names {
         let info = before.get(n);
         let live = info.is_some_and(|u| u.is_enabled() || u.active_state != "inactive");
         if !live && !instance::exists(app, n) && !instance::has_trash(app, n) {
-            let e = Error::NoSuchInstance {
-                instance: n.clone(),
-            };
-            results.insert(n.clone(), InstanceResult::failed(n, &e));
-            first_err.get_or_insert(e);
+            out.missing(n);
             continue;
         }
         if live {
@@ -371,25 +340,55 @@ pub fn delete(app: &App, waiter: Waiter, names: &[String], json: bool) -> Result
         let info = after.get(n);
         if info.is_some_and(|u| u.is_enabled() || u.active_state != "inactive") {
             let e = not_reached(n, info, "stopped", &call_err);
-            results.insert(n.clone(), InstanceResult::failed(n, &e));
-            first_err.get_or_insert(e);
+            out.fail(n, e);
             continue;
         }
         match instance::retire(app, n) {
             Ok(_) => {
-                results.insert(n.clone(), InstanceResult::ok(n, "deleted"));
+                out.ok(n, "deleted");
             }
             Err(e) => {
-                results.insert(n.clone(), InstanceResult::failed(n, &e));
-                first_err.get_or_insert(e);
+                out.fail(n, e);
             }
         }
     }
-    report(ordered(&names, results), json, first_err)
+    out.report(&names, json)
 }
 
-fn ordered(names: &[String], mut results: BTreeMap<String, InstanceResult>) -> Vec<InstanceResult> {
-    names.iter().filter_map(|n| results.remove(n)).collect()
+/// The per-instance outcomes of a bulk command as they become known, then
+/// reported in argument order.
+#[derive(Default)]
+struct Outcomes {
+    results: BTreeMap<String, InstanceResult>,
+    first_err: Option<Error>,
+}
+
+impl Outcomes {
+    fn ok(&mut self, instance: &str, outcome: &str) {
+        let r = InstanceResult::ok(instance, outcome);
+        self.results.insert(instance.to_owned(), r);
+    }
+
+    fn fail(&mut self, instance: &str, e: Error) {
+        let r = InstanceResult::failed(instance, &e);
+        self.results.insert(instance.to_owned(), r);
+        self.first_err.get_or_insert(e);
+    }
+
+    fn missing(&mut self, instance: &str) {
+        let e = Error::NoSuchInstance {
+            instance: instance.to_owned(),
+        };
+        self.fail(instance, e);
+    }
+
+    fn report(mut self, names: &[String], json: bool) -> Result<()> {
+        let ordered = names
+            .iter()
+            .filter_map(|n| self.results.remove(n))
+            .collect();
+        report(ordered, json, self.first_err)
+    }
 }
 
 /// `install`: the app's install command, run as the caller with the
