@@ -398,6 +398,7 @@ mod tests {
             since_usec: Some(1_714_564_800_000_000),
             memory_bytes: Some(1 << 20),
             control_group: None,
+            job_id: 0,
         }
     }
 

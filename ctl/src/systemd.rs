@@ -45,6 +45,9 @@ pub struct UnitInfo {
     pub memory_bytes: Option<u64>,
     /// The unit's cgroup, relative to the cgroup root.
     pub control_group: Option<String>,
+    /// Id of the job queued for the unit (a start or stop in progress), 0
+    /// when none.
+    pub job_id: u32,
 }
 
 impl UnitInfo {
@@ -122,7 +125,7 @@ impl Systemd {
 
         let mut out = BTreeMap::new();
         let mut paths = Vec::new();
-        for (name, _desc, load, active, sub, _following, path, _job, _jt, _jp) in units {
+        for (name, _desc, load, active, sub, _following, path, job_id, _jt, _jp) in units {
             paths.push((name.clone(), path));
             out.insert(
                 name.clone(),
@@ -131,6 +134,7 @@ impl Systemd {
                     load_state: load,
                     active_state: active,
                     sub_state: sub,
+                    job_id,
                     ..Default::default()
                 },
             );

@@ -19,9 +19,6 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
-use zbus::blocking::Connection;
-use zbus::zvariant::OwnedObjectPath;
-
 use super::Ev;
 use crate::app::App;
 use crate::error::{Error, Result};
@@ -29,7 +26,7 @@ use crate::helper::{self, Action};
 use crate::instance;
 use crate::lock::Waiter;
 use crate::status::InstanceStatus;
-use crate::systemd::{self, Detail, Systemd};
+use crate::systemd::{Detail, Systemd};
 
 pub const FIRST_WINDOW: Duration = Duration::from_secs(10);
 pub const MAX_WINDOW: Duration = Duration::from_secs(600);
@@ -149,19 +146,6 @@ impl Healer {
     }
 }
 
-type ListedUnit = (
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    OwnedObjectPath,
-    u32,
-    String,
-    OwnedObjectPath,
-);
-
 /// The heal itself (in its own thread).
 fn heal(app: &App, names: &[String]) -> Vec<(String, Outcome)> {
     let mut out: BTreeMap<String, Outcome> = BTreeMap::new();
@@ -210,42 +194,17 @@ fn message(e: &Error) -> String {
 
 fn heal_locked(app: &App, names: &[String]) -> Result<Vec<(String, Outcome)>> {
     let units: Vec<String> = names.iter().filter_map(|n| app.unit(n)).collect();
-    // Fresh states and queued jobs, under the locks.
-    let conn = Connection::system().map_err(|e| Error::Dbus {
-        what: format!("connecting to the system bus: {e}"),
-    })?;
-    let none: Vec<String> = Vec::new();
-    let reply = conn
-        .call_method(
-            Some("org.freedesktop.systemd1"),
-            "/org/freedesktop/systemd1",
-            Some("org.freedesktop.systemd1.Manager"),
-            "ListUnitsByPatterns",
-            &(&none, &units),
-        )
-        .map_err(|e| Error::Dbus {
-            what: format!("ListUnitsByPatterns: {e}"),
-        })?;
-    let listed: Vec<ListedUnit> = reply.body().deserialize().map_err(|e| Error::Dbus {
-        what: format!("ListUnitsByPatterns: {e}"),
-    })?;
-    let by_unit: HashMap<&str, (&str, u32)> = listed
-        .iter()
-        .map(|u| (u.0.as_str(), (u.3.as_str(), u.7)))
-        .collect();
-    let enabled = systemd::enabled_units(&units);
+    // Fresh states, enablement and queued jobs, under the locks.
+    let states = Systemd::connect()?.units(&units, Detail::States, None)?;
     let mut results = Vec::new();
     let (mut reset, mut go) = (Vec::new(), Vec::new());
     for n in names {
         let Some(unit) = app.unit(n) else { continue };
-        let (active, job) = by_unit
-            .get(unit.as_str())
-            .copied()
-            .unwrap_or(("inactive", 0));
+        let info = states.get(&unit);
+        let active = info.map_or("inactive", |u| u.active_state.as_str());
         let still = instance::exists(app, n)
-            && enabled.contains_key(&unit)
-            && matches!(active, "inactive" | "failed")
-            && job == 0;
+            && info.is_some_and(|u| u.is_enabled() && u.job_id == 0)
+            && matches!(active, "inactive" | "failed");
         if !still {
             results.push((n.clone(), Outcome::NotNeeded));
             continue;
