@@ -58,6 +58,8 @@ group=unitgate
 
 say() { printf 'unitgate install: %s\n' "$*"; }
 die() { printf 'unitgate install: %s\n' "$*" >&2; exit 1; }
+# Shared file-installing helpers and the app installer.
+. "$here/deploy/lib/app.sh"
 
 check_inputs() {
     for bin in unitgate unitgate-systemctl; do
@@ -69,21 +71,9 @@ check_inputs() {
     case $PREFIX in /*) ;; *) die "PREFIX must be an absolute path (got '$PREFIX')" ;; esac
 }
 
-# install FILE into DEST atomically: copy beside it, fix owner and mode,
-# then rename over the old one, so a running caller never sees half a binary.
+# Binaries are copied byte for byte (no @PREFIX@ substitution).
 install_file() { # src dest mode
-    dir=$(dirname "$2")
-    [ -d "$dir" ] || install -d -m 0755 "$dir"
-    tmp=$(mktemp "$dir/.unitgate-install.XXXXXX")
-    cat "$1" > "$tmp"
-    chmod "$3" "$tmp"
-    [ -n "$DESTDIR" ] || chown root:root "$tmp"
-    if [ -f "$2" ] && cmp -s "$tmp" "$2" && [ "$(stat -c %a:%u:%g "$tmp")" = "$(stat -c %a:%u:%g "$2")" ]; then
-        rm -f "$tmp"
-    else
-        mv -f "$tmp" "$2"
-        say "installed $2"
-    fi
+    install_atomic "$2" "$3" < "$1"
 }
 
 install_binaries() {
@@ -149,7 +139,6 @@ if [ "$core" = yes ]; then
     say "done (helper: $helper; callers need group '$group' and an app in /etc/unitgate/apps/)"
 fi
 if [ -n "$apps" ]; then
-    . "$here/deploy/lib/app.sh"
     printf '%s\n' "$apps" | while IFS= read -r app_dir; do
         [ -n "$app_dir" ] || continue
         install_app "$app_dir"

@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # Shell functions for installing and removing a unitgate app; sourced by
 # deploy/install.sh (--app) and deploy/uninstall.sh (--app). POSIX sh.
 #
@@ -30,21 +31,27 @@ check_app_name() {
     esac
 }
 
-# install_subst SRC DEST MODE: copy SRC with @PREFIX@ replaced, atomically;
-# says so only when something changed.
-install_subst() {
-    dir=$(dirname "$2")
+# install_atomic DEST MODE < CONTENT: writes stdin beside DEST, fixes owner
+# and mode, then renames it over DEST, so a running caller never sees half a
+# file; says so only when something changed.
+install_atomic() {
+    dir=$(dirname "$1")
     [ -d "$dir" ] || install -d -m 0755 "$dir"
     tmp=$(mktemp "$dir/.unitgate-install.XXXXXX")
-    sed "s|@PREFIX@|$PREFIX|g" "$1" > "$tmp"
-    chmod "$3" "$tmp"
+    cat > "$tmp"
+    chmod "$2" "$tmp"
     [ -n "$DESTDIR" ] || chown root:root "$tmp"
-    if [ -f "$2" ] && cmp -s "$tmp" "$2" && [ "$(stat -c %a:%u:%g "$tmp")" = "$(stat -c %a:%u:%g "$2")" ]; then
+    if [ -f "$1" ] && cmp -s "$tmp" "$1" && [ "$(stat -c %a:%u:%g "$tmp")" = "$(stat -c %a:%u:%g "$1")" ]; then
         rm -f "$tmp"
     else
-        mv -f "$tmp" "$2"
-        say "installed $2"
+        mv -f "$tmp" "$1"
+        say "installed $1"
     fi
+}
+
+# install_subst SRC DEST MODE: SRC with @PREFIX@ replaced, atomically.
+install_subst() {
+    sed "s|@PREFIX@|$PREFIX|g" "$1" | install_atomic "$2" "$3"
 }
 
 # install_config SRC DEST STATE: like install_subst, but an operator's edit
