@@ -25,10 +25,12 @@ app_conf() { # key file
     sed -n "s/^$1=//p" "$2" | tail -n 1
 }
 
+# The helper's app-name rule, [a-z0-9][a-z0-9_-]{0,63}.
 check_app_name() {
     case $1 in
-        ''|-*|*[!a-z0-9-]*) die "invalid app name '$1' (lowercase letters, digits and dashes)" ;;
+        ''|[-_]*|*[!a-z0-9_-]*) die "invalid app name '$1' (must match [a-z0-9][a-z0-9_-]{0,63})" ;;
     esac
+    [ ${#1} -le 64 ] || die "invalid app name '$1' (at most 64 characters)"
 }
 
 # install_atomic DEST MODE < CONTENT: writes stdin beside DEST, fixes owner
