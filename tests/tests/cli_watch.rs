@@ -463,3 +463,64 @@ fn human_mode_prints_the_table_then_readable_lines() {
         "no colour when not a terminal: {out}"
     );
 }
+
+/// CPU time (user + system, in clock ticks) the process has used so far.
+fn cpu_ticks(m: &Machine, pid: u32) -> u64 {
+    let stat = m.sh(&format!("cat /proc/{pid}/stat")).ok().stdout;
+    // Fields after the command name (which may hold spaces) start at ") ".
+    let rest = stat.rsplit_once(") ").expect("stat line").1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of stat, 12 and 13 after ") ".
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn heal_waits_for_a_command_holding_the_lock_without_spinning() {
+    let m = demo_machine("watch-heal-lock");
+    ug(&m, "init h1").ok();
+    ug(&m, "start h1").ok();
+    let w = Watch::start(&m, "hl", "--heal");
+    // Another command holds h1's lock (as `unitgate` itself would) until
+    // told to let go.
+    m.sh_as(
+        USER,
+        &format!(
+            "mkfifo /tmp/release && (flock {STATE_DIR}/.locks/h1.lock sh -c 'read x < /tmp/release' >/dev/null 2>&1 &) && \
+             until grep -q FLOCK /proc/locks; do sleep 0.01; done"
+        ),
+    )
+    .ok();
+    m.sh("systemctl stop demo@h1.service").ok();
+    w.wait_for("h1 stopped out of band", |v| {
+        v["instance"] == "h1" && v["drift"] == "should-run-but-inactive"
+    });
+    // While the lock is held the heal must neither run nor spin.
+    let before = cpu_ticks(&m, w.pid());
+    std::thread::sleep(Duration::from_secs(3));
+    let used = cpu_ticks(&m, w.pid()) - before;
+    eprintln!("watcher CPU while waiting for the lock: {used} ticks in 3 s");
+    assert!(
+        used <= 30,
+        "the watcher used {used} ticks in 3 s waiting for a lock"
+    );
+    let state = m.sh("systemctl is-active demo@h1.service").stdout;
+    assert_eq!(state.trim(), "inactive", "healed while the lock was held");
+    assert!(
+        !w.lines()
+            .iter()
+            .any(|v| v["event"] == "heal" && v["result"] == "started"),
+        "a heal was reported while the lock was held"
+    );
+    // Once the other command is done, the heal goes through.
+    m.sh("echo go > /tmp/release").ok();
+    let healed = w.wait_for("the heal after the lock was released", |v| {
+        v["event"] == "heal" && v["instance"] == "h1" && v["result"] == "started"
+    });
+    assert_eq!(healed["attempt"], 1, "{healed}");
+    wait_for(
+        &m,
+        "h1 active again",
+        "systemctl is-active -q demo@h1.service",
+    );
+    assert_eq!(w.stop("TERM"), 0);
+}

@@ -30,6 +30,9 @@ use crate::systemd::{Detail, Systemd};
 
 pub const FIRST_WINDOW: Duration = Duration::from_secs(10);
 pub const MAX_WINDOW: Duration = Duration::from_secs(600);
+/// How soon to try again when another command held the instance's lock:
+/// soon enough to heal right after it, slow enough not to spin on the lock.
+pub const BUSY_RETRY: Duration = Duration::from_secs(1);
 
 /// How one heal ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,8 +133,15 @@ impl Healer {
         now: Instant,
     ) -> Option<(u32, Duration)> {
         self.in_flight.remove(instance);
-        if matches!(outcome, Outcome::Busy | Outcome::NotNeeded) {
-            return None;
+        match outcome {
+            Outcome::NotNeeded => return None,
+            Outcome::Busy => {
+                // Not an attempt: the other command wins, we look again.
+                let rec = self.records.entry(instance.to_owned()).or_default();
+                rec.not_before = Some(now + BUSY_RETRY);
+                return None;
+            }
+            Outcome::Started | Outcome::Failed(_) => {}
         }
         let rec = self.records.entry(instance.to_owned()).or_default();
         if rec.window.is_zero() {
@@ -300,8 +310,14 @@ mod tests {
             waits.push(h.finished("a", &Outcome::Started, t).unwrap().1.as_secs());
         }
         assert_eq!(waits, [20, 40, 80, 160, 320, 600, 600, 600, 600, 600]);
-        // Busy or not needed: no attempt booked.
+        // Busy or not needed: no attempt booked; busy retries after a pause.
+        assert_eq!(h.finished("a", &Outcome::NotNeeded, t), None);
+        t += Duration::from_secs(10_000);
         assert_eq!(h.finished("a", &Outcome::Busy, t), None);
+        let (due, next) = h.due(down.iter(), t);
+        assert!(due.is_empty(), "retried at once after busy");
+        assert_eq!(next, Some(t + BUSY_RETRY));
+        assert_eq!(h.due(down.iter(), t + BUSY_RETRY).0, vec!["a"]);
         // Up for a whole window: back to the first window.
         let up = st("a", true, true, "active");
         h.observe(&up, t);
