@@ -18,8 +18,6 @@ pub const APP_ENV: &str = "UNITGATE_APP";
 /// Overrides the config directory: for tests of the unprivileged CLI only.
 /// The helper ignores it (its path is fixed at build time), so it cannot
 /// widen what anyone may do.
-pub const CONFIG_DIR_ENV: &str = "UNITGATE_CONFIG_DIR";
-
 pub const DEFAULT_ENV_FILE: &str = "instance.env";
 /// The variable a port from `port_range` is written to.
 pub const PORT_VAR: &str = "PORT";
@@ -211,11 +209,10 @@ pub fn is_valid_env_key(k: &str) -> bool {
         && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
 }
 
+/// The helper's own policy directory: the CLI reads exactly the files the
+/// helper judges by (no override, so the two can never disagree).
 pub fn config_dir() -> PathBuf {
-    match std::env::var_os(CONFIG_DIR_ENV) {
-        Some(d) if !d.is_empty() => PathBuf::from(d),
-        _ => PathBuf::from(policy::POLICY_DIR),
-    }
+    PathBuf::from(policy::POLICY_DIR)
 }
 
 /// Loads `<config dir>/<name>.toml`.
