@@ -29,6 +29,13 @@ impl Action {
     ];
 
     /// The name used on the command line and in policy files.
+    /// Whether the action changes systemd. Only those take the per-unit
+    /// locks: a read needs no serialising, and a caller allowed only `show`
+    /// must not be able to create lock files in /run.
+    pub fn changes_state(self) -> bool {
+        !matches!(self, Self::Show)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Self::Enable => "enable",

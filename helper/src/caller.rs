@@ -63,7 +63,10 @@ pub fn identify(inv: &Invoker<'_>) -> Result<Caller, Error> {
     let gid = gid.unwrap_or(pw.gid);
     let mut groups = Vec::new();
     for g in users::group_list(&pw.name, gid).map_err(Error::CallerLookup)? {
-        if let Some(name) = users::group_name(g).map_err(Error::CallerLookup)? {
+        // A group whose entry cannot be read (e.g. a member list larger
+        // than our 1 MiB limit) only cannot grant access: the caller may
+        // still be allowed by name or by another group.
+        if let Ok(Some(name)) = users::group_name(g) {
             groups.push(String::from_utf8_lossy(name.as_bytes()).into_owned());
         }
     }

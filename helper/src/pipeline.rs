@@ -128,7 +128,12 @@ pub fn run(proc: &Process<'_>, paths: &Paths) -> u8 {
         let _ = writeln!(std::io::stdout(), "{}", would_exec(&plan, paths));
         return exit::OK;
     }
-    let _locks = match lock::lock_units(&paths.lock_parent, &plan.units) {
+    let units = if plan.action.changes_state() {
+        &plan.units[..]
+    } else {
+        &[]
+    };
+    let _locks = match lock::lock_units(&paths.lock_parent, units) {
         Ok(locks) => locks,
         Err(e) => return refuse(Some(&record), &e),
     };
@@ -212,9 +217,11 @@ pub fn judge_with(
     let action = known_action(raw.action)?;
     let instances = valid_instances(raw.instances)?;
     let policy = load_policy(app)?;
-    allowed_action(&policy, action, app)?;
+    // Who first: a caller the app does not list learns nothing more about
+    // its policy (which actions it allows) than that it may not drive it.
     let caller = caller?;
     allowed_caller(&policy, &caller, app)?;
+    allowed_action(&policy, action, app)?;
     allowed_instances(&policy, &instances, app)?;
     let units = unit_names(&policy, &instances)?;
     let argv = action.argv(&units);

@@ -112,6 +112,8 @@ fn show_reports_the_fixed_properties_without_changing_anything() {
         "only the fixed list: {out}"
     );
     assert_eq!(systemd_snapshot(&m), before);
+    // A read takes no lock, so it leaves no lock file behind in /run.
+    m.sh("test ! -e /run/unitgate/locks/demo@s2.service").ok();
 }
 
 #[test]
@@ -187,7 +189,7 @@ fn a_call_waits_while_another_holds_the_units_lock() {
     let m = demo_machine("helper-lock");
     // Create the lock file with a first call, then hold its lock from
     // outside (as a concurrent helper would) until told to let go.
-    sudo_helper_str(&m, "ops", &["demo", "show", "held"]).ok();
+    sudo_helper_str(&m, "ops", &["demo", "disable", "held"]).ok();
     let lock = "/run/unitgate/locks/demo@held.service";
     m.sh(&format!(
         "mkfifo /run/release && (flock {lock} sh -c 'read x < /run/release' >/dev/null 2>&1 &) && \
