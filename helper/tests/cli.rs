@@ -1,6 +1,9 @@
 //! The real binary, for what needs no root-owned policy: usage, names,
 //! non-UTF-8, and a missing policy. It never writes to /etc.
 
+mod support;
+use support::is_root;
+
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 use std::process::Command;
@@ -97,18 +100,4 @@ fn missing_policy_is_78_and_check_mode_runs_nothing() {
             "{stderr}"
         );
     }
-}
-
-/// Root-only tests skip for an unprivileged developer, never in CI.
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    assert!(
-        root || std::env::var_os("CI").is_none(),
-        "this test needs root; CI must run the suite as root"
-    );
-    if !root {
-        eprintln!("skipped: needs root");
-    }
-    root
 }

@@ -2,6 +2,9 @@
 //! no argv — however hostile — yields a systemctl argv with a caller-chosen
 //! option or a unit other than `<prefix>@<instance>.service`.
 
+mod support;
+use support::is_root;
+
 use proptest::prelude::*;
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
@@ -172,18 +175,4 @@ fn hostile_argv_never_yields_an_unsafe_systemctl_argv() {
         accepted.get() > 0,
         "the strategy never produced an accepted call"
     );
-}
-
-/// Root-only tests skip for an unprivileged developer, never in CI.
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    assert!(
-        root || std::env::var_os("CI").is_none(),
-        "this test needs root; CI must run the suite as root"
-    );
-    if !root {
-        eprintln!("skipped: needs root");
-    }
-    root
 }

@@ -186,6 +186,26 @@ exec setpriv --reuid="$u" --regid="$g" --init-groups --reset-env -- "$@""#;
         self.sh(&script).ok();
     }
 
+    /// The overall exposure score `systemd-analyze security` gives a
+    /// loaded unit inside the machine (0 best, 10 worst).
+    pub fn security_exposure(&self, unit: &str) -> f64 {
+        let out = self
+            .sh(&format!("systemd-analyze security --no-pager {unit}"))
+            .ok();
+        let line = out
+            .stdout
+            .lines()
+            .find(|l| l.contains("Overall exposure level"))
+            .unwrap_or_else(|| panic!("no exposure line for {unit}: {out}"));
+        let score = line
+            .rsplit(": ")
+            .next()
+            .and_then(|r| r.split_whitespace().next());
+        score
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("unparsable score in {line:?}"))
+    }
+
     /// Installs unitgate inside with its own installer, from the checkout
     /// and release binaries mounted read-only at /mnt/src and /mnt/target.
     pub fn install_unitgate(&self) -> Output {

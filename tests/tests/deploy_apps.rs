@@ -90,28 +90,6 @@ fn wait_for(m: &Machine, what: &str, script: &str) {
     }
 }
 
-/// The exposure score `systemd-analyze security` gives a loaded unit.
-fn exposure(m: &Machine, unit: &str) -> f64 {
-    let out = m
-        .sh(&format!("systemd-analyze security --no-pager {unit}"))
-        .ok();
-    let line = out
-        .stdout
-        .lines()
-        .find(|l| l.contains("Overall exposure level"))
-        .unwrap_or_else(|| panic!("no exposure line for {unit}: {out}"));
-    let score = line
-        .rsplit(": ")
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap();
-    score
-        .parse()
-        .unwrap_or_else(|_| panic!("unparsable score in {line:?}"))
-}
-
 /// The L4D2 stand-in: deploy/apps/left4me-server/standin/srcds_standin.c built
 /// as a static 32-bit i386 binary (like the real srcds_linux), once per test
 /// run, into the target directory that the machines see at /mnt/target.
@@ -207,7 +185,7 @@ fn reference_templates_verify_clean_and_score_at_most_2() {
             verify.success() && verify.stderr.trim().is_empty() && verify.stdout.trim().is_empty(),
             "systemd-analyze verify {unit} is not clean: {verify}"
         );
-        let score = exposure(&m, unit);
+        let score = m.security_exposure(unit);
         report.push_str(&format!("{unit}: {score}\n"));
         assert!(score <= 2.0, "{unit} scores {score} > 2.0");
         // The same bound as a CI gate would use it: --threshold is in tenths.

@@ -29,25 +29,6 @@ fn native_listener() -> &'static str {
     "/mnt/target/deploy-standin/listener64"
 }
 
-fn exposure(m: &Machine, unit: &str) -> f64 {
-    let out = m
-        .sh(&format!("systemd-analyze security --no-pager {unit}"))
-        .ok();
-    let line = out
-        .stdout
-        .lines()
-        .find(|l| l.contains("Overall exposure level"))
-        .expect("exposure line");
-    line.rsplit(": ")
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
 /// `unitgate --app APP init INSTANCE` as the app's account; returns the
 /// instance's environment file.
 fn init(m: &Machine, app: &str, user: &str, instance: &str) -> String {
@@ -86,7 +67,7 @@ fn new_app_default_is_networkless_scores_at_most_2_and_runs() {
         verify.success() && verify.stderr.trim().is_empty(),
         "{verify}"
     );
-    let score = exposure(&m, "sleeper@one.service");
+    let score = m.security_exposure("sleeper@one.service");
     eprintln!("new-app default (network none): {score}");
     assert!(score <= 2.0, "scaffold scores {score}");
     start(&m, "sleeper", "sleeper", "one");
@@ -125,7 +106,7 @@ fn new_app_inet_with_port_range_scores_at_most_2_and_serves_each_port() {
         verify.success() && verify.stderr.trim().is_empty(),
         "{verify}"
     );
-    let score = exposure(&m, "pinger@a.service");
+    let score = m.security_exposure("pinger@a.service");
     eprintln!("new-app --network inet --port-range: {score}");
     assert!(score <= 2.0, "scaffold scores {score}");
     assert!(
