@@ -384,8 +384,7 @@ pub struct Me {
 
 impl Me {
     pub fn current() -> Result<Me> {
-        // SAFETY: getuid/getgid have no preconditions and cannot fail.
-        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        let (uid, gid) = crate::system::real_ids();
         let inv = unitgate_helper::caller::Invoker {
             uid,
             gid,

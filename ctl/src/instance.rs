@@ -462,27 +462,9 @@ fn make_writable(path: &Path) {
 }
 
 fn rename_noreplace(from: &Path, to: &Path) -> Result<()> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = |p: &Path| {
-        std::ffi::CString::new(p.as_os_str().as_bytes())
-            .expect("paths from valid names have no NUL")
-    };
-    let (a, b) = (c(from), c(to));
-    // SAFETY: two valid NUL-terminated paths; renameat2 only reads them.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_renameat2,
-            libc::AT_FDCWD,
-            a.as_ptr(),
-            libc::AT_FDCWD,
-            b.as_ptr(),
-            libc::RENAME_NOREPLACE,
-        )
-    };
-    if r == 0 {
+    let Err(err) = crate::system::rename_noreplace(from, to) else {
         return Ok(());
-    }
-    let err = std::io::Error::last_os_error();
+    };
     if err.raw_os_error() == Some(libc::EINVAL) || err.raw_os_error() == Some(libc::ENOSYS) {
         // Filesystems without RENAME_NOREPLACE: we hold the instance lock
         // and checked that `to` is absent, so a plain rename is equivalent.

@@ -16,6 +16,7 @@ pub mod lock;
 pub mod logs;
 pub mod scaffold;
 pub mod status;
+pub mod system;
 pub mod systemd;
 pub mod watch;
 
@@ -69,7 +70,8 @@ fn run(cli: Cli) -> Result<()> {
         Command::NewApp(args) => return new_app(args),
         _ => {}
     }
-    raise_fd_limit();
+    // A bulk command holds one lock file per instance: 1000 must fit.
+    system::raise_fd_limit();
     let app = app::select(cli.app.as_deref())?;
     match cli.command {
         Command::Install { force } => lifecycle::install(&app, waiter, force, json),
@@ -139,21 +141,5 @@ fn status_command(app: &app::App, names: &[String], json: bool) -> Result<()> {
     match names {
         Some(_) => status::named_outcome(&rows),
         None => Ok(()),
-    }
-}
-
-/// A bulk command holds one lock file per instance: lift the soft limit on
-/// open files to the hard one so 1000 instances fit.
-fn raise_fd_limit() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit with a valid pointer to a local struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
     }
 }

@@ -8,13 +8,14 @@
 //! so a killed command never leaves a stale lock.
 
 use std::fs::{File, OpenOptions};
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::app::App;
 use crate::error::{Error, Result};
+use crate::system;
 
 pub const LOCK_DIR: &str = ".locks";
 const APP_LOCK: &str = "app.lock";
@@ -85,15 +86,10 @@ impl Waiter {
         let start = Instant::now();
         let mut nap = Duration::from_millis(2);
         loop {
-            // SAFETY: flock on an fd we own; no memory is involved.
-            let r = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-            if r == 0 {
-                return Ok(Lock { _file: file });
-            }
-            let err = std::io::Error::last_os_error();
-            match err.raw_os_error() {
-                Some(libc::EWOULDBLOCK) | Some(libc::EINTR) => {}
-                _ => return Err(Error::io_path("lock", path, err)),
+            match system::try_lock_exclusive(file.as_fd()) {
+                Ok(true) => return Ok(Lock { _file: file }),
+                Ok(false) => {}
+                Err(err) => return Err(Error::io_path("lock", path, err)),
             }
             let elapsed = start.elapsed();
             if elapsed >= self.timeout {
@@ -161,7 +157,7 @@ fn share_with_group(file: &File, bits: u32) {
     let mode = meta.mode() & 0o7777;
     let wanted = mode | bits;
     if wanted != mode {
-        // SAFETY: fchmod on an fd we own.
-        unsafe { libc::fchmod(file.as_raw_fd(), wanted as libc::mode_t) };
+        // Best effort: a lock file others cannot open only makes them wait.
+        let _ = system::fchmod(file.as_fd(), wanted);
     }
 }

@@ -4,7 +4,6 @@
 //! `systemd-journal` (or `adm`), or an ACL on the journal files; without it
 //! journalctl silently shows nothing, so we check first and explain.
 
-use std::ffi::CString;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -82,12 +81,7 @@ fn journal_dirs() -> Vec<PathBuf> {
 }
 
 fn readable(p: &Path, mode: libc::c_int) -> bool {
-    use std::os::unix::ffi::OsStrExt;
-    let Ok(c) = CString::new(p.as_os_str().as_bytes()) else {
-        return false;
-    };
-    // SAFETY: a valid NUL-terminated path; access only reads it.
-    unsafe { libc::access(c.as_ptr(), mode) == 0 }
+    crate::system::access(p, mode)
 }
 
 fn in_any_group(names: &[&str]) -> bool {

@@ -4,26 +4,17 @@
 //! on fd 1), and instances appearing or vanishing in the state directory
 //! (inotify).
 
-use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::sync::mpsc::Sender;
 use std::time::Duration;
 
 use super::Ev;
+use crate::system;
 
 const QUIT_SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
 
 fn quit_set() -> libc::sigset_t {
-    // SAFETY: sigemptyset/sigaddset initialise and fill a local sigset_t.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for s in QUIT_SIGNALS {
-            libc::sigaddset(&mut set, s);
-        }
-        set
-    }
+    system::signal_set(&QUIT_SIGNALS)
 }
 
 /// Blocks SIGINT, SIGTERM and SIGHUP in the calling thread, and so in every
@@ -32,20 +23,14 @@ fn quit_set() -> libc::sigset_t {
 /// spawned. Children (the helper via sudo) get a clean mask: std resets it
 /// before exec.
 pub fn block_quit_signals() {
-    let set = quit_set();
-    // SAFETY: a valid sigset_t; no old mask is asked for.
-    unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) };
+    system::block_signals(&quit_set());
 }
 
 pub fn spawn_signals(tx: Sender<Ev>) {
     std::thread::Builder::new()
         .name("watch-signals".into())
         .spawn(move || loop {
-            let set = quit_set();
-            let mut sig: libc::c_int = 0;
-            // SAFETY: a valid sigset_t and a pointer to a local int.
-            let r = unsafe { libc::sigwait(&set, &mut sig) };
-            if r == 0 {
+            if system::wait_signal(&quit_set()).is_ok() {
                 let _ = tx.send(Ev::Quit);
                 return;
             }
@@ -60,22 +45,13 @@ pub fn spawn_stdout_watch(tx: Sender<Ev>) {
     std::thread::Builder::new()
         .name("watch-stdout".into())
         .spawn(move || loop {
-            let mut pfd = libc::pollfd {
-                fd: 1,
-                events: 0,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd.
-            let r = unsafe { libc::poll(&mut pfd, 1, -1) };
-            if r < 0 {
-                if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
-                    continue;
+            match system::poll_hangup(1) {
+                Ok(rev) if rev & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0 => {
+                    let _ = tx.send(Ev::Quit);
+                    return;
                 }
-                return;
-            }
-            if pfd.revents & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0 {
-                let _ = tx.send(Ev::Quit);
-                return;
+                Ok(_) => {}
+                Err(_) => return,
             }
         })
         .expect("spawning a thread");
@@ -93,13 +69,8 @@ pub fn spawn_state_dir_watch(dir: PathBuf, tx: Sender<Ev>) {
 }
 
 fn inotify_loop(dir: PathBuf, tx: Sender<Ev>) {
-    // SAFETY: plain syscall.
-    let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC) };
-    if fd < 0 {
+    let Ok(inotify) = system::Inotify::new() else {
         return; // the interval re-read still notices
-    }
-    let Ok(cpath) = CString::new(dir.as_os_str().as_bytes()) else {
-        return;
     };
     let mask = libc::IN_CREATE
         | libc::IN_DELETE
@@ -114,38 +85,27 @@ fn inotify_loop(dir: PathBuf, tx: Sender<Ev>) {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         if !watching {
-            // SAFETY: a valid fd and NUL-terminated path.
-            wd = unsafe { libc::inotify_add_watch(fd, cpath.as_ptr(), mask) };
-            if wd < 0 {
-                missed = true;
-                std::thread::sleep(Duration::from_secs(1));
-                continue;
+            match inotify.add_watch(dir.as_os_str(), mask) {
+                Ok(w) => wd = w,
+                Err(_) => {
+                    // No state dir yet: look again in a second (the
+                    // interval re-read covers the meantime).
+                    missed = true;
+                    std::thread::sleep(Duration::from_secs(1));
+                    continue;
+                }
             }
             watching = true;
             if missed && tx.send(Ev::All).is_err() {
                 return;
             }
         }
-        // SAFETY: reading into a buffer we own, of its length.
-        let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-        if n < 0 {
-            if std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
-                continue;
-            }
+        let Ok(n) = inotify.read(&mut buf) else {
             return;
-        }
-        let n = n as usize;
+        };
         let mut off = 0;
-        let head = std::mem::size_of::<libc::inotify_event>();
-        while off + head <= n {
-            // SAFETY: the kernel wrote whole events; read_unaligned copes
-            // with the byte buffer's alignment.
-            let ev: libc::inotify_event =
-                unsafe { std::ptr::read_unaligned(buf[off..].as_ptr().cast()) };
-            let name_len = ev.len as usize;
-            let name_bytes = &buf[off + head..(off + head + name_len).min(n)];
-            off += head + name_len;
-            let name = name_bytes.split(|&b| b == 0).next().unwrap_or(&[]);
+        while let Some((ev, name, next)) = system::inotify_event(&buf[..n], off) {
+            off = next;
             if ev.wd != wd && ev.mask & libc::IN_Q_OVERFLOW == 0 {
                 continue; // a watch we already dropped
             }
@@ -158,8 +118,7 @@ fn inotify_loop(dir: PathBuf, tx: Sender<Ev>) {
             {
                 if ev.mask & libc::IN_MOVE_SELF != 0 {
                     // The watch follows the moved directory: drop it.
-                    // SAFETY: plain syscall on our fd and watch.
-                    unsafe { libc::inotify_rm_watch(fd, wd) };
+                    inotify.rm_watch(wd);
                 }
                 if ev.mask & (libc::IN_IGNORED | libc::IN_DELETE_SELF | libc::IN_MOVE_SELF) != 0 {
                     watching = false;
