@@ -14,10 +14,28 @@ pub struct Passwd {
 /// unbounded retry loop is not acceptable in a privileged process.
 const MAX_BUF: usize = 1 << 20;
 
-/// Look up a user by uid. `Ok(None)` means "no such user".
-pub fn user_by_uid(uid: u32) -> io::Result<Option<Passwd>> {
+/// Runs one `get*_r` lookup with a caller-owned string buffer, growing the
+/// buffer on ERANGE up to [`MAX_BUF`]. `call` gets the buffer, copies out
+/// what it found before returning, and returns the call's error code.
+fn nss_lookup(mut call: impl FnMut(&mut [u8]) -> libc::c_int) -> io::Result<()> {
     let mut buf = vec![0u8; 1024];
     loop {
+        let rc = call(&mut buf);
+        if rc == libc::ERANGE && buf.len() < MAX_BUF {
+            buf.resize(buf.len() * 4, 0);
+            continue;
+        }
+        if rc != 0 {
+            return Err(io::Error::from_raw_os_error(rc));
+        }
+        return Ok(());
+    }
+}
+
+/// Look up a user by uid. `Ok(None)` means "no such user".
+pub fn user_by_uid(uid: u32) -> io::Result<Option<Passwd>> {
+    let mut entry = None;
+    nss_lookup(|buf| {
         let mut pwd = std::mem::MaybeUninit::<libc::passwd>::uninit();
         let mut result: *mut libc::passwd = std::ptr::null_mut();
         // SAFETY: every pointer refers to live, writable memory of the stated
@@ -31,30 +49,27 @@ pub fn user_by_uid(uid: u32) -> io::Result<Option<Passwd>> {
                 &mut result,
             )
         };
-        if rc == libc::ERANGE && buf.len() < MAX_BUF {
-            buf.resize(buf.len() * 4, 0);
-            continue;
+        if rc == 0 && !result.is_null() {
+            // SAFETY: `result` is non-null, so `pwd` was filled in and its
+            // `pw_name` points at a NUL-terminated string inside `buf`,
+            // copied out before `buf` can change.
+            entry = Some(unsafe {
+                let pwd = pwd.assume_init();
+                Passwd {
+                    name: CStr::from_ptr(pwd.pw_name).to_owned(),
+                    gid: pwd.pw_gid,
+                }
+            });
         }
-        if rc != 0 {
-            return Err(io::Error::from_raw_os_error(rc));
-        }
-        if result.is_null() {
-            return Ok(None);
-        }
-        // SAFETY: `result` is non-null, so `pwd` was filled in and its
-        // `pw_name` points at a NUL-terminated string inside `buf`.
-        let (name, gid) = unsafe {
-            let pwd = pwd.assume_init();
-            (CStr::from_ptr(pwd.pw_name).to_owned(), pwd.pw_gid)
-        };
-        return Ok(Some(Passwd { name, gid }));
-    }
+        rc
+    })?;
+    Ok(entry)
 }
 
 /// The name of group `gid`, or `None` if it has no entry.
 pub fn group_name(gid: u32) -> io::Result<Option<CString>> {
-    let mut buf = vec![0u8; 1024];
-    loop {
+    let mut name = None;
+    nss_lookup(|buf| {
         let mut grp = std::mem::MaybeUninit::<libc::group>::uninit();
         let mut result: *mut libc::group = std::ptr::null_mut();
         // SAFETY: as for getpwuid_r above.
@@ -67,21 +82,14 @@ pub fn group_name(gid: u32) -> io::Result<Option<CString>> {
                 &mut result,
             )
         };
-        if rc == libc::ERANGE && buf.len() < MAX_BUF {
-            buf.resize(buf.len() * 4, 0);
-            continue;
+        if rc == 0 && !result.is_null() {
+            // SAFETY: `result` is non-null, so `gr_name` points at a
+            // NUL-terminated string inside `buf`, copied out at once.
+            name = Some(unsafe { CStr::from_ptr(grp.assume_init().gr_name).to_owned() });
         }
-        if rc != 0 {
-            return Err(io::Error::from_raw_os_error(rc));
-        }
-        if result.is_null() {
-            return Ok(None);
-        }
-        // SAFETY: `result` is non-null, so `gr_name` points at a
-        // NUL-terminated string inside `buf`.
-        let name = unsafe { CStr::from_ptr(grp.assume_init().gr_name).to_owned() };
-        return Ok(Some(name));
-    }
+        rc
+    })?;
+    Ok(name)
 }
 
 /// All groups of user `name`, including `gid` itself (`getgrouplist(3)`).
