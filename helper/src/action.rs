@@ -28,7 +28,6 @@ impl Action {
         Self::Show,
     ];
 
-    /// The name used on the command line and in policy files.
     /// Whether the action changes systemd. Only those take the per-unit
     /// locks: a read needs no serialising, and a caller allowed only `show`
     /// must not be able to create lock files in /run.
@@ -36,6 +35,7 @@ impl Action {
         !matches!(self, Self::Show)
     }
 
+    /// The name used on the command line and in policy files.
     pub fn name(self) -> &'static str {
         match self {
             Self::Enable => "enable",
