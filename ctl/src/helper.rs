@@ -14,28 +14,12 @@ use crate::app::App;
 use crate::error::{code, Error, Result};
 
 /// Most instances the helper accepts per call.
-pub const MAX_BATCH: usize = 256;
+pub const MAX_BATCH: usize = unitgate_helper::pipeline::MAX_INSTANCES;
 pub const SUDO: &str = "/usr/bin/sudo";
 const HELPER_NAME: &str = "unitgate-systemctl";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    Enable,
-    Disable,
-    Restart,
-    ResetFailed,
-}
-
-impl Action {
-    pub fn name(self) -> &'static str {
-        match self {
-            Action::Enable => "enable",
-            Action::Disable => "disable",
-            Action::Restart => "restart",
-            Action::ResetFailed => "reset-failed",
-        }
-    }
-}
+/// The helper's own actions (and their command-line names).
+pub use unitgate_helper::action::Action;
 
 /// Where the helper is installed relative to this executable.
 pub fn helper_path() -> Result<PathBuf> {
@@ -75,6 +59,10 @@ pub fn run(app: &App, action: Action, instances: &[String]) -> Result<Option<Err
     let mut first_failure = None;
     for batch in instances.chunks(MAX_BATCH) {
         let out = call(&helper, app, action, batch)?;
+        if out.status == 0 {
+            continue;
+        }
+        // Only a failure needs our user name (for a sudo refusal's hint).
         match classify(&out, &current_user_name()) {
             Ok(()) => {}
             Err(e @ Error::Systemctl { .. }) => {
