@@ -227,7 +227,7 @@ pub fn stop(app: &App, waiter: Waiter, names: &[String], json: bool) -> Result<(
     let mut disable = Vec::new();
     for n in &names {
         let info = before.get(n);
-        let running = info.is_some_and(|u| u.is_enabled() || u.active_state != "inactive");
+        let running = info.is_some_and(|u| !u.is_stopped());
         if !instance::exists(app, n) && !running {
             out.missing(n);
         } else if !running {
@@ -240,7 +240,7 @@ pub fn stop(app: &App, waiter: Waiter, names: &[String], json: bool) -> Result<(
     let after = settle(&sd, app, &disable)?;
     for n in &disable {
         let info = after.get(n);
-        if info.map_or(true, |u| !u.is_enabled() && u.active_state == "inactive") {
+        if info.map_or(true, UnitInfo::is_stopped) {
             out.ok(n, "stopped");
         } else {
             let e = not_reached(n, info, "stopped", &call_err);
@@ -324,7 +324,7 @@ pub fn delete(app: &App, waiter: Waiter, names: &[String], json: bool) -> Result
     let (mut disable, mut retire) = (Vec::new(), Vec::new());
     for n in &names {
         let info = before.get(n);
-        let live = info.is_some_and(|u| u.is_enabled() || u.active_state != "inactive");
+        let live = info.is_some_and(|u| !u.is_stopped());
         if !live && !instance::exists(app, n) && !instance::has_trash(app, n) {
             out.missing(n);
             continue;
@@ -338,7 +338,7 @@ pub fn delete(app: &App, waiter: Waiter, names: &[String], json: bool) -> Result
     let after = settle(&sd, app, &disable)?;
     for n in &retire {
         let info = after.get(n);
-        if info.is_some_and(|u| u.is_enabled() || u.active_state != "inactive") {
+        if info.is_some_and(|u| !u.is_stopped()) {
             let e = not_reached(n, info, "stopped", &call_err);
             out.fail(n, e);
             continue;

@@ -59,6 +59,12 @@ impl UnitInfo {
         )
     }
 
+    /// Stopped for good: not enabled and inactive (what `stop` and
+    /// `delete` must reach; anything else still needs a `disable --now`).
+    pub fn is_stopped(&self) -> bool {
+        !self.is_enabled() && self.active_state == "inactive"
+    }
+
     pub fn is_active(&self) -> bool {
         matches!(
             self.active_state.as_str(),
