@@ -7,17 +7,30 @@
 
 use std::path::{Path, PathBuf};
 
-/// The root of the checkout (the workspace directory).
+/// Points the test bed at another checkout (its scripts and its
+/// `target/release` binaries) than the one the tests were built from, to
+/// show a new test failing on older code:
+/// `UNITGATE_UNDER_TEST=/path/to/old-checkout cargo test --test NAME`.
+pub const UNDER_TEST_ENV: &str = "UNITGATE_UNDER_TEST";
+
+/// The root of the checkout under test (the workspace directory).
 pub fn checkout() -> PathBuf {
+    if let Some(dir) = std::env::var_os(UNDER_TEST_ENV).filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("tests/ has a parent")
         .to_path_buf()
 }
 
-/// The cargo target directory the running test (or test-bed binary such as
-/// `sandbox-demo`) was built into.
+/// The cargo target directory holding the binaries under test: the one the
+/// running test (or test-bed binary such as `sandbox-demo`) was built into,
+/// or `<checkout>/target` under [`UNDER_TEST_ENV`].
 pub fn target_dir() -> PathBuf {
+    if std::env::var_os(UNDER_TEST_ENV).is_some_and(|d| !d.is_empty()) {
+        return checkout().join("target");
+    }
     profile_dir()
         .parent()
         .expect("a profile directory sits in the target directory")
