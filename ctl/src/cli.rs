@@ -70,6 +70,16 @@ pub enum Command {
         #[arg(long, value_name = "SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=86400))]
         interval: u64,
     },
+    /// Exec PROGRAM with an instance's environment file: the ExecStart= of
+    /// an instance's unit, run as its User= (never root).
+    Launch {
+        /// The instance whose environment file to read.
+        instance: String,
+        /// The program (absolute path) and its arguments, after `--`;
+        /// ${NAME} in an argument is replaced by NAME from the environment file.
+        #[arg(last = true, required = true, value_name = "PROGRAM")]
+        command: Vec<std::ffi::OsString>,
+    },
     /// Show an instance's journal.
     Logs {
         instance: String,

@@ -58,6 +58,13 @@ pub enum Error {
         what: String,
         hint: String,
     },
+    /// Something on a path we were to act on could have been changed by
+    /// another account (a planted link, a tree others can write), so
+    /// unitgate refuses to act on it.
+    Insecure {
+        what: String,
+        hint: String,
+    },
     /// sudo refused to run the helper for this caller.
     SudoRefused {
         user: String,
@@ -123,7 +130,9 @@ impl Error {
             Error::NotActive => code::NOT_ACTIVE,
             Error::Exists { .. } => code::EXISTS,
             Error::Busy { .. } => code::BUSY,
-            Error::NotPermitted { .. } | Error::SudoRefused { .. } => code::NO_PERM,
+            Error::NotPermitted { .. } | Error::Insecure { .. } | Error::SudoRefused { .. } => {
+                code::NO_PERM
+            }
             Error::HelperRefused { code, .. } => *code,
             Error::Systemctl { .. } | Error::Failed { .. } => code::FAILED,
             Error::Unavailable { .. } | Error::Dbus { .. } => code::UNAVAILABLE,
@@ -159,7 +168,9 @@ impl Error {
             Error::Busy { what, waited_secs } => format!(
                 "{what} is busy: another unitgate command holds its lock (waited {waited_secs} s; retry, or raise --wait)"
             ),
-            Error::NotPermitted { what, hint } => format!("{what} ({hint})"),
+            Error::NotPermitted { what, hint } | Error::Insecure { what, hint } => {
+                format!("{what} ({hint})")
+            }
             Error::SudoRefused { user, detail } => format!(
                 "not permitted by sudo: {} (add {user} to group unitgate: `usermod -aG unitgate {user}`, then log in again)",
                 detail
@@ -170,6 +181,7 @@ impl Error {
                     code::CONFIG => "an administrator must fix the app config in /etc/unitgate/apps/",
                     code::BAD_NAME => "instance names must match the app's instance_pattern",
                     code::UNAVAILABLE => "install systemd's systemctl at /usr/bin/systemctl",
+                    code::BUSY => "another call holds the unit's lock; retry, or raise --wait",
                     _ => "this is a bug in unitgate if it repeats; please report it",
                 };
                 format!("the helper refused: {message} ({hint})")

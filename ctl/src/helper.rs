@@ -2,13 +2,16 @@
 //!
 //! The helper is found next to our own install
 //! (`<dir of unitgate>/../libexec/unitgate/unitgate-systemctl`), never
-//! through `PATH`. As a normal user it runs as
-//! `sudo -n -- <helper> APP ACTION INSTANCE...`; as root it runs directly.
+//! through `PATH`. It always runs as
+//! `sudo -n -- <helper> --wait SECONDS APP ACTION INSTANCE...`, root
+//! included: the helper trusts no elevation but sudo's (a root shell
+//! reached through su or doas is told so), and sudo tells it who called.
 //! Instances are sent in batches of at most [`MAX_BATCH`] (the helper's
 //! limit), so a bulk `start` of 500 instances is two calls, not 500.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use crate::app::App;
 use crate::error::{code, Error, Result};
@@ -16,6 +19,8 @@ use crate::error::{code, Error, Result};
 /// Most instances the helper accepts per call.
 pub const MAX_BATCH: usize = unitgate_helper::pipeline::MAX_INSTANCES;
 pub const SUDO: &str = "/usr/bin/sudo";
+/// The helper's own limit on `--wait`.
+const MAX_WAIT_SECS: u64 = 3600;
 const HELPER_NAME: &str = "unitgate-systemctl";
 
 /// The helper's own actions (and their command-line names).
@@ -48,7 +53,14 @@ pub struct Outcome {
 /// too); a systemctl failure in one batch does not stop the others (the
 /// caller checks each instance's resulting state). Returns the first
 /// systemctl failure, if any.
-pub fn run(app: &App, action: Action, instances: &[String]) -> Result<Option<Error>> {
+/// `wait` bounds how long the helper waits for a unit lock another call
+/// holds (it then exits 75, busy).
+pub fn run(
+    app: &App,
+    action: Action,
+    instances: &[String],
+    wait: Duration,
+) -> Result<Option<Error>> {
     let helper = helper_path()?;
     if !helper.exists() {
         return Err(Error::Unavailable {
@@ -58,7 +70,7 @@ pub fn run(app: &App, action: Action, instances: &[String]) -> Result<Option<Err
     }
     let mut first_failure = None;
     for batch in instances.chunks(MAX_BATCH) {
-        let out = call(&helper, app, action, batch)?;
+        let out = call(&helper, app, action, batch, wait)?;
         if out.status == 0 {
             continue;
         }
@@ -74,15 +86,17 @@ pub fn run(app: &App, action: Action, instances: &[String]) -> Result<Option<Err
     Ok(first_failure)
 }
 
-fn call(helper: &PathBuf, app: &App, action: Action, batch: &[String]) -> Result<Outcome> {
-    let root = unitgate_helper::system::process::euid() == 0;
-    let mut cmd = if root {
-        Command::new(helper)
-    } else {
-        let mut c = Command::new(SUDO);
-        c.arg("-n").arg("--").arg(helper);
-        c
-    };
+fn call(
+    helper: &PathBuf,
+    app: &App,
+    action: Action,
+    batch: &[String],
+    wait: Duration,
+) -> Result<Outcome> {
+    let mut cmd = Command::new(SUDO);
+    cmd.arg("-n").arg("--").arg(helper);
+    cmd.arg("--wait")
+        .arg(wait.as_secs().min(MAX_WAIT_SECS).to_string());
     cmd.arg(&app.name).arg(action.name()).args(batch);
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -92,17 +106,7 @@ fn call(helper: &PathBuf, app: &App, action: Action, batch: &[String]) -> Result
             what: format!("{SUDO} is not installed"),
             hint: "install sudo (apt-get install sudo), then deploy/install.sh".into(),
         },
-        _ => Error::io(
-            format!(
-                "cannot run {}",
-                if root {
-                    helper.display().to_string()
-                } else {
-                    SUDO.into()
-                }
-            ),
-            e,
-        ),
+        _ => Error::io(format!("cannot run {SUDO}"), e),
     })?;
     Ok(Outcome {
         status: out.status.code().unwrap_or(-1),
@@ -113,8 +117,8 @@ fn call(helper: &PathBuf, app: &App, action: Action, batch: &[String]) -> Result
 /// Tells a sudo refusal, a helper refusal and a systemctl failure apart.
 ///
 /// - sudo refuses with exit 1 and a line starting `sudo:`;
-/// - the helper refuses with 64, 65, 69, 71, 77 or 78 and one line starting
-///   `unitgate-systemctl:`;
+/// - the helper refuses with 64, 65, 69, 71, 75 (busy), 77 or 78 and one
+///   line starting `unitgate-systemctl:`;
 /// - anything else non-zero is systemctl's own failure.
 pub fn classify(out: &Outcome, user: &str) -> Result<()> {
     if out.status == 0 {
@@ -146,6 +150,7 @@ pub fn classify(out: &Outcome, user: &str) -> Result<()> {
             code::BAD_NAME,
             code::UNAVAILABLE,
             code::OS_ERR,
+            code::BUSY,
             code::NO_PERM,
             code::CONFIG,
         ]

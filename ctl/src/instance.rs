@@ -9,63 +9,336 @@
 //!   instance, removed by the next `init` or `delete` of that name.
 //! - `.deleted-<instance>/` — a `delete` that renamed the instance away;
 //!   purged by that `delete`, or by the next `init`/`delete` if it crashed.
-//! - `.locks/` — lock files (see `lock`).
+//! - `.locks/` — lock files (see `lock`) and the status cache.
 //!
-//! Every path is built from a name that passed [`App::check_instance`]
-//! (the helper crate's rules) first, so no name can reach outside
-//! `<state_dir>/` or touch another instance.
+//! The state directory belongs to the app's service account, so anything
+//! in it may be a trap the account set: a [`Store`] holds the directory
+//! open (reached by [`walk`], which follows no link another account could
+//! have planted) and does everything relative to it through [`DirFd`],
+//! never following a link and creating every file with `O_EXCL`. Every
+//! name used passed [`App::check_instance`] (the helper crate's rules), so
+//! no name can reach outside `<state_dir>/` or touch another instance.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File};
+use std::ffi::OsStr;
 use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use crate::app::{is_valid_env_key, App, Context, PORT_VAR};
+use crate::app::{is_valid_env_key, App, PORT_VAR};
+use crate::dirfd::{DirFd, Kind};
+use crate::envfile;
 use crate::error::{shown, Error, Result};
+use crate::walk::{self, Missing};
 
 const INIT_PREFIX: &str = ".init-";
 const TRASH_PREFIX: &str = ".deleted-";
+/// The directory of lock files and the status cache.
+pub const LOCK_DIR: &str = ".locks";
+/// Skeletons nested deeper than this are refused (they are copied by
+/// recursion).
+const MAX_SKELETON_DEPTH: usize = 64;
 
-/// Names of the initialized instances (sorted). Hidden entries, non-dirs
-/// and names the built-in rule rejects are not instances.
-pub fn list(app: &App) -> Result<Vec<String>> {
-    let entries = match fs::read_dir(&app.state_dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::io_path("list", &app.state_dir, e)),
-    };
-    let mut names = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io_path("list", &app.state_dir, e))?;
-        let Ok(name) = entry.file_name().into_string() else {
-            continue;
-        };
-        if !unitgate_helper::name::is_valid_instance(&name) {
-            continue;
-        }
-        if entry.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-            names.push(name);
-        }
+/// An app's state directory, held open for the whole command.
+#[derive(Debug)]
+pub struct Store<'a> {
+    pub app: &'a App,
+    /// `None` when the state directory does not exist (yet).
+    dir: Option<DirFd>,
+}
+
+impl<'a> Store<'a> {
+    /// Opens the state directory if it exists.
+    pub fn open(app: &'a App) -> Result<Store<'a>> {
+        let dir = walk::open_dir(&app.state_dir, Missing::Absent)?.map(|(d, _)| d);
+        Ok(Store { app, dir })
     }
-    names.sort();
-    Ok(names)
+
+    /// Opens the state directory, creating it (and missing parents, mode
+    /// 0750) when the caller may.
+    pub fn open_or_create(app: &'a App) -> Result<Store<'a>> {
+        let dir = walk::open_dir(&app.state_dir, Missing::Create(0o750))?.map(|(d, _)| d);
+        Ok(Store { app, dir })
+    }
+
+    fn dir(&self) -> Result<&DirFd> {
+        self.dir.as_ref().ok_or_else(|| Error::NotPermitted {
+            what: format!(
+                "the state directory {} does not exist",
+                self.app.state_dir.display()
+            ),
+            hint: "ask an administrator to create it, owned by the app's service account".into(),
+        })
+    }
+
+    fn io(&self, verb: &str, name: &str, e: std::io::Error) -> Error {
+        Error::io_path(verb, &self.app.state_dir.join(name), e)
+    }
+
+    /// `<state_dir>/.locks`, created on first use.
+    pub fn lock_dir(&self) -> Result<DirFd> {
+        let dir = self.dir()?;
+        let locks = dir
+            .ensure_dir(OsStr::new(LOCK_DIR), 0o770)
+            .map_err(|e| self.io("open", LOCK_DIR, e))?;
+        crate::lock::share_with_group(locks.as_fd(), 0o770);
+        Ok(locks)
+    }
+
+    /// `<state_dir>/.locks` if it exists (for readers, who create nothing).
+    pub fn existing_lock_dir(&self) -> Option<DirFd> {
+        self.dir
+            .as_ref()?
+            .open_dir(OsStr::new(LOCK_DIR))
+            .ok()
+            .flatten()
+    }
+
+    /// Names of the initialized instances (sorted). Hidden entries, links,
+    /// non-directories and names the built-in rule rejects are not instances.
+    pub fn list(&self) -> Result<Vec<String>> {
+        let Some(dir) = &self.dir else {
+            return Ok(Vec::new());
+        };
+        let entries = dir
+            .entries()
+            .map_err(|e| Error::io_path("list", dir.path(), e))?;
+        let mut names = Vec::new();
+        for (name, kind) in entries {
+            let Ok(name) = name.into_string() else {
+                continue;
+            };
+            if !unitgate_helper::name::is_valid_instance(&name) {
+                continue;
+            }
+            let is_dir = match kind {
+                Some(k) => k == Kind::Dir,
+                None => dir.is_dir(OsStr::new(&name)),
+            };
+            if is_dir {
+                names.push(name);
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// Whether `<state_dir>/<instance>/` is a directory (a complete instance).
+    pub fn exists(&self, instance: &str) -> bool {
+        self.dir
+            .as_ref()
+            .is_some_and(|d| d.is_dir(OsStr::new(instance)))
+    }
+
+    /// Whether a crashed `delete` left the instance's trash behind.
+    pub fn has_trash(&self, instance: &str) -> bool {
+        self.dir
+            .as_ref()
+            .is_some_and(|d| matches!(d.kind(OsStr::new(&trash_name(instance))), Ok(Some(_))))
+    }
+
+    /// The instance's environment file, parsed; `None` when it has none.
+    pub fn environment(&self, instance: &str) -> Result<Option<Vec<(String, String)>>> {
+        let Some(inst) = self
+            .dir()?
+            .open_dir(OsStr::new(instance))
+            .map_err(|e| self.io("open", instance, e))?
+        else {
+            return Ok(None);
+        };
+        let name = &self.app.env_file;
+        let Some(bytes) = inst
+            .read_file(OsStr::new(name), envfile::MAX_SIZE)
+            .map_err(|e| Error::io_path("read", &inst.child_path(name), e))?
+        else {
+            return Ok(None);
+        };
+        let text = String::from_utf8_lossy(&bytes);
+        envfile::parse(&text)
+            .map(Some)
+            .map_err(|why| Error::Config {
+                what: format!("{}: {why}", inst.child_path(name).display()),
+                hint: "fix the file (KEY=\"VALUE\" lines), or delete and re-init the instance"
+                    .into(),
+            })
+    }
+
+    /// Ports in use by the existing instances, with their owners.
+    pub fn ports_in_use(&self) -> Result<BTreeMap<u16, String>> {
+        let mut used = BTreeMap::new();
+        for inst in self.list()? {
+            // An instance whose file is unreadable or malformed holds no
+            // port we can see; `launch` reports its file when it starts.
+            let Ok(Some(vars)) = self.environment(&inst) else {
+                continue;
+            };
+            let port = vars.iter().find(|(k, _)| k == PORT_VAR);
+            if let Some(p) = port.and_then(|(_, v)| v.parse::<u16>().ok()) {
+                used.insert(p, inst);
+            }
+        }
+        Ok(used)
+    }
+
+    /// Builds the instance in `.init-<instance>.<pid>/` and renames it into
+    /// place. The caller holds the instance lock; `app_lock` is taken here
+    /// for the port allocation (which must see every other instance's port).
+    pub fn init(
+        &self,
+        instance: &str,
+        sets: &[(String, String)],
+        app_lock: impl FnOnce() -> Result<crate::lock::Lock>,
+    ) -> Result<Created> {
+        let app = self.app;
+        let dir = self.dir()?;
+        if self.exists(instance) {
+            return Err(Error::Exists {
+                instance: instance.to_owned(),
+            });
+        }
+        let skeleton = match &app.skeleton_dir {
+            None => None,
+            Some(skel) => Some(
+                walk::open_dir(skel, Missing::Absent)?
+                    .map(|(d, _)| d)
+                    .ok_or_else(|| Error::Config {
+                        what: format!("skeleton_dir {} is not a directory", skel.display()),
+                        hint: format!(
+                            "create it, or remove skeleton_dir from {}",
+                            app.config_path.display()
+                        ),
+                    })?,
+            ),
+        };
+        self.remove_leftovers(instance)?;
+        // Ports are allocated under the app lock, held until the rename, so
+        // two concurrent inits can never pick the same port.
+        let _app_lock = match app.port_range {
+            Some(_) => Some(app_lock()?),
+            None => None,
+        };
+        let port = match app.port_range {
+            Some(range) => {
+                let requested = sets
+                    .iter()
+                    .rev()
+                    .find(|(k, _)| k == PORT_VAR)
+                    .map(|(_, v)| v.as_str());
+                Some(allocate_port(range, &self.ports_in_use()?, requested)?)
+            }
+            None => None,
+        };
+        let sets: Vec<(String, String)> = sets
+            .iter()
+            .filter(|(k, _)| port.is_none() || k != PORT_VAR)
+            .cloned()
+            .collect();
+        let tmp = format!("{INIT_PREFIX}{instance}.{}", std::process::id());
+        let built = self.build(&tmp, skeleton.as_ref(), instance, port, &sets);
+        let placed = built.and_then(|()| {
+            dir.rename_noreplace(OsStr::new(&tmp), OsStr::new(instance))
+                .map_err(|e| match e.kind() {
+                    std::io::ErrorKind::AlreadyExists => Error::Exists {
+                        instance: instance.to_owned(),
+                    },
+                    _ => self.io("rename into place", instance, e),
+                })
+        });
+        if let Err(e) = placed {
+            let _ = dir.remove_tree(OsStr::new(&tmp));
+            return Err(e);
+        }
+        dir.sync()
+            .map_err(|e| Error::io_path("sync", dir.path(), e))?;
+        Ok(Created {
+            dir: app.instance_dir(instance),
+            port,
+        })
+    }
+
+    fn build(
+        &self,
+        tmp: &str,
+        skeleton: Option<&DirFd>,
+        instance: &str,
+        port: Option<u16>,
+        sets: &[(String, String)],
+    ) -> Result<()> {
+        let target = self
+            .dir()?
+            .create_dir(OsStr::new(tmp), 0o750)
+            .map_err(|e| self.io("create", tmp, e))?;
+        if let Some(skel) = skeleton {
+            copy_tree(skel, &target, 0)?;
+        }
+        let name = OsStr::new(&self.app.env_file);
+        let path = target.child_path(name);
+        let text = envfile::text_for(self.app, instance, port, sets);
+        let mut f = target
+            .create_file(name, 0o640)
+            .map_err(|e| Error::io_path("write", &path, e))?;
+        f.write_all(text.as_bytes())
+            .and_then(|()| f.sync_all())
+            .map_err(|e| Error::io_path("write", &path, e))?;
+        target
+            .sync()
+            .map_err(|e| Error::io_path("sync", target.path(), e))
+    }
+
+    /// Removes what killed `init`s and `delete`s of this instance left
+    /// behind. Only ever called with the instance lock held, so nothing
+    /// else is using them.
+    pub fn remove_leftovers(&self, instance: &str) -> Result<()> {
+        let Some(dir) = &self.dir else {
+            return Ok(());
+        };
+        let prefix = format!("{INIT_PREFIX}{instance}.");
+        let entries = dir
+            .entries()
+            .map_err(|e| Error::io_path("list", dir.path(), e))?;
+        for (name, _) in entries {
+            let Some(text) = name.to_str() else { continue };
+            let is_ours = text
+                .strip_prefix(&prefix)
+                .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()));
+            if is_ours {
+                dir.remove_tree(&name)
+                    .map_err(|e| self.io("remove", text, e))?;
+            }
+        }
+        let trash = trash_name(instance);
+        dir.remove_tree(OsStr::new(&trash))
+            .map_err(|e| self.io("remove", &trash, e))?;
+        Ok(())
+    }
+
+    /// `delete`'s state part: rename the instance to its trash name (one
+    /// atomic step, after which it is no longer an instance), then purge the
+    /// trash. Re-running finishes a purge a crash interrupted. Returns
+    /// whether there was anything to remove.
+    pub fn retire(&self, instance: &str) -> Result<bool> {
+        let Some(dir) = &self.dir else {
+            return Ok(false);
+        };
+        let trash = trash_name(instance);
+        let mut found = dir
+            .remove_tree(OsStr::new(&trash))
+            .map_err(|e| self.io("remove", &trash, e))?;
+        if self.exists(instance) {
+            found = true;
+            dir.rename(OsStr::new(instance), OsStr::new(&trash))
+                .map_err(|e| self.io("retire", instance, e))?;
+            dir.sync()
+                .map_err(|e| Error::io_path("sync", dir.path(), e))?;
+            dir.remove_tree(OsStr::new(&trash))
+                .map_err(|e| self.io("remove", &trash, e))?;
+        }
+        self.remove_leftovers(instance)?;
+        Ok(found)
+    }
 }
 
-/// Whether `<state_dir>/<instance>/` exists (a complete instance).
-pub fn exists(app: &App, instance: &str) -> bool {
-    fs::symlink_metadata(app.instance_dir(instance))
-        .map(|m| m.is_dir())
-        .unwrap_or(false)
-}
-
-/// Whether a crashed `delete` left the instance's trash behind.
-pub fn has_trash(app: &App, instance: &str) -> bool {
-    fs::symlink_metadata(trash_dir(app, instance)).is_ok()
-}
-
-fn trash_dir(app: &App, instance: &str) -> PathBuf {
-    app.state_dir.join(format!("{TRASH_PREFIX}{instance}"))
+fn trash_name(instance: &str) -> String {
+    format!("{TRASH_PREFIX}{instance}")
 }
 
 /// A `--set KEY=VALUE` of `init`.
@@ -89,107 +362,6 @@ pub fn parse_set(s: &str) -> Result<(String, String)> {
         ));
     }
     Ok((k.to_owned(), v.to_owned()))
-}
-
-/// A value quoted for systemd's `EnvironmentFile=` (and `sh`): double
-/// quotes, with `\`, `"`, `$` and `` ` `` escaped. Control characters are
-/// rejected earlier.
-pub fn quote_env_value(v: &str) -> String {
-    let mut out = String::with_capacity(v.len() + 2);
-    out.push('"');
-    for c in v.chars() {
-        if matches!(c, '\\' | '"' | '$' | '`') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('"');
-    out
-}
-
-/// Reads back a value written by [`quote_env_value`] (or a bare one).
-pub fn unquote_env_value(v: &str) -> String {
-    let Some(inner) = v.strip_prefix('"').and_then(|s| s.strip_suffix('"')) else {
-        return v.trim().to_owned();
-    };
-    let mut out = String::new();
-    let mut chars = inner.chars();
-    while let Some(c) = chars.next() {
-        if c == '\\' {
-            if let Some(n) = chars.next() {
-                out.push(n);
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// The environment file of a new instance (deterministic order).
-pub fn env_file_text(
-    app: &App,
-    instance: &str,
-    port: Option<u16>,
-    sets: &[(String, String)],
-) -> String {
-    let dir = app.instance_dir(instance);
-    let cx = Context {
-        app: &app.name,
-        instance,
-        state_dir: &app.state_dir,
-        instance_dir: &dir,
-        port,
-    };
-    let mut vars: BTreeMap<String, String> = BTreeMap::new();
-    let mut order: Vec<String> = Vec::new();
-    let mut put = |k: &str, v: String| {
-        if vars.insert(k.to_owned(), v).is_none() {
-            order.push(k.to_owned());
-        }
-    };
-    put("UNITGATE_APP", app.name.clone());
-    put("UNITGATE_INSTANCE", instance.to_owned());
-    if let Some(p) = port {
-        put(PORT_VAR, p.to_string());
-    }
-    for (k, t) in &app.env {
-        put(k, t.expand(&cx));
-    }
-    for (k, v) in sets {
-        put(k, v.clone());
-    }
-    let mut text = format!(
-        "# Written by `unitgate init` for instance {instance} of app {}.\n# systemd EnvironmentFile= syntax; values are double-quoted.\n",
-        app.name
-    );
-    for k in order {
-        text.push_str(&format!("{k}={}\n", quote_env_value(&vars[&k])));
-    }
-    text
-}
-
-/// The value of `key` in an environment file's text.
-pub fn env_value(text: &str, key: &str) -> Option<String> {
-    text.lines().rev().find_map(|l| {
-        let (k, v) = l.split_once('=')?;
-        (k.trim() == key).then(|| unquote_env_value(v.trim()))
-    })
-}
-
-/// Ports in use by the existing instances, with their owners.
-pub fn ports_in_use(app: &App) -> Result<BTreeMap<u16, String>> {
-    let mut used = BTreeMap::new();
-    for inst in list(app)? {
-        let path = app.instance_dir(&inst).join(&app.env_file);
-        let Ok(text) = fs::read_to_string(&path) else {
-            continue;
-        };
-        if let Some(p) = env_value(&text, PORT_VAR).and_then(|v| v.parse::<u16>().ok()) {
-            used.insert(p, inst);
-        }
-    }
-    Ok(used)
 }
 
 /// The lowest free port of the range, or the requested one if it is free.
@@ -236,252 +408,81 @@ pub struct Created {
     pub port: Option<u16>,
 }
 
-/// Builds the instance in `.init-<instance>.<pid>/` and renames it into
-/// place. The caller holds the instance lock; `app_lock` is taken here for
-/// the port allocation (which must see every other instance's port).
-pub fn init(
-    app: &App,
-    instance: &str,
-    sets: &[(String, String)],
-    app_lock: impl FnOnce() -> Result<crate::lock::Lock>,
-) -> Result<Created> {
-    crate::lock::ensure_state_dir(app)?;
-    let dest = app.instance_dir(instance);
-    if exists(app, instance) {
-        return Err(Error::Exists {
-            instance: instance.to_owned(),
+/// Copies a skeleton: directories, regular files (permission bits kept,
+/// set-id bits dropped) and symlinks (as links, never followed), each read
+/// relative to the skeleton directory without following links.
+fn copy_tree(src: &DirFd, dst: &DirFd, depth: usize) -> Result<()> {
+    if depth > MAX_SKELETON_DEPTH {
+        return Err(Error::Config {
+            what: format!(
+                "the skeleton is nested deeper than {MAX_SKELETON_DEPTH} directories at {}",
+                src.path().display()
+            ),
+            hint: "flatten the skeleton directory".into(),
         });
     }
-    if let Some(skel) = &app.skeleton_dir {
-        if !skel.is_dir() {
-            return Err(Error::Config {
-                what: format!("skeleton_dir {} is not a directory", skel.display()),
-                hint: format!(
-                    "create it, or remove skeleton_dir from {}",
-                    app.config_path.display()
-                ),
-            });
-        }
-    }
-    remove_leftovers(app, instance)?;
-    // Ports are allocated under the app lock, held until the rename, so two
-    // concurrent inits can never pick the same port.
-    let _app_lock = match app.port_range {
-        Some(_) => Some(app_lock()?),
-        None => None,
-    };
-    let port = match app.port_range {
-        Some(range) => {
-            let requested = sets
-                .iter()
-                .rev()
-                .find(|(k, _)| k == PORT_VAR)
-                .map(|(_, v)| v.as_str());
-            Some(allocate_port(range, &ports_in_use(app)?, requested)?)
-        }
-        None => None,
-    };
-    let sets: Vec<(String, String)> = sets
-        .iter()
-        .filter(|(k, _)| port.is_none() || k != PORT_VAR)
-        .cloned()
-        .collect();
-    let tmp = app
-        .state_dir
-        .join(format!("{INIT_PREFIX}{instance}.{}", std::process::id()));
-    let built =
-        build(app, instance, &tmp, port, &sets).and_then(|()| rename_noreplace(&tmp, &dest));
-    if let Err(e) = built {
-        let _ = remove_tree(&tmp);
-        return Err(match e {
-            Error::Io { err, .. } if err.raw_os_error() == Some(libc::EEXIST) => Error::Exists {
-                instance: instance.to_owned(),
-            },
-            e => e,
-        });
-    }
-    sync_dir(&app.state_dir)?;
-    Ok(Created { dir: dest, port })
-}
-
-fn build(
-    app: &App,
-    instance: &str,
-    tmp: &Path,
-    port: Option<u16>,
-    sets: &[(String, String)],
-) -> Result<()> {
-    fs::DirBuilder::new()
-        .mode(0o750)
-        .create(tmp)
-        .map_err(|e| Error::io_path("create", tmp, e))?;
-    if let Some(skel) = &app.skeleton_dir {
-        copy_tree(skel, tmp)?;
-    }
-    let env_path = tmp.join(&app.env_file);
-    let text = env_file_text(app, instance, port, sets);
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o640)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&env_path)
-        .map_err(|e| Error::io_path("write", &env_path, e))?;
-    f.write_all(text.as_bytes())
-        .and_then(|()| f.sync_all())
-        .map_err(|e| Error::io_path("write", &env_path, e))?;
-    sync_dir(tmp)
-}
-
-/// Copies a skeleton: directories, regular files (mode kept, minus
-/// set-id bits) and symlinks (as links, never followed).
-fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
-    for entry in fs::read_dir(src).map_err(|e| Error::io_path("read skeleton", src, e))? {
-        let entry = entry.map_err(|e| Error::io_path("read skeleton", src, e))?;
-        let from = entry.path();
-        let to = dst.join(entry.file_name());
-        let meta =
-            fs::symlink_metadata(&from).map_err(|e| Error::io_path("read skeleton", &from, e))?;
-        let mode = meta.permissions().mode() & 0o777;
-        let ft = meta.file_type();
-        if ft.is_dir() {
-            fs::DirBuilder::new()
-                .mode(0o700)
-                .create(&to)
-                .map_err(|e| Error::io_path("create", &to, e))?;
-            copy_tree(&from, &to)?;
-            fs::set_permissions(&to, fs::Permissions::from_mode(mode))
-                .map_err(|e| Error::io_path("chmod", &to, e))?;
-        } else if ft.is_symlink() {
-            let target =
-                fs::read_link(&from).map_err(|e| Error::io_path("read skeleton", &from, e))?;
-            std::os::unix::fs::symlink(target, &to)
-                .map_err(|e| Error::io_path("create", &to, e))?;
-        } else if ft.is_file() {
-            let mut input =
-                File::open(&from).map_err(|e| Error::io_path("read skeleton", &from, e))?;
-            let mut out = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(mode | 0o200)
-                .open(&to)
-                .map_err(|e| Error::io_path("create", &to, e))?;
-            std::io::copy(&mut input, &mut out)
-                .and_then(|_| out.sync_all())
-                .map_err(|e| Error::io_path("copy to", &to, e))?;
-            fs::set_permissions(&to, fs::Permissions::from_mode(mode))
-                .map_err(|e| Error::io_path("chmod", &to, e))?;
-        } else {
-            return Err(Error::Config {
-                what: format!(
-                    "skeleton entry {} is not a file, directory or symlink",
-                    from.display()
-                ),
-                hint: "remove it from the skeleton directory".into(),
-            });
+    let read = |e| Error::io_path("read skeleton", src.path(), e);
+    for (name, _) in src.entries().map_err(read)? {
+        let from = src.child_path(&name);
+        let to = dst.child_path(&name);
+        let create = |e| Error::io_path("create", &to, e);
+        let mode = src
+            .mode_of(&name)
+            .map_err(|e| Error::io_path("read skeleton", &from, e))?
+            & 0o777;
+        match src
+            .kind(&name)
+            .map_err(|e| Error::io_path("read skeleton", &from, e))?
+        {
+            Some(Kind::Dir) => {
+                let sub_src = src
+                    .open_dir(&name)
+                    .map_err(|e| Error::io_path("read skeleton", &from, e))?
+                    .ok_or_else(|| {
+                        Error::io_path("read skeleton", &from, std::io::ErrorKind::NotFound.into())
+                    })?;
+                let sub_dst = dst.create_dir(&name, 0o700).map_err(create)?;
+                copy_tree(&sub_src, &sub_dst, depth + 1)?;
+                sub_dst.set_mode(mode).map_err(create)?;
+            }
+            Some(Kind::Link) => {
+                let target = src
+                    .read_link(&name)
+                    .map_err(|e| Error::io_path("read skeleton", &from, e))?;
+                dst.symlink(&target, &name).map_err(create)?;
+            }
+            Some(Kind::File) => {
+                let mut input = src
+                    .open_read(&name)
+                    .map_err(|e| Error::io_path("read skeleton", &from, e))?;
+                let mut out = dst.create_file(&name, 0o600).map_err(create)?;
+                std::io::copy(&mut input, &mut out)
+                    .and_then(|_| out.sync_all())
+                    .map_err(|e| Error::io_path("copy to", &to, e))?;
+                nix::sys::stat::fchmod(&out, nix::sys::stat::Mode::from_bits_truncate(mode))
+                    .map_err(|e| create(e.into()))?;
+            }
+            Some(Kind::Other) => {
+                return Err(Error::Config {
+                    what: format!(
+                        "skeleton entry {} is not a file, directory or symlink",
+                        from.display()
+                    ),
+                    hint: "remove it from the skeleton directory".into(),
+                })
+            }
+            None => {}
         }
     }
     Ok(())
-}
-
-/// Removes what killed `init`s and `delete`s of this instance left behind.
-/// Only ever called with the instance lock held, so nothing else is using them.
-pub fn remove_leftovers(app: &App, instance: &str) -> Result<()> {
-    let prefix = format!("{INIT_PREFIX}{instance}.");
-    let entries =
-        fs::read_dir(&app.state_dir).map_err(|e| Error::io_path("list", &app.state_dir, e))?;
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        let is_ours = name
-            .strip_prefix(&prefix)
-            .is_some_and(|pid| !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()));
-        if is_ours {
-            remove_tree(&entry.path())?;
-        }
-    }
-    let trash = trash_dir(app, instance);
-    if fs::symlink_metadata(&trash).is_ok() {
-        remove_tree(&trash)?;
-    }
-    Ok(())
-}
-
-/// `delete`'s state part: rename the instance to its trash name (one atomic
-/// step, after which it is no longer an instance), then purge the trash.
-/// Re-running finishes a purge a crash interrupted. Returns whether there
-/// was anything to remove.
-pub fn retire(app: &App, instance: &str) -> Result<bool> {
-    let dir = app.instance_dir(instance);
-    let trash = trash_dir(app, instance);
-    let mut found = false;
-    if fs::symlink_metadata(&trash).is_ok() {
-        found = true;
-        remove_tree(&trash)?;
-    }
-    if exists(app, instance) {
-        found = true;
-        fs::rename(&dir, &trash).map_err(|e| Error::io_path("retire", &dir, e))?;
-        sync_dir(&app.state_dir)?;
-        remove_tree(&trash)?;
-    }
-    if app.state_dir.is_dir() {
-        remove_leftovers(app, instance)?;
-    }
-    Ok(found)
-}
-
-/// `remove_dir_all` (which never follows symlinks), first making
-/// directories we own writable if something inside was read-only.
-fn remove_tree(path: &Path) -> Result<()> {
-    match fs::remove_dir_all(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-            make_writable(path);
-            fs::remove_dir_all(path).map_err(|e| Error::io_path("remove", path, e))
-        }
-        Err(e) => Err(Error::io_path("remove", path, e)),
-    }
-}
-
-fn make_writable(path: &Path) {
-    let Ok(meta) = fs::symlink_metadata(path) else {
-        return;
-    };
-    if !meta.is_dir() {
-        return;
-    }
-    let _ = fs::set_permissions(path, fs::Permissions::from_mode(0o700));
-    if let Ok(entries) = fs::read_dir(path) {
-        for e in entries.flatten() {
-            make_writable(&e.path());
-        }
-    }
-}
-
-fn rename_noreplace(from: &Path, to: &Path) -> Result<()> {
-    let Err(err) = crate::system::rename_noreplace(from, to) else {
-        return Ok(());
-    };
-    if err.raw_os_error() == Some(libc::EINVAL) || err.raw_os_error() == Some(libc::ENOSYS) {
-        // Filesystems without RENAME_NOREPLACE: we hold the instance lock
-        // and checked that `to` is absent, so a plain rename is equivalent.
-        return fs::rename(from, to).map_err(|e| Error::io_path("rename into place", to, e));
-    }
-    Err(Error::io_path("rename into place", to, err))
-}
-
-fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| Error::io_path("sync", dir, e))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::Path;
 
     fn app_in(dir: &Path, extra: &str) -> App {
         let text = format!(
@@ -501,29 +502,12 @@ mod tests {
             std::env::temp_dir().join(format!("unitgate-ctl-test-{tag}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&d);
         fs::create_dir_all(&d).unwrap();
+        fs::set_permissions(&d, fs::Permissions::from_mode(0o755)).unwrap();
         d
     }
 
     fn no_lock() -> Result<crate::lock::Lock> {
         Err(Error::usage("no app lock in this test", "none"))
-    }
-
-    #[test]
-    fn quoting_round_trips() {
-        for v in [
-            "plain",
-            "with space",
-            "q\"uote",
-            "back\\slash",
-            "$HOME",
-            "`id`",
-            "",
-        ] {
-            let q = quote_env_value(v);
-            assert!(q.starts_with('"') && q.ends_with('"'));
-            assert_eq!(unquote_env_value(&q), v);
-        }
-        assert_eq!(quote_env_value("a$b"), "\"a\\$b\"");
     }
 
     #[test]
@@ -573,20 +557,23 @@ mod tests {
                 skel.display()
             ),
         );
+        let store = Store::open_or_create(&app).unwrap();
         let lock = || {
             crate::lock::Waiter {
                 timeout: std::time::Duration::from_secs(1),
             }
-            .app(&app)
+            .app(&store)
         };
-        let a = init(&app, "a", &[("X".into(), "$y \"z\"".into())], lock).unwrap();
+        let a = store
+            .init("a", &[("X".into(), "$y \"z\"".into())], lock)
+            .unwrap();
         assert_eq!(a.port, Some(5000));
         let text = fs::read_to_string(state.join("a/instance.env")).unwrap();
-        assert_eq!(env_value(&text, "PORT").as_deref(), Some("5000"));
-        assert_eq!(env_value(&text, "GAME_PORT").as_deref(), Some("5000"));
-        assert_eq!(env_value(&text, "X").as_deref(), Some("$y \"z\""));
+        assert_eq!(envfile::lookup(&text, "PORT").as_deref(), Some("5000"));
+        assert_eq!(envfile::lookup(&text, "GAME_PORT").as_deref(), Some("5000"));
+        assert_eq!(envfile::lookup(&text, "X").as_deref(), Some("$y \"z\""));
         assert_eq!(
-            env_value(&text, "HOME_DIR").unwrap(),
+            envfile::lookup(&text, "HOME_DIR").unwrap(),
             state.join("a").display().to_string()
         );
         assert_eq!(
@@ -597,18 +584,18 @@ mod tests {
             .unwrap()
             .file_type()
             .is_symlink());
-        assert_eq!(init(&app, "a", &[], lock).unwrap_err().code(), 73);
-        assert_eq!(init(&app, "b", &[], lock).unwrap().port, Some(5001));
-        assert_eq!(init(&app, "c", &[], lock).unwrap_err().code(), 78);
-        assert!(!exists(&app, "c"), "a failed init leaves nothing");
-        assert!(retire(&app, "a").unwrap());
-        assert!(!exists(&app, "a"));
+        assert_eq!(store.init("a", &[], lock).unwrap_err().code(), 73);
+        assert_eq!(store.init("b", &[], lock).unwrap().port, Some(5001));
+        assert_eq!(store.init("c", &[], lock).unwrap_err().code(), 78);
+        assert!(!store.exists("c"), "a failed init leaves nothing");
+        assert!(store.retire("a").unwrap());
+        assert!(!store.exists("a"));
         assert_eq!(
-            init(&app, "c", &[], lock).unwrap().port,
+            store.init("c", &[], lock).unwrap().port,
             Some(5000),
             "a deleted instance's port is free again"
         );
-        assert_eq!(list(&app).unwrap(), ["b", "c"]);
+        assert_eq!(store.list().unwrap(), ["b", "c"]);
         let _ = fs::remove_dir_all(&d);
     }
 
@@ -619,31 +606,33 @@ mod tests {
         fs::create_dir_all(d.join(".init-a.123/sub")).unwrap();
         fs::create_dir_all(d.join(".deleted-b/x")).unwrap();
         fs::create_dir_all(d.join(".init-ab.77")).unwrap();
-        assert!(list(&app).unwrap().is_empty());
-        init(&app, "a", &[], no_lock).unwrap();
+        let store = Store::open(&app).unwrap();
+        assert!(store.list().unwrap().is_empty());
+        store.init("a", &[], no_lock).unwrap();
         assert!(!d.join(".init-a.123").exists());
         assert!(
             d.join(".init-ab.77").exists(),
             "other instances' leftovers are untouched"
         );
-        assert!(has_trash(&app, "b"));
+        assert!(store.has_trash("b"));
         assert!(
-            retire(&app, "b").unwrap(),
+            store.retire("b").unwrap(),
             "re-running delete finishes the purge"
         );
-        assert!(!has_trash(&app, "b"));
-        assert!(!retire(&app, "b").unwrap());
+        assert!(!store.has_trash("b"));
+        assert!(!store.retire("b").unwrap());
         let _ = fs::remove_dir_all(&d);
     }
 
     #[test]
-    fn retire_never_follows_symlinks_out_of_the_instance() {
+    fn links_in_the_state_dir_are_never_instances_nor_followed() {
         let d = tmpdir("symlink");
         let app = app_in(&d.join("state"), "");
         let outside = d.join("outside");
-        fs::create_dir_all(&outside).unwrap();
-        fs::write(outside.join("keep"), "x").unwrap();
-        init(&app, "a", &[], no_lock).unwrap();
+        fs::create_dir_all(outside.join("victim")).unwrap();
+        fs::write(outside.join("victim/keep"), "x").unwrap();
+        let store = Store::open_or_create(&app).unwrap();
+        store.init("a", &[], no_lock).unwrap();
         std::os::unix::fs::symlink(&outside, app.instance_dir("a").join("escape")).unwrap();
         fs::create_dir_all(app.instance_dir("a").join("ro/sub")).unwrap();
         fs::set_permissions(
@@ -651,8 +640,28 @@ mod tests {
             fs::Permissions::from_mode(0o500),
         )
         .unwrap();
-        retire(&app, "a").unwrap();
-        assert!(outside.join("keep").exists());
+        // A planted link where an instance would be: not listed, not
+        // retired through, and init refuses to build over it.
+        std::os::unix::fs::symlink(outside.join("victim"), d.join("state/victim")).unwrap();
+        assert_eq!(store.list().unwrap(), ["a"]);
+        assert!(!store.exists("victim"));
+        assert!(!store.retire("victim").unwrap());
+        assert!(store.init("victim", &[], no_lock).is_err());
+        store.retire("a").unwrap();
+        assert!(outside.join("victim/keep").exists());
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn a_state_dir_reached_through_a_foreign_link_is_refused() {
+        let d = tmpdir("foreign");
+        let open = d.join("open");
+        fs::create_dir_all(d.join("real")).unwrap();
+        fs::create_dir_all(&open).unwrap();
+        fs::set_permissions(&open, fs::Permissions::from_mode(0o1777)).unwrap();
+        std::os::unix::fs::symlink(d.join("real"), open.join("state")).unwrap();
+        let app = app_in(&open.join("state"), "");
+        assert_eq!(Store::open(&app).unwrap_err().code(), 77);
         let _ = fs::remove_dir_all(&d);
     }
 }

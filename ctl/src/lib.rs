@@ -6,11 +6,15 @@
 //! systemd over D-Bus. Every failure is an [`error::Error`] value that
 //! [`main`] prints as one line and turns into the exit code.
 
+pub mod account;
 pub mod app;
 pub mod cli;
+pub mod dirfd;
+pub mod envfile;
 pub mod error;
 pub mod helper;
 pub mod instance;
+pub mod launch;
 pub mod lifecycle;
 pub mod lock;
 pub mod logs;
@@ -18,6 +22,7 @@ pub mod scaffold;
 pub mod status;
 pub mod system;
 pub mod systemd;
+pub mod walk;
 pub mod watch;
 
 use std::process::ExitCode;
@@ -68,11 +73,20 @@ fn run(cli: Cli) -> Result<()> {
                 .map_err(|e| Error::io("cannot write the man page", e));
         }
         Command::NewApp(args) => return new_app(args),
+        // Before anything changes the process: the program inherits it.
+        Command::Launch { instance, command } => {
+            let app = app::select(cli.app.as_deref())?;
+            return launch::run(&app, instance, command);
+        }
         _ => {}
     }
     // A bulk command holds one lock file per instance: 1000 must fit.
     system::raise_fd_limit();
     let app = app::select(cli.app.as_deref())?;
+    if !matches!(cli.command, Command::Logs { .. }) {
+        // Root acts on an app's state only as the account that controls it.
+        account::act_for_state_of(&app)?;
+    }
     match cli.command {
         Command::Install { force } => lifecycle::install(&app, waiter, force, json),
         Command::Init { instance, set } => lifecycle::init(&app, waiter, &instance, &set, json),
@@ -97,9 +111,10 @@ fn run(cli: Cli) -> Result<()> {
             app.check_instance(&instance)?;
             logs::show(&app, &instance, follow, lines)
         }
-        Command::Completions { .. } | Command::Man | Command::NewApp(_) => {
-            unreachable!("handled above")
-        }
+        Command::Completions { .. }
+        | Command::Man
+        | Command::NewApp(_)
+        | Command::Launch { .. } => unreachable!("handled above"),
     }
 }
 

@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::helper::{self, Action};
-use crate::instance;
+use crate::instance::{self, Store};
 use crate::lock::Waiter;
 use crate::systemd::{Detail, Systemd, UnitInfo};
 
@@ -122,11 +122,16 @@ fn states(sd: &Systemd, app: &App, names: &[String]) -> Result<BTreeMap<String, 
         .collect())
 }
 
-fn helper_or_fail(app: &App, action: Action, names: &[String]) -> Result<Option<Error>> {
+fn helper_or_fail(
+    app: &App,
+    waiter: Waiter,
+    action: Action,
+    names: &[String],
+) -> Result<Option<Error>> {
     if names.is_empty() {
         return Ok(None);
     }
-    helper::run(app, action, names)
+    helper::run(app, action, names, waiter.timeout)
 }
 
 /// A per-instance error explaining a state that is not what was asked.
@@ -157,8 +162,9 @@ pub fn init(app: &App, waiter: Waiter, name: &str, sets: &[String], json: bool) 
         .iter()
         .map(|s| instance::parse_set(s))
         .collect::<Result<Vec<_>>>()?;
-    let _lock = waiter.instance(app, name)?;
-    let created = instance::init(app, name, &sets, || waiter.app(app))?;
+    let store = Store::open_or_create(app)?;
+    let _lock = waiter.instance(&store, name)?;
+    let created = store.init(name, &sets, || waiter.app(&store))?;
     if json {
         let v = serde_json::json!({"instance": name, "dir": created.dir, "port": created.port});
         println!("{}", serde_json::to_string_pretty(&v).expect("plain data"));
@@ -178,13 +184,14 @@ pub fn init(app: &App, waiter: Waiter, name: &str, sets: &[String], json: bool) 
 /// are a no-op; `failed` ones (e.g. at their start limit) are reset first.
 pub fn start(app: &App, waiter: Waiter, names: &[String], json: bool) -> Result<()> {
     let names = check_names(app, names)?;
-    let _locks = waiter.instances(app, &names)?;
+    let store = Store::open_or_create(app)?;
+    let _locks = waiter.instances(&store, &names)?;
     let sd = Systemd::connect()?;
     let before = states(&sd, app, &names)?;
     let mut out = Outcomes::default();
     let (mut reset, mut enable) = (Vec::new(), Vec::new());
     for n in &names {
-        if !instance::exists(app, n) {
+        if !store.exists(n) {
             out.missing(n);
             continue;
         }
@@ -201,8 +208,8 @@ pub fn start(app: &App, waiter: Waiter, names: &[String], json: bool) -> Result<
             _ => enable.push(n.clone()),
         }
     }
-    helper_or_fail(app, Action::ResetFailed, &reset)?;
-    let call_err = helper_or_fail(app, Action::Enable, &enable)?;
+    helper_or_fail(app, waiter, Action::ResetFailed, &reset)?;
+    let call_err = helper_or_fail(app, waiter, Action::Enable, &enable)?;
     let after = states(&sd, app, &enable)?;
     for n in &enable {
         let info = after.get(n);
@@ -220,7 +227,8 @@ pub fn start(app: &App, waiter: Waiter, names: &[String], json: bool) -> Result<
 /// stopped instance reads as plainly stopped.
 pub fn stop(app: &App, waiter: Waiter, names: &[String], json: bool) -> Result<()> {
     let names = check_names(app, names)?;
-    let _locks = waiter.instances(app, &names)?;
+    let store = Store::open_or_create(app)?;
+    let _locks = waiter.instances(&store, &names)?;
     let sd = Systemd::connect()?;
     let before = states(&sd, app, &names)?;
     let mut out = Outcomes::default();
@@ -228,7 +236,7 @@ pub fn stop(app: &App, waiter: Waiter, names: &[String], json: bool) -> Result<(
     for n in &names {
         let info = before.get(n);
         let running = info.is_some_and(|u| !u.is_stopped());
-        if !instance::exists(app, n) && !running {
+        if !store.exists(n) && !running {
             out.missing(n);
         } else if !running {
             out.ok(n, "already stopped");
@@ -236,8 +244,8 @@ pub fn stop(app: &App, waiter: Waiter, names: &[String], json: bool) -> Result<(
             disable.push(n.clone());
         }
     }
-    let call_err = helper_or_fail(app, Action::Disable, &disable)?;
-    let after = settle(&sd, app, &disable)?;
+    let call_err = helper_or_fail(app, waiter, Action::Disable, &disable)?;
+    let after = settle(&sd, app, waiter, &disable)?;
     for n in &disable {
         let info = after.get(n);
         if info.map_or(true, UnitInfo::is_stopped) {
@@ -251,7 +259,12 @@ pub fn stop(app: &App, waiter: Waiter, names: &[String], json: bool) -> Result<(
 }
 
 /// After a disable: reset units that ended up `failed`, then read states.
-fn settle(sd: &Systemd, app: &App, names: &[String]) -> Result<BTreeMap<String, UnitInfo>> {
+fn settle(
+    sd: &Systemd,
+    app: &App,
+    waiter: Waiter,
+    names: &[String],
+) -> Result<BTreeMap<String, UnitInfo>> {
     let after = states(sd, app, names)?;
     let failed: Vec<String> = names
         .iter()
@@ -261,22 +274,24 @@ fn settle(sd: &Systemd, app: &App, names: &[String]) -> Result<BTreeMap<String, 
     if failed.is_empty() {
         return Ok(after);
     }
-    helper_or_fail(app, Action::ResetFailed, &failed)?;
+    helper_or_fail(app, waiter, Action::ResetFailed, &failed)?;
     states(sd, app, names)
 }
 
-/// `restart`: a running (or enabled) instance is restarted; a stopped one
-/// is started the way `start` does (enabled too), so `restart` never leaves
-/// a running-but-not-enabled drift; a failed one is reset first.
+/// `restart`: a running instance is restarted (the helper's `restart` is
+/// systemd's try-restart: it never starts anything); any other is started
+/// the way `start` does (enabled too, a failed one reset first), so
+/// `restart` never leaves a running-but-not-enabled drift.
 pub fn restart(app: &App, waiter: Waiter, names: &[String], json: bool) -> Result<()> {
     let names = check_names(app, names)?;
-    let _locks = waiter.instances(app, &names)?;
+    let store = Store::open_or_create(app)?;
+    let _locks = waiter.instances(&store, &names)?;
     let sd = Systemd::connect()?;
     let before = states(&sd, app, &names)?;
     let mut out = Outcomes::default();
     let (mut reset, mut restart, mut start) = (Vec::new(), Vec::new(), Vec::new());
     for n in &names {
-        if !instance::exists(app, n) {
+        if !store.exists(n) {
             out.missing(n);
             continue;
         }
@@ -284,15 +299,15 @@ pub fn restart(app: &App, waiter: Waiter, names: &[String], json: bool) -> Resul
         if info.is_some_and(|u| u.active_state == "failed") {
             reset.push(n.clone());
         }
-        if info.is_some_and(|u| u.is_enabled() || u.is_active()) {
+        if info.is_some_and(UnitInfo::is_active) {
             restart.push(n.clone());
         } else {
             start.push(n.clone());
         }
     }
-    helper_or_fail(app, Action::ResetFailed, &reset)?;
-    let restart_err = helper_or_fail(app, Action::Restart, &restart)?;
-    let start_err = helper_or_fail(app, Action::Enable, &start)?;
+    helper_or_fail(app, waiter, Action::ResetFailed, &reset)?;
+    let restart_err = helper_or_fail(app, waiter, Action::Restart, &restart)?;
+    let start_err = helper_or_fail(app, waiter, Action::Enable, &start)?;
     let call_err = restart_err.or(start_err);
     let touched: Vec<String> = restart.iter().chain(&start).cloned().collect();
     let after = states(&sd, app, &touched)?;
@@ -317,7 +332,8 @@ pub fn restart(app: &App, waiter: Waiter, names: &[String], json: bool) -> Resul
 /// Each step is idempotent, so re-running finishes what a crash interrupted.
 pub fn delete(app: &App, waiter: Waiter, names: &[String], json: bool) -> Result<()> {
     let names = check_names(app, names)?;
-    let _locks = waiter.instances(app, &names)?;
+    let store = Store::open_or_create(app)?;
+    let _locks = waiter.instances(&store, &names)?;
     let sd = Systemd::connect()?;
     let before = states(&sd, app, &names)?;
     let mut out = Outcomes::default();
@@ -325,7 +341,7 @@ pub fn delete(app: &App, waiter: Waiter, names: &[String], json: bool) -> Result
     for n in &names {
         let info = before.get(n);
         let live = info.is_some_and(|u| !u.is_stopped());
-        if !live && !instance::exists(app, n) && !instance::has_trash(app, n) {
+        if !live && !store.exists(n) && !store.has_trash(n) {
             out.missing(n);
             continue;
         }
@@ -334,8 +350,8 @@ pub fn delete(app: &App, waiter: Waiter, names: &[String], json: bool) -> Result
         }
         retire.push(n.clone());
     }
-    let call_err = helper_or_fail(app, Action::Disable, &disable)?;
-    let after = settle(&sd, app, &disable)?;
+    let call_err = helper_or_fail(app, waiter, Action::Disable, &disable)?;
+    let after = settle(&sd, app, waiter, &disable)?;
     for n in &retire {
         let info = after.get(n);
         if info.is_some_and(|u| !u.is_stopped()) {
@@ -343,7 +359,7 @@ pub fn delete(app: &App, waiter: Waiter, names: &[String], json: bool) -> Result
             out.fail(n, e);
             continue;
         }
-        match instance::retire(app, n) {
+        match store.retire(n) {
             Ok(_) => {
                 out.ok(n, "deleted");
             }
@@ -407,16 +423,18 @@ pub fn install(app: &App, waiter: Waiter, force: bool, json: bool) -> Result<()>
     };
     // The install command is the app's own code: it runs as the caller,
     // never as root (root would leave root-owned files the service account
-    // cannot update, and would run app code with every privilege).
-    if unitgate_helper::system::process::euid() == 0 {
+    // cannot update, and would run app code with every privilege). Root
+    // got here only if root alone controls the state directory.
+    if nix::unistd::geteuid().is_root() {
         return Err(Error::NotPermitted {
             what: "`unitgate install` does not run the install command as root".into(),
             hint: "run it as the app's service account, e.g. `sudo -u ACCOUNT unitgate install`"
                 .into(),
         });
     }
-    let _lock = waiter.app(app)?;
-    crate::lock::ensure_state_dir(app)?;
+    crate::walk::check_program(std::path::Path::new(&argv[0]), "install_command")?;
+    let store = Store::open_or_create(app)?;
+    let _lock = waiter.app(&store)?;
     let began = Instant::now();
     if !json {
         eprintln!("unitgate: installing {}: {}", app.name, argv.join(" "));

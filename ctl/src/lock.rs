@@ -2,23 +2,30 @@
 //! one app-wide lock (for `install` and for port allocation).
 //!
 //! Lock files live in `<state_dir>/.locks/` and are never removed (removing
-//! a lock file while someone waits on it would let two holders in). A wait
-//! polls `LOCK_NB` with short sleeps until `--wait` runs out, then the
-//! command exits 75 "busy". The kernel drops a lock when its holder dies,
-//! so a killed command never leaves a stale lock.
+//! a lock file while someone waits on it would let two holders in). An
+//! instance's is `instance.<name>.lock` and the app's `app.lock`: instance
+//! names have no dots, so the two namespaces can never meet (an instance
+//! named `app` once shared the app lock). A wait polls `LOCK_NB` with short
+//! sleeps until `--wait` runs out, then the command exits 75 "busy". The
+//! kernel drops a lock when its holder dies, so a killed command never
+//! leaves a stale lock.
 
-use std::fs::{File, OpenOptions};
-use std::os::fd::AsFd;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::ffi::OsStr;
+use std::fs::File;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
-use crate::app::App;
+use crate::dirfd::DirFd;
 use crate::error::{Error, Result};
+use crate::instance::Store;
 use crate::system;
 
-pub const LOCK_DIR: &str = ".locks";
 const APP_LOCK: &str = "app.lock";
+
+/// The lock file of an instance.
+pub fn instance_lock_name(instance: &str) -> String {
+    format!("instance.{instance}.lock")
+}
 
 /// A held lock; released when dropped (or when the process dies).
 #[derive(Debug)]
@@ -34,23 +41,32 @@ pub struct Waiter {
 
 impl Waiter {
     /// The instance's lock.
-    pub fn instance(&self, app: &App, instance: &str) -> Result<Lock> {
-        let path = lock_dir(app)?.join(format!("{instance}.lock"));
-        self.acquire(&path, &format!("instance '{instance}'"))
+    pub fn instance(&self, store: &Store<'_>, instance: &str) -> Result<Lock> {
+        let dir = store.lock_dir()?;
+        self.acquire(
+            &dir,
+            &instance_lock_name(instance),
+            &format!("instance '{instance}'"),
+        )
     }
 
     /// Locks for several instances, taken in sorted order so that two bulk
     /// commands can never deadlock.
-    pub fn instances(&self, app: &App, instances: &[String]) -> Result<Vec<Lock>> {
+    pub fn instances(&self, store: &Store<'_>, instances: &[String]) -> Result<Vec<Lock>> {
         let mut sorted: Vec<&String> = instances.iter().collect();
         sorted.sort();
         sorted.dedup();
+        let dir = store.lock_dir()?;
         let deadline = Instant::now() + self.timeout;
         let mut held = Vec::with_capacity(sorted.len());
         for inst in sorted {
             let left = deadline.saturating_duration_since(Instant::now());
             let w = Waiter { timeout: left };
-            match w.instance(app, inst) {
+            match w.acquire(
+                &dir,
+                &instance_lock_name(inst),
+                &format!("instance '{inst}'"),
+            ) {
                 Ok(l) => held.push(l),
                 Err(Error::Busy { what, .. }) => {
                     return Err(Error::Busy {
@@ -65,31 +81,25 @@ impl Waiter {
     }
 
     /// The app-wide lock.
-    pub fn app(&self, app: &App) -> Result<Lock> {
-        let path = lock_dir(app)?.join(APP_LOCK);
-        self.acquire(&path, &format!("app '{}'", app.name))
+    pub fn app(&self, store: &Store<'_>) -> Result<Lock> {
+        let dir = store.lock_dir()?;
+        self.acquire(&dir, APP_LOCK, &format!("app '{}'", store.app.name))
     }
 
-    fn acquire(&self, path: &Path, what: &str) -> Result<Lock> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o660)
-            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
-            .open(path)
-            .map_err(|e| Error::io_path("open lock file", path, e))?;
+    fn acquire(&self, dir: &DirFd, name: &str, what: &str) -> Result<Lock> {
+        let file = dir
+            .open_lock(OsStr::new(name), 0o660)
+            .map_err(|e| Error::io_path("open lock file", &dir.child_path(name), e))?;
         // Every caller of the app must be able to take it: group-writable
         // regardless of umask (access is still governed by the state dir).
-        share_with_group(&file, 0o660);
+        share_with_group(file.as_fd(), 0o660);
         let start = Instant::now();
         let mut nap = Duration::from_millis(2);
         loop {
             match system::try_lock_exclusive(file.as_fd()) {
                 Ok(true) => return Ok(Lock { _file: file }),
                 Ok(false) => {}
-                Err(err) => return Err(Error::io_path("lock", path, err)),
+                Err(err) => return Err(Error::io_path("lock", &dir.child_path(name), err)),
             }
             let elapsed = start.elapsed();
             if elapsed >= self.timeout {
@@ -104,60 +114,19 @@ impl Waiter {
     }
 }
 
-/// `<state_dir>/.locks`, created (with the state dir) on first use.
-pub fn lock_dir(app: &App) -> Result<PathBuf> {
-    let dir = app.state_dir.join(LOCK_DIR);
-    if dir.is_dir() {
-        return Ok(dir);
-    }
-    ensure_state_dir(app)?;
-    match std::fs::DirBuilder::new().mode(0o770).create(&dir) {
-        Ok(()) => {
-            if let Ok(f) = File::open(&dir) {
-                share_with_group(&f, 0o770);
-            }
-            Ok(dir)
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(dir),
-        Err(e) => Err(Error::io_path("create", &dir, e)),
-    }
-}
-
-/// Creates the state directory if its parent lets us; otherwise explains
-/// who must create it.
-pub fn ensure_state_dir(app: &App) -> Result<()> {
-    if app.state_dir.is_dir() {
-        return Ok(());
-    }
-    match std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o750)
-        .create(&app.state_dir)
-    {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Err(Error::NotPermitted {
-            what: format!(
-                "the state directory {} does not exist and cannot be created",
-                app.state_dir.display()
-            ),
-            hint: "ask an administrator to create it, owned by the app's service account".into(),
-        }),
-        Err(e) => Err(Error::io_path("create", &app.state_dir, e)),
-    }
-}
-
-/// Adds group read/write (and setgid on directories, inherited from a
-/// setgid state dir) when we own the file; others' files are left alone.
-fn share_with_group(file: &File, bits: u32) {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(meta) = file.metadata() else { return };
-    if meta.uid() != unitgate_helper::system::process::euid() {
+/// Adds group read/write (and the bits asked for) when we own the file or
+/// directory; others' are left alone.
+pub fn share_with_group(fd: BorrowedFd<'_>, bits: u32) {
+    let Ok(st) = nix::sys::stat::fstat(fd) else {
+        return;
+    };
+    if st.st_uid != nix::unistd::geteuid().as_raw() {
         return;
     }
-    let mode = meta.mode() & 0o7777;
+    let mode = st.st_mode & 0o7777;
     let wanted = mode | bits;
     if wanted != mode {
         // Best effort: a lock file others cannot open only makes them wait.
-        let _ = system::fchmod(file.as_fd(), wanted);
+        let _ = system::fchmod(fd, wanted);
     }
 }

@@ -200,8 +200,9 @@ pub fn resolve_in_path(program: &str) -> Option<PathBuf> {
         })
 }
 
-/// The `ExecStart=` value: the program made absolute, `%` escaped (so the
-/// command means what it says; instance data come from the environment).
+/// The command `unitgate launch` runs: the program made absolute, `%` and
+/// `$` escaped for systemd (so the command means what it says; instance data
+/// come from the environment file, through `launch`).
 fn exec_start(exec: &str, resolve: &dyn Fn(&str) -> Option<PathBuf>) -> Result<String, Error> {
     if exec.chars().any(|c| c.is_control()) {
         return Err(usage("--exec must be one line without control characters"));
@@ -243,7 +244,10 @@ fn exec_start(exec: &str, resolve: &dyn Fn(&str) -> Option<PathBuf>) -> Result<S
     let line = if args.is_empty() {
         program
     } else {
-        format!("{program} {args}")
+        // `$` doubled: `unitgate launch`, not systemd, expands `${NAME}`
+        // from the instance's environment file (systemd would replace it
+        // with nothing).
+        format!("{program} {}", args.replace('$', "$$"))
     };
     Ok(line.replace('%', "%%"))
 }
@@ -293,8 +297,13 @@ pub fn render(opts: &NewApp, resolve: &dyn Fn(&str) -> Option<PathBuf>) -> Resul
     );
     let _ = writeln!(
         w,
-        "# environment file instance.env is written by `unitgate init`."
+        "# environment file instance.env is written by `unitgate init` and read by"
     );
+    let _ = writeln!(
+        w,
+        "# `unitgate launch`, running as {user} (never by systemd as root: the file"
+    );
+    let _ = writeln!(w, "# is the account's to write).");
     let _ = writeln!(
         w,
         "# Change limits or sandboxing with a drop-in: systemctl edit {unit_file}"
@@ -306,7 +315,6 @@ pub fn render(opts: &NewApp, resolve: &dyn Fn(&str) -> Option<PathBuf>) -> Resul
         let _ = writeln!(w, "After=network-online.target");
         let _ = writeln!(w, "Wants=network-online.target");
     }
-    let _ = writeln!(w, "AssertPathExists={state_dir}/%i/instance.env");
     let _ = writeln!(w, "StartLimitIntervalSec=300");
     let _ = writeln!(w, "StartLimitBurst=5");
     let _ = writeln!(w);
@@ -314,10 +322,17 @@ pub fn render(opts: &NewApp, resolve: &dyn Fn(&str) -> Option<PathBuf>) -> Resul
     let _ = writeln!(w, "Type=simple");
     let _ = writeln!(w, "User={user}");
     let _ = writeln!(w, "Group={user}");
-    let _ = writeln!(w, "EnvironmentFile={state_dir}/%i/instance.env");
     let _ = writeln!(w, "WorkingDirectory={state_dir}/%i");
-    let _ = writeln!(w, "ExecStart={exec}");
+    let _ = writeln!(
+        w,
+        "ExecStart=@PREFIX@/bin/unitgate --app {name} launch %i -- {exec}"
+    );
     let _ = writeln!(w, "Restart=on-failure");
+    let _ = writeln!(
+        w,
+        "# launch: 66 no such instance, 78 a bad environment file; restarting cannot help."
+    );
+    let _ = writeln!(w, "RestartPreventExitStatus=66 78");
     let _ = writeln!(w, "RestartSec=5s");
     let _ = writeln!(w, "KillMode=control-group");
     let _ = writeln!(w, "TimeoutStopSec=30s");
@@ -666,8 +681,8 @@ mod tests {
         let unit = file(&s, "echo-app@.service");
         for want in [
             "User=echo-app",
-            "ExecStart=/bin/sleep infinity",
-            "EnvironmentFile=/var/lib/echo-app/instances/%i/instance.env",
+            "ExecStart=@PREFIX@/bin/unitgate --app echo-app launch %i -- /bin/sleep infinity\n",
+            "RestartPreventExitStatus=66 78\n",
             "ReadWritePaths=/var/lib/echo-app/instances/%i",
             "KillMode=control-group",
             "PrivateTmp=yes",
@@ -684,6 +699,17 @@ mod tests {
             assert!(unit.contains(want), "missing {want:?} in\n{unit}");
         }
         assert!(!unit.contains("%I"), "templates use %i only");
+        for unsafe_for_root in [
+            "EnvironmentFile=",
+            "BindReadOnlyPaths=",
+            "LoadCredential=",
+            "AssertPath",
+        ] {
+            assert!(
+                !unit.contains(unsafe_for_root),
+                "PID 1 must not read the account's files: {unit}"
+            );
+        }
         let toml = file(&s, "app.toml");
         assert!(toml.contains("unit = \"echo-app@.service\""));
         assert!(toml.contains("callers = [\"echo-app\"]"));
@@ -701,7 +727,7 @@ mod tests {
         let s = render(&o, &resolve).unwrap();
         let unit = file(&s, "game@.service");
         assert!(
-            unit.contains("ExecStart=/opt/game/bin/srv --port ${PORT} --name ${INSTANCE}\n"),
+            unit.contains("launch %i -- /opt/game/bin/srv --port $${PORT} --name $${INSTANCE}\n"),
             "{unit}"
         );
         assert!(unit.contains("User=gamer\n") && unit.contains("MemoryMax=2G\n"));
@@ -714,7 +740,7 @@ mod tests {
     #[test]
     fn percent_signs_are_escaped_for_systemd() {
         let s = render(&opts("pct", "/bin/echo 100%"), &no_path).unwrap();
-        assert!(file(&s, "pct@.service").contains("ExecStart=/bin/echo 100%%\n"));
+        assert!(file(&s, "pct@.service").contains("launch %i -- /bin/echo 100%%\n"));
     }
 
     #[test]

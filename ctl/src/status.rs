@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::app::App;
 use crate::error::{Error, Result};
-use crate::instance;
+use crate::instance::Store;
 use crate::systemd::{Detail, Systemd, UnitInfo};
 
 /// The gap between what should be (initialized + enabled) and what is.
@@ -142,18 +142,17 @@ pub fn collect_with(
         Some(ns) => ns.iter().filter_map(|n| app.unit(n)).collect(),
         None => vec![app.unit_glob()],
     };
+    let store = Store::open(app)?;
     let units = if patterns.is_empty() {
         BTreeMap::new()
     } else {
-        sd.units(&patterns, Detail::Full, Some(&cache_path(app)))?
+        // A caller who cannot write `.locks/` just does not cache.
+        let cache = store.lock_dir().ok();
+        sd.units(&patterns, Detail::Full, cache.as_ref())?
     };
     let on_disk: BTreeSet<String> = match names {
-        Some(ns) => ns
-            .iter()
-            .filter(|n| instance::exists(app, n))
-            .cloned()
-            .collect(),
-        None => instance::list(app)?.into_iter().collect(),
+        Some(ns) => ns.iter().filter(|n| store.exists(n)).cloned().collect(),
+        None => store.list()?.into_iter().collect(),
     };
     let mut by_instance: BTreeMap<String, &UnitInfo> = BTreeMap::new();
     for (unit, info) in &units {
@@ -196,13 +195,6 @@ pub fn collect_with(
         out.push(st);
     }
     Ok(out)
-}
-
-/// Where `status` keeps the figures of running units between runs.
-pub fn cache_path(app: &App) -> std::path::PathBuf {
-    app.state_dir
-        .join(crate::lock::LOCK_DIR)
-        .join("status-cache.json")
 }
 
 /// Whether a named instance exists in any sense (state, or a unit that

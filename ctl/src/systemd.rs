@@ -10,12 +10,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::num::NonZeroU32;
-use std::path::Path;
 
 use zbus::blocking::{Connection, MessageIterator};
 use zbus::message::{Message, Type as MsgType};
 use zbus::zvariant::{OwnedObjectPath, OwnedValue};
 
+use crate::dirfd::DirFd;
 use crate::error::{Error, Result};
 
 const DEST: &str = "org.freedesktop.systemd1";
@@ -120,7 +120,7 @@ impl Systemd {
         &self,
         patterns: &[String],
         detail: Detail,
-        cache: Option<&Path>,
+        cache: Option<&DirFd>,
     ) -> Result<BTreeMap<String, UnitInfo>> {
         let none: Vec<String> = Vec::new();
         let list_units = self.method(MANAGER, "ListUnitsByPatterns", &(&none, patterns))?;
@@ -187,9 +187,9 @@ impl Systemd {
         out: &mut BTreeMap<String, UnitInfo>,
         paths: &[(String, OwnedObjectPath)],
         patterns: &[String],
-        cache_path: Option<&Path>,
+        cache_dir: Option<&DirFd>,
     ) -> Result<()> {
-        let old: HashMap<String, CacheEntry> = cache_path.map(load_cache).unwrap_or_default();
+        let old: HashMap<String, CacheEntry> = cache_dir.map(load_cache).unwrap_or_default();
         let mut new: HashMap<String, CacheEntry> = HashMap::with_capacity(old.len());
         let mut wanted: Vec<(String, &'static str)> = Vec::new();
         let mut calls = Vec::new();
@@ -277,10 +277,10 @@ impl Systemd {
                 info.memory_bytes = info.control_group.as_deref().and_then(memory_current);
             }
         }
-        if let Some(p) = cache_path {
+        if let Some(dir) = cache_dir {
             keep_unread_entries(&mut new, &old, patterns);
             if new != old {
-                save_cache(p, &new);
+                save_cache(dir, &new);
             }
         }
         Ok(())
@@ -494,24 +494,25 @@ fn keep_unread_entries(
     }
 }
 
-fn load_cache(path: &Path) -> HashMap<String, CacheEntry> {
-    std::fs::read(path)
+/// The status cache's file in `.locks/`.
+const CACHE_FILE: &str = "status-cache.json";
+/// Ample for 10,000 running units (about 200 bytes each).
+const MAX_CACHE_SIZE: u64 = 16 << 20;
+
+/// An unreadable or damaged cache is an empty one: it only saves calls.
+fn load_cache(dir: &DirFd) -> HashMap<String, CacheEntry> {
+    dir.read_file(std::ffi::OsStr::new(CACHE_FILE), MAX_CACHE_SIZE)
         .ok()
+        .flatten()
         .and_then(|b| serde_json::from_slice(&b).ok())
         .unwrap_or_default()
 }
 
 /// Best effort: a caller who cannot write the cache just does not cache.
-fn save_cache(path: &Path, entries: &HashMap<String, CacheEntry>) {
-    let Some(dir) = path.parent() else { return };
-    if std::fs::create_dir_all(dir).is_err() {
-        return;
-    }
-    let tmp = dir.join(format!(".status-cache.{}", std::process::id()));
-    let Ok(bytes) = serde_json::to_vec(entries) else {
-        return;
-    };
-    if std::fs::write(&tmp, bytes).is_ok() && std::fs::rename(&tmp, path).is_err() {
-        let _ = std::fs::remove_file(&tmp);
+/// A new file renamed over the old one (never a write through whatever
+/// the name points at).
+fn save_cache(dir: &DirFd, entries: &HashMap<String, CacheEntry>) {
+    if let Ok(bytes) = serde_json::to_vec(entries) {
+        let _ = dir.replace_file(std::ffi::OsStr::new(CACHE_FILE), 0o660, &bytes);
     }
 }

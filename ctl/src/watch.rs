@@ -32,7 +32,7 @@ use serde::Serialize;
 
 use crate::app::App;
 use crate::error::{Error, Result};
-use crate::instance;
+use crate::instance::Store;
 use crate::status::{self, InstanceStatus};
 use crate::systemd::{Detail, Systemd};
 
@@ -348,11 +348,12 @@ impl Watcher<'_> {
         // No status cache here: it holds every running unit, and writing
         // back a subset would empty it for the next full read.
         let infos = self.systemd()?.units(&units, Detail::Full, None)?;
+        let store = Store::open(app)?;
         Ok(names
             .iter()
             .filter_map(|n| {
                 let unit = app.unit(n)?;
-                let st = InstanceStatus::new(n, &unit, instance::exists(app, n), infos.get(&unit));
+                let st = InstanceStatus::new(n, &unit, store.exists(n), infos.get(&unit));
                 (st.initialized || st.drift.is_some()).then_some(st)
             })
             .collect())
@@ -383,7 +384,7 @@ impl Watcher<'_> {
     fn refresh_files(&mut self) -> Result<(), Stop> {
         let app = self.app;
         let enabled = crate::systemd::enabled_units(&[app.unit_glob()]);
-        let on_disk: BTreeSet<String> = instance::list(app)?.into_iter().collect();
+        let on_disk: BTreeSet<String> = Store::open(app)?.list()?.into_iter().collect();
         let mut rows = Vec::new();
         let mut names = BTreeSet::new();
         let mut unknown = BTreeSet::new();

@@ -26,14 +26,16 @@ GREETING = "hello from {instance} on port {port}"
 DATA_DIR = "{instance_dir}/data"
 "#;
 
-/// Runs until stopped, unless the instance's `fail` marker exists: then it
-/// exits 1 at once (so Restart=on-failure soon hits the start limit).
+/// Runs as the service account until stopped, unless the instance's
+/// `fail` marker exists: then it exits 1 at once (so Restart=on-failure
+/// soon hits the start limit). `unitgate launch` reads the instance's
+/// environment file (`$$` keeps systemd from expanding the shell's `$`).
 pub const UNIT: &str = r#"[Unit]
 Description=unitgate demo instance %i
 
 [Service]
-EnvironmentFile=/var/lib/demo/instances/%i/instance.env
-ExecStart=/bin/sh -c 'test ! -e "$DATA_DIR/../fail" || exit 1; echo "$GREETING"; exec sleep infinity'
+User=demo
+ExecStart=/usr/local/bin/unitgate --app demo launch %i -- /bin/sh -c 'test ! -e "$$DATA_DIR/../fail" || exit 1; echo "$$GREETING"; exec sleep infinity'
 Restart=on-failure
 RestartSec=50ms
 StartLimitIntervalSec=10s

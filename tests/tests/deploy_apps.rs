@@ -125,7 +125,7 @@ fn install_standin_game(m: &Machine) {
             "set -e; g=/var/lib/left4me-server/game; cp {bin} $g/srcds_linux; \
              cp /mnt/src/deploy/apps/left4me-server/standin/srcds_run $g/srcds_run; \
              chmod 0755 $g/srcds_linux $g/srcds_run; mkdir -p $g/left4dead2/cfg; \
-             : > $g/left4dead2/cfg/server.cfg"
+             ln -sfn /var/lib/left4me-server/instances $g/left4dead2/cfg/unitgate-instances"
         ),
     )
     .ok();
@@ -344,8 +344,11 @@ fn left4me_install_runs_steamcmd_for_app_222860_or_says_what_to_do() {
         args.contains("+login anonymous +app_update 222860 validate +quit"),
         "{args}"
     );
-    m.sh("test -f /var/lib/left4me-server/game/left4dead2/cfg/server.cfg")
-        .ok();
+    let link = m
+        .sh("readlink /var/lib/left4me-server/game/left4dead2/cfg/unitgate-instances")
+        .ok()
+        .stdout;
+    assert_eq!(link.trim(), "/var/lib/left4me-server/instances");
     // Idempotent.
     ug(&m, "left4me", "left4me-server", "install").ok();
 }
@@ -621,4 +624,73 @@ fn install_app_keeps_edited_config_and_uninstall_reverses_it() {
     // unitgate itself is untouched, sudo works.
     m.sh("test -x /usr/local/libexec/unitgate/unitgate-systemctl && visudo -c")
         .ok();
+}
+
+/// A root-only secret for the leak tests: in a directory only root may
+/// enter (the file itself is world-readable, so only a reader that never
+/// went through that directory, such as a bind mount made by PID 1, sees it).
+fn plant_root_secret(m: &Machine, name: &str, content: &str) -> String {
+    let path = format!("/etc/unitgate-test-secret/{name}");
+    m.sh(&format!(
+        "install -d -m 0700 /etc/unitgate-test-secret && printf '%s\\n' '{content}' > {path} && chmod 0644 {path}"
+    ))
+    .ok();
+    path
+}
+
+#[test]
+fn an_instance_env_linked_to_a_root_only_file_leaks_nothing_into_the_service() {
+    let m = machine_with_apps("deploy-envleak", &["runner-pool"]);
+    init_instance(&m, "runner-pool", "runner", "w1", &[]);
+    let secret = plant_root_secret(&m, "runner.env", "RUNNER_WORKER=\"hunter2-leak\"");
+    m.sh("chmod 0600 /etc/unitgate-test-secret/runner.env").ok();
+    m.sh_as(
+        "runner",
+        &format!("ln -sf {secret} /var/lib/runner-pool/instances/w1/instance.env"),
+    )
+    .ok();
+    // It must not start with the secret; whether it starts at all is secondary.
+    let _ = start(&m, "runner-pool", &["w1"]);
+    wait_for(
+        &m,
+        "the worker's first start to have run",
+        "journalctl -u runner-pool@w1.service --no-pager -o cat | grep -q .",
+    );
+    let journal = m
+        .sh("journalctl -u runner-pool@w1.service --no-pager -o cat")
+        .ok();
+    assert!(!journal.stdout.contains("hunter2"), "leaked: {journal}");
+    let environ = m.sh(
+        "for p in $(systemctl show -P MainPID runner-pool@w1.service); do \
+           [ \"$p\" = 0 ] || tr '\\0' '\\n' < /proc/$p/environ; done",
+    );
+    assert!(!environ.stdout.contains("hunter2"), "leaked: {environ}");
+}
+
+#[test]
+fn a_server_cfg_linked_to_a_root_only_file_is_not_served() {
+    let m = machine_with_apps("deploy-cfgleak", &["left4me-server"]);
+    install_standin_game(&m);
+    let port = init_left4me(&m, "1", "honest");
+    let secret = plant_root_secret(&m, "server.cfg", "hostname \"leaked-secret\"");
+    m.sh_as(
+        "left4me",
+        &format!("ln -sf {secret} /var/lib/left4me-server/instances/1/server.cfg"),
+    )
+    .ok();
+    let _ = start(&m, "left4me-server", &["1"]);
+    wait_for(
+        &m,
+        "the server's first start to have run",
+        "journalctl -u left4me-server@1.service --no-pager -o cat | grep -q srcds",
+    );
+    let hello = tcp_hello(&m, port);
+    assert!(
+        !hello.stdout.contains("leaked"),
+        "served the secret: {hello}"
+    );
+    let journal = m
+        .sh("journalctl -u left4me-server@1.service --no-pager -o cat")
+        .ok();
+    assert!(!journal.stdout.contains("leaked"), "leaked: {journal}");
 }

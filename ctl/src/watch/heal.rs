@@ -23,7 +23,7 @@ use super::Ev;
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::helper::{self, Action};
-use crate::instance;
+use crate::instance::Store;
 use crate::lock::Waiter;
 use crate::status::InstanceStatus;
 use crate::systemd::{Detail, Systemd};
@@ -33,6 +33,9 @@ pub const MAX_WINDOW: Duration = Duration::from_secs(600);
 /// How soon to try again when another command held the instance's lock:
 /// soon enough to heal right after it, slow enough not to spin on the lock.
 pub const BUSY_RETRY: Duration = Duration::from_secs(1);
+/// How long a heal's helper call waits for a unit lock held by a raw
+/// helper call (the CLI's own commands are excluded by the instance locks).
+const HELPER_WAIT: Duration = Duration::from_secs(10);
 
 /// How one heal ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -162,12 +165,22 @@ fn heal(app: &App, names: &[String]) -> Vec<(String, Outcome)> {
     let nowait = Waiter {
         timeout: Duration::ZERO,
     };
+    let store = match Store::open_or_create(app) {
+        Ok(s) => s,
+        Err(e) => {
+            let m = message(&e);
+            return names
+                .iter()
+                .map(|n| (n.clone(), Outcome::Failed(m.clone())))
+                .collect();
+        }
+    };
     let mut locks = Vec::new();
     let mut locked = Vec::new();
     let mut sorted: Vec<&String> = names.iter().collect();
     sorted.sort();
     for n in sorted {
-        match nowait.instance(app, n) {
+        match nowait.instance(&store, n) {
             Ok(l) => {
                 locks.push(l);
                 locked.push(n.clone());
@@ -181,7 +194,7 @@ fn heal(app: &App, names: &[String]) -> Vec<(String, Outcome)> {
         }
     }
     if !locked.is_empty() {
-        match heal_locked(app, &locked) {
+        match heal_locked(&store, &locked) {
             Ok(res) => out.extend(res),
             Err(e) => {
                 let m = message(&e);
@@ -202,7 +215,8 @@ fn message(e: &Error) -> String {
     e.message().unwrap_or_else(|| format!("{e:?}"))
 }
 
-fn heal_locked(app: &App, names: &[String]) -> Result<Vec<(String, Outcome)>> {
+fn heal_locked(store: &Store<'_>, names: &[String]) -> Result<Vec<(String, Outcome)>> {
+    let app = store.app;
     let units: Vec<String> = names.iter().filter_map(|n| app.unit(n)).collect();
     // Fresh states, enablement and queued jobs, under the locks.
     let states = Systemd::connect()?.units(&units, Detail::States, None)?;
@@ -212,7 +226,7 @@ fn heal_locked(app: &App, names: &[String]) -> Result<Vec<(String, Outcome)>> {
         let Some(unit) = app.unit(n) else { continue };
         let info = states.get(&unit);
         let active = info.map_or("inactive", |u| u.active_state.as_str());
-        let still = instance::exists(app, n)
+        let still = store.exists(n)
             && info.is_some_and(|u| u.is_enabled() && u.job_id == 0)
             && matches!(active, "inactive" | "failed");
         if !still {
@@ -228,9 +242,9 @@ fn heal_locked(app: &App, names: &[String]) -> Result<Vec<(String, Outcome)>> {
         return Ok(results);
     }
     if !reset.is_empty() {
-        helper::run(app, Action::ResetFailed, &reset)?;
+        helper::run(app, Action::ResetFailed, &reset, HELPER_WAIT)?;
     }
-    let call_err = helper::run(app, Action::Enable, &go)?;
+    let call_err = helper::run(app, Action::Enable, &go, HELPER_WAIT)?;
     let go_units: Vec<String> = go.iter().filter_map(|n| app.unit(n)).collect();
     let after = Systemd::connect()?.units(&go_units, Detail::States, None)?;
     for n in go {

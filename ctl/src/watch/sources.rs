@@ -68,6 +68,10 @@ pub fn spawn_state_dir_watch(dir: PathBuf, tx: Sender<Ev>) {
         .expect("spawning a thread");
 }
 
+/// inotify(7)'s flag not to follow a link in the watched path's last
+/// component (the libc crate does not name it).
+const IN_DONTFOLLOW: u32 = 0x0200_0000;
+
 fn inotify_loop(dir: PathBuf, tx: Sender<Ev>) {
     let Ok(inotify) = system::Inotify::new() else {
         return; // the interval re-read still notices
@@ -78,7 +82,8 @@ fn inotify_loop(dir: PathBuf, tx: Sender<Ev>) {
         | libc::IN_MOVED_TO
         | libc::IN_DELETE_SELF
         | libc::IN_MOVE_SELF
-        | libc::IN_ONLYDIR;
+        | libc::IN_ONLYDIR
+        | IN_DONTFOLLOW;
     let mut watching = false;
     let mut wd: libc::c_int = -1;
     let mut missed = false;

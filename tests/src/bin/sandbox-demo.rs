@@ -24,8 +24,8 @@ const UNIT: &str = r#"[Unit]
 Description=unitgate demo instance %i
 
 [Service]
-EnvironmentFile=/var/lib/demo/instances/%i/instance.env
-ExecStart=/bin/sh -c 'echo "$GREETING"; exec sleep infinity'
+User=demo
+ExecStart=/usr/local/bin/unitgate --app demo launch %i -- /bin/sh -c 'echo "$$GREETING"; exec sleep infinity'
 Restart=on-failure
 
 [Install]

@@ -1,0 +1,180 @@
+//! The CLI against a hostile service account: the account owns the state
+//! tree, so it can plant links, FIFOs and lookalike directories in it
+//! before root (`sudo unitgate …`, as operators type it) or another caller
+//! runs a command. None of it may make them act outside that tree.
+//!
+//! Each test is the reproduction of a route to root or a root-run deletion
+//! found against an earlier version; under `UNITGATE_UNDER_TEST` pointing
+//! at that version, they fail.
+
+mod common;
+
+use common::{demo_machine, ug, STATE_DIR, USER};
+use unitgate_tests::Machine;
+
+/// `unitgate --app demo ARGS` as root, the way `sudo unitgate …` runs it.
+fn ug_root(m: &Machine, args: &str) -> unitgate_tests::Output {
+    m.sh(&format!("unitgate --app demo {args}"))
+}
+
+/// Replaces the demo unit with one that needs nothing but a shell, so these
+/// tests exercise the same thing on any version of the CLI.
+fn plain_demo_unit(m: &Machine) {
+    m.write_file(
+        "/etc/systemd/system/demo@.service",
+        b"[Service]\nUser=demo\nExecStart=/bin/sleep infinity\n[Install]\nWantedBy=multi-user.target\n",
+        0o644,
+    );
+    m.sh("systemctl daemon-reload").ok();
+}
+
+#[test]
+fn root_status_writes_no_file_through_links_the_account_planted() {
+    let m = demo_machine("hostile-cache");
+    plain_demo_unit(&m);
+    ug(&m, "init r1").ok();
+    ug(&m, "start r1").ok();
+    // The cache's temporary file used to be `.status-cache.<pid>`: the
+    // account sprays links for the next few thousand pids, to a file whose
+    // mere existence would give it root (any path root writes would do).
+    m.sh_as(
+        USER,
+        &format!(
+            "set -e; mkdir -p {STATE_DIR}/.locks; rm -f {STATE_DIR}/.locks/status-cache.json; \
+             next=$(cat /proc/sys/kernel/ns_last_pid); \
+             for p in $(seq $next $((next + 3000))); do \
+               ln -sf /etc/ld.so.preload {STATE_DIR}/.locks/.status-cache.$p; done"
+        ),
+    )
+    .ok();
+    let out = ug_root(&m, "status --json r1");
+    assert_eq!(out.code, 0, "{out}");
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).expect("status JSON");
+    assert_eq!(json["instances"][0]["active_state"], "active", "{out}");
+    m.sh("test ! -e /etc/ld.so.preload").ok();
+    // The cache was written all the same, as a file of the account's.
+    let owner = m
+        .sh(&format!("stat -c %U {STATE_DIR}/.locks/status-cache.json"))
+        .ok();
+    assert_eq!(owner.stdout.trim(), USER, "{owner}");
+}
+
+#[test]
+fn root_never_deletes_outside_the_state_dir_the_account_redirected() {
+    let m = demo_machine("hostile-redirect");
+    m.add_user("alice", &[]);
+    m.sh("echo precious > /home/alice/thesis && chown alice: /home/alice/thesis")
+        .ok();
+    // The account owns /var/lib/demo: it swaps its state directory for a
+    // link to /home, where `alice` now looks like an instance.
+    m.sh_as(
+        USER,
+        &format!("rm -rf {STATE_DIR} && ln -s /home {STATE_DIR}"),
+    )
+    .ok();
+    let status = ug_root(&m, "status --json");
+    assert!(
+        !status.stdout.contains("\"alice\""),
+        "root's status listed /home/alice as an instance: {status}"
+    );
+    let delete = ug_root(&m, "delete alice");
+    assert_ne!(delete.code, 0, "{delete}");
+    m.sh("test -f /home/alice/thesis").ok();
+    // Refused with one line that says why, for root and the account alike.
+    for out in [&status, &delete, &ug(&m, "status")] {
+        assert_eq!(out.code, 77, "{out}");
+        assert!(
+            out.stderr.contains("symbolic link") && out.stderr.trim_end().lines().count() == 1,
+            "{out}"
+        );
+    }
+}
+
+#[test]
+fn root_acts_as_the_account_that_owns_the_state() {
+    let m = demo_machine("hostile-drop");
+    plain_demo_unit(&m);
+    // An operator's habit: everything through sudo.
+    ug_root(&m, "init r1").ok();
+    ug_root(&m, "start r1").ok();
+    let owner = m
+        .sh(&format!(
+            "stat -c %U {STATE_DIR}/r1 {STATE_DIR}/r1/instance.env"
+        ))
+        .ok();
+    assert_eq!(owner.stdout, format!("{USER}\n{USER}\n"), "{owner}");
+    // The helper saw the account, not root, as its caller.
+    let audit = m
+        .sh("journalctl -t unitgate-systemctl --no-pager -o cat")
+        .ok();
+    assert!(
+        audit
+            .stdout
+            .lines()
+            .any(|l| l.contains("caller=demo") && l.contains("enable")),
+        "{audit}"
+    );
+    // And the account can go on with what root made.
+    ug(&m, "stop r1").ok();
+    ug(&m, "delete r1").ok();
+}
+
+#[test]
+fn an_install_command_the_account_can_rewrite_never_runs_as_another_caller() {
+    let m = demo_machine("hostile-install");
+    m.add_user("op", &["unitgate", "demoops"]);
+    // The documented multi-caller layout, with the install program in the
+    // account's own tree.
+    m.sh(&format!(
+        "set -e; install -d -o {USER} -g {USER} -m 0755 /var/lib/demo/bin; \
+         printf '#!/bin/sh\\ntouch /tmp/install-ran-as-$(id -un)\\n' > /var/lib/demo/bin/install; \
+         chown {USER}: /var/lib/demo/bin/install; chmod 0755 /var/lib/demo/bin/install; \
+         sed -i 's|^install_command = .*|install_command = [\"/var/lib/demo/bin/install\"]|' /etc/unitgate/apps/demo.toml"
+    ))
+    .ok();
+    let out = m.sh_as("op", "unitgate --app demo install");
+    assert_eq!(out.code, 77, "{out}");
+    assert!(out.stderr.contains("not safe to run"), "{out}");
+    m.sh("test ! -e /tmp/install-ran-as-op").ok();
+    // The account runs its own program.
+    ug(&m, "install").ok();
+    m.sh(&format!("test -e /tmp/install-ran-as-{USER}")).ok();
+}
+
+#[test]
+fn an_instance_named_app_is_an_instance_like_any_other() {
+    let m = demo_machine("hostile-app-name");
+    let out = ug(&m, "--wait 3 init app");
+    assert_eq!(out.code, 0, "{out}");
+    ug(&m, "--wait 3 init other").ok();
+    ug(&m, "--wait 3 delete app").ok();
+}
+
+#[test]
+fn planted_fifos_and_links_in_the_state_dir_neither_hang_nor_redirect_a_command() {
+    let m = demo_machine("hostile-plant");
+    plain_demo_unit(&m);
+    ug(&m, "init a").ok();
+    // A FIFO for a lock file, a link where the next instance goes, a link
+    // for the status cache, a link inside an instance to be deleted.
+    m.sh_as(
+        USER,
+        &format!(
+            "set -e; cd {STATE_DIR}; mkfifo .locks/instance.b.lock; ln -s /etc c; \
+             ln -sf /etc/passwd .locks/status-cache.json; ln -s /etc a/etc"
+        ),
+    )
+    .ok();
+    let lock = ug_root(&m, "--wait 2 init b");
+    assert_ne!(lock.code, 0, "a FIFO is not a lock file: {lock}");
+    let init = ug_root(&m, "init c");
+    assert_eq!(init.code, 73, "{init}");
+    ug_root(&m, "status").ok();
+    ug_root(&m, "delete a").ok();
+    m.sh("test -s /etc/passwd && test -d /etc/systemd && grep -q '^root:' /etc/passwd")
+        .ok();
+    let links = m
+        .sh(&format!("test -L {STATE_DIR}/c && readlink {STATE_DIR}/c"))
+        .ok();
+    assert_eq!(links.stdout.trim(), "/etc");
+}
