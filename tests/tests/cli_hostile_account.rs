@@ -12,9 +12,10 @@ mod common;
 use common::{demo_machine, ug, STATE_DIR, USER};
 use unitgate_tests::Machine;
 
-/// `unitgate --app demo ARGS` as root, the way `sudo unitgate …` runs it.
+/// `unitgate --app demo ARGS` as root, the way `sudo unitgate …` runs it;
+/// a command that hangs is killed after a minute (exit 124).
 fn ug_root(m: &Machine, args: &str) -> unitgate_tests::Output {
-    m.sh(&format!("unitgate --app demo {args}"))
+    m.sh(&format!("timeout 60 unitgate --app demo {args}"))
 }
 
 /// Replaces the demo unit with one that needs nothing but a shell, so these
@@ -35,15 +36,15 @@ fn root_status_writes_no_file_through_links_the_account_planted() {
     ug(&m, "init r1").ok();
     ug(&m, "start r1").ok();
     // The cache's temporary file used to be `.status-cache.<pid>`: the
-    // account sprays links for the next few thousand pids, to a file whose
-    // mere existence would give it root (any path root writes would do).
+    // account sprays links for the next few thousand pids (from one
+    // process: each `ln` would use up a pid), to a file whose mere
+    // existence would give it root (any path root writes would do).
     m.sh_as(
         USER,
         &format!(
             "set -e; mkdir -p {STATE_DIR}/.locks; rm -f {STATE_DIR}/.locks/status-cache.json; \
-             next=$(cat /proc/sys/kernel/ns_last_pid); \
-             for p in $(seq $next $((next + 3000))); do \
-               ln -sf /etc/ld.so.preload {STATE_DIR}/.locks/.status-cache.$p; done"
+             cd {STATE_DIR}/.locks; next=$(cat /proc/sys/kernel/ns_last_pid); \
+             perl -e 'symlink(\"/etc/ld.so.preload\", \".status-cache.$_\") or die for ($ARGV[0] .. $ARGV[0] + 3000)' $next"
         ),
     )
     .ok();
@@ -155,20 +156,26 @@ fn planted_fifos_and_links_in_the_state_dir_neither_hang_nor_redirect_a_command(
     let m = demo_machine("hostile-plant");
     plain_demo_unit(&m);
     ug(&m, "init a").ok();
-    // A FIFO for a lock file, a link where the next instance goes, a link
-    // for the status cache, a link inside an instance to be deleted.
+    // A FIFO for an environment file (every init reads them all, to find a
+    // free port) and for a lock file, a link where the next instance goes,
+    // a link for the status cache, a link inside an instance to be deleted.
     m.sh_as(
         USER,
         &format!(
-            "set -e; cd {STATE_DIR}; mkfifo .locks/instance.b.lock; ln -s /etc c; \
+            "set -e; cd {STATE_DIR}; rm a/instance.env; mkfifo a/instance.env; \
+             mkfifo .locks/instance.b.lock; ln -s /etc c; \
              ln -sf /etc/passwd .locks/status-cache.json; ln -s /etc a/etc"
         ),
     )
     .ok();
+    // Bounded here, so that a hang fails the test instead of the run.
+    let init = ug_root(&m, "--wait 2 init d");
+    assert_eq!(init.code, 0, "{init}");
     let lock = ug_root(&m, "--wait 2 init b");
-    assert_ne!(lock.code, 0, "a FIFO is not a lock file: {lock}");
-    let init = ug_root(&m, "init c");
-    assert_eq!(init.code, 73, "{init}");
+    assert_eq!(lock.code, 74, "a FIFO is not a lock file: {lock}");
+    assert!(lock.stderr.contains("not a regular file"), "{lock}");
+    let link = ug_root(&m, "init c");
+    assert_eq!(link.code, 73, "{link}");
     ug_root(&m, "status").ok();
     ug_root(&m, "delete a").ok();
     m.sh("test -s /etc/passwd && test -d /etc/systemd && grep -q '^root:' /etc/passwd")
