@@ -561,7 +561,6 @@ fn absolute(dir: &Path) -> Result<PathBuf, Error> {
 /// and returns that directory. Refuses anywhere under /etc or a systemd
 /// unit directory: installing is a separate, reviewed step.
 pub fn write(scaffold: &Scaffold, out_dir: &Path) -> Result<PathBuf, Error> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let out = absolute(out_dir)?;
     let resolved = std::fs::canonicalize(&out).unwrap_or_else(|_| out.clone());
     for live in LIVE_DIRS {
@@ -577,9 +576,17 @@ pub fn write(scaffold: &Scaffold, out_dir: &Path) -> Result<PathBuf, Error> {
         code: code::IO,
         message: format!("cannot {what} {} ({e})", p.display()),
     };
-    std::fs::create_dir_all(&out).map_err(|e| io("create", &out, e))?;
-    match std::fs::create_dir(&app_dir) {
-        Ok(()) => {}
+    // Everything below `out` is created new and relative to it, never
+    // through a link: `new-app` may run as root in a directory others share.
+    let walked =
+        crate::walk::open_dir(&out, crate::walk::Missing::Create(0o755)).map_err(|e| Error {
+            code: e.code(),
+            message: e.message().unwrap_or_default(),
+        })?;
+    let (parent, _) =
+        walked.ok_or_else(|| io("create", &out, std::io::ErrorKind::NotFound.into()))?;
+    let dir = match parent.create_dir(scaffold.name.as_ref(), 0o755) {
+        Ok(d) => d,
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             return Err(Error {
                 code: code::EXISTS,
@@ -590,23 +597,28 @@ pub fn write(scaffold: &Scaffold, out_dir: &Path) -> Result<PathBuf, Error> {
             })
         }
         Err(e) => return Err(io("create", &app_dir, e)),
-    }
+    };
     for file in &scaffold.files {
         let path = app_dir.join(&file.path);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| io("create", parent, e))?;
-        }
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(file.mode)
-            .open(&path)
+        let (sub, name) = match (file.path.parent(), file.path.file_name()) {
+            (Some(p), Some(n)) if !p.as_os_str().is_empty() => {
+                let sub = dir
+                    .ensure_dir(p.as_os_str(), 0o755)
+                    .map_err(|e| io("create", &app_dir.join(p), e))?;
+                (Some(sub), n)
+            }
+            (_, Some(n)) => (None, n),
+            _ => return Err(io("create", &path, std::io::ErrorKind::InvalidInput.into())),
+        };
+        let target = sub.as_ref().unwrap_or(&dir);
+        let mut f = target
+            .create_file(name, file.mode)
             .map_err(|e| io("create", &path, e))?;
         std::io::Write::write_all(&mut f, file.contents.as_bytes())
             .map_err(|e| io("write", &path, e))?;
         // The umask must not decide what install.sh copies.
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(file.mode))
-            .map_err(|e| io("chmod", &path, e))?;
+        nix::sys::stat::fchmod(&f, nix::sys::stat::Mode::from_bits_truncate(file.mode))
+            .map_err(|e| io("chmod", &path, e.into()))?;
     }
     Ok(app_dir)
 }
