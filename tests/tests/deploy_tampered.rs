@@ -10,9 +10,13 @@
 //! and checks that what the trap pointed at is exactly as it was, that the
 //! account cannot swap the helper sudo runs as root, and that root said what
 //! it refused. The legitimate paths (install, re-install, purge, also with
-//! the account already gone) keep working.
+//! the account already gone) keep working. The Debian package's postinst
+//! is held to the same rule.
 
-use unitgate_tests::{Machine, Output};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use unitgate_tests::{paths, Machine, Output};
 
 const HELPER_DIR: &str = "/usr/local/libexec/unitgate";
 const HELPER: &str = "/usr/local/libexec/unitgate/unitgate-systemctl";
@@ -525,4 +529,73 @@ fn untampered_install_is_idempotent_and_purge_works_with_the_account_gone() {
     );
     // Idempotent.
     m.sh(PURGE_RUNNER_POOL).ok();
+}
+
+/// The Debian package of the checkout under test, built once per run (as
+/// deploy_deb.rs does, into a directory of its own) where machines see it.
+fn deb() -> String {
+    static BUILT: OnceLock<String> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            paths::require_release_binaries();
+            let out_dir = paths::target_dir().join("deploy-deb-tampered");
+            let out = Command::new("sh")
+                .arg(paths::checkout().join("deploy/deb/build-deb.sh"))
+                .arg(&out_dir)
+                .env("CARGO_TARGET_DIR", paths::target_dir())
+                .output()
+                .expect("run build-deb.sh");
+            assert!(
+                out.status.success(),
+                "build-deb.sh failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let path = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .last()
+                .expect("build-deb.sh prints the package's path")
+                .to_owned();
+            let name = path.rsplit('/').next().unwrap_or_default().to_owned();
+            format!("/mnt/target/deploy-deb-tampered/{name}")
+        })
+        .clone()
+}
+
+/// dpkg writes to /usr, the host's and read-only in the machine: a
+/// throw-away overlay on it first (as in deploy_deb.rs).
+const WRITABLE_USR: &str = "set -e; mkdir -p /run/usr-rw; mount -t tmpfs tmpfs /run/usr-rw; \
+    mkdir /run/usr-rw/upper /run/usr-rw/work; \
+    mount -t overlay overlay -o lowerdir=/usr,upperdir=/run/usr-rw/upper,workdir=/run/usr-rw/work /usr";
+
+#[test]
+fn deb_postinst_refuses_a_config_directory_another_account_owns() {
+    // /etc/unitgate was left to another account (an operator's slip), which
+    // made apps/ a link to a root-only directory: the old postinst's
+    // chown/chmod went through it and opened that directory to everyone.
+    let deb = deb();
+    let m = Machine::boot("tamper-deb");
+    m.sh(WRITABLE_USR).ok();
+    m.add_user("alice", &[]);
+    root_only_dir(&m, "/var/lib/secret", "x");
+    m.sh("mkdir -m 0755 /etc/unitgate && chown alice:alice /etc/unitgate")
+        .ok();
+    m.sh_as("alice", "ln -s /var/lib/secret /etc/unitgate/apps")
+        .ok();
+    let watched = [
+        "/var/lib/secret",
+        "/var/lib/secret/x",
+        "/var/lib/secret/x/keep",
+    ];
+    let before = footprint(&m, &watched);
+
+    let out = m.sh(&format!("dpkg -i {deb}"));
+    assert_eq!(footprint(&m, &watched), before, "{out}");
+    assert_ne!(out.code, 0, "configure must fail: {out}");
+    assert!(
+        out.stderr.contains("refusing to write in /etc/unitgate ("),
+        "{out}"
+    );
+    // Nothing of ours is active: no drop-in, sudo intact.
+    m.sh("test ! -e /etc/sudoers.d/unitgate && visudo -c").ok();
 }
