@@ -510,6 +510,8 @@ $dest: $(walk_why) (root writes only where every directory from / is root's and 
     if [ $live = yes ] && [ -z "$problems" ]; then
         if getent passwd "$account" >/dev/null; then
             uid=$(id -u "$account") gid=$(id -g "$account")
+            # Root's own directories are not an app's to be given.
+            [ "$uid" != 0 ] || problems="account=$account: uid 0 (a service account is never root)"
         fi
         for d in $app_dirs; do
             why=$(app_dir "$d" "$uid" "$gid" check) || problems="$problems
