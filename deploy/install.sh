@@ -26,6 +26,12 @@
 # installed beside it as FILE.new and the installer says so. Nothing is
 # enabled or started. What was installed is recorded in
 # /var/lib/unitgate/apps/NAME/ for `deploy/uninstall.sh --app NAME`.
+#
+# Root writes only where no other account can change the path (every
+# directory from / root's and not group/world-writable); an app's
+# directories below one its account owns are made as that account. What
+# does not hold is refused, with the reason, before anything changes (see
+# "Where root acts" in docs/deploy.md).
 set -eu
 
 apps=

@@ -9,7 +9,12 @@
 # disables every instance of their units, removes their units and support
 # programs and their unedited config and skeleton files, daemon-reloads.
 # Instance data (the app's directories) and its service account are kept;
-# --purge removes them too, and edited config files as well.
+# --purge removes them too, and edited config files as well: never through
+# a link, an account's files as that account, the account last.
+#
+# Root removes files only from directories no other account can change;
+# anything else is refused before anything is removed (see "Where root
+# acts" in docs/deploy.md).
 set -eu
 
 PREFIX=${PREFIX:-/usr/local}

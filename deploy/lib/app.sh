@@ -488,8 +488,10 @@ install_app() {
     # can reach the loops below.
     [ -z "$(printf '%s' "$home $dirs" | tr -d 'A-Za-z0-9._/@+ -')" ] \
         || die "install.conf: home= and dirs= hold paths of letters, digits and . _ / @ + - only (got '$home $dirs')"
+    # Byte order (LC_ALL=C), whatever the caller's locale: a parent sorts
+    # before its children, so it is created first and purged last.
     # shellcheck disable=SC2086  # split on spaces, characters checked above
-    app_dirs=$(printf '%s\n' $home $dirs | sort -u)
+    app_dirs=$(printf '%s\n' $home $dirs | LC_ALL=C sort -u)
     live=yes; [ -z "$DESTDIR" ] || live=no
     state=$DESTDIR$app_state_root/$name
     unitdir=$PREFIX/lib/systemd/system
@@ -682,7 +684,7 @@ $dir: $(walk_why)"
         # its contents as its owner (numeric: the account may be gone).
         purge_failed=no
         if [ $live = yes ] && [ -f "$state/dirs" ]; then
-            purge_list=$(sort -ru "$state/dirs")
+            purge_list=$(LC_ALL=C sort -ru "$state/dirs")
             while IFS= read -r d; do
                 [ -n "$d" ] || continue
                 if ! why=$(check_app_path "$d"); then
