@@ -26,6 +26,12 @@
 # installed beside it as FILE.new and the installer says so. Nothing is
 # enabled or started. What was installed is recorded in
 # /var/lib/unitgate/apps/NAME/ for `deploy/uninstall.sh --app NAME`.
+#
+# Root writes only where no other account can change the path (every
+# directory from / root's and not group/world-writable); an app's
+# directories below one its account owns are made as that account. What
+# does not hold is refused, with the reason, before anything changes (see
+# "Where root acts" in docs/deploy.md).
 set -eu
 
 apps=
@@ -69,6 +75,25 @@ check_inputs() {
         die "must run as root (or set DESTDIR to stage the files)"
     fi
     case $PREFIX in /*) ;; *) die "PREFIX must be an absolute path (got '$PREFIX')" ;; esac
+    # Every directory written below must be root's alone, from / down (an
+    # odd PREFIX must not make root write where an account could swap the
+    # helper); checked before anything changes.
+    problems=
+    for dir in "$DESTDIR$bindir" "$DESTDIR$libexecdir" "$DESTDIR/etc/unitgate/apps" \
+        "$DESTDIR$sudoers_dir" "$DESTDIR/var/lib/unitgate"; do
+        root_dir_ok "$dir" || problems="$problems
+refusing to write in $dir: $(walk_why)"
+    done
+    if [ -n "$problems" ]; then
+        printf '%s\n' "$problems" | sed '/^$/d; s/^/unitgate install: /' >&2
+        die "nothing was installed (root writes only where every directory from / is root's and not group/world-writable)"
+    fi
+}
+
+# root_dir_0755 DIR: root_dir, and mode 0755 (callers must read what is in it).
+root_dir_0755() {
+    root_dir "$1"
+    [ "$(stat -c %a -- "$1")" = 755 ] || chmod 0755 -- "$1"
 }
 
 # Binaries are copied byte for byte (no @PREFIX@ substitution).
@@ -78,9 +103,9 @@ install_file() { # src dest mode
 
 install_binaries() {
     # The helper's own directory must not let anyone but root swap the
-    # binary sudo runs as root, whatever state it was left in.
-    install -d -m 0755 "$DESTDIR$libexecdir"
-    [ -n "$DESTDIR" ] || chown root:root "$DESTDIR$libexecdir"
+    # binary sudo runs as root: root_dir refuses one that another account
+    # owns or can write (it may already have swapped it: inspect it first).
+    root_dir_0755 "$DESTDIR$libexecdir"
     install_file "$release/unitgate" "$DESTDIR$bindir/unitgate" 0755
     # The helper runs as root through sudo: root-owned, never setuid.
     install_file "$release/unitgate-systemctl" "$DESTDIR$helper" 0755
@@ -90,15 +115,15 @@ create_group() {
     [ -z "$DESTDIR" ] || return 0
     if ! getent group "$group" >/dev/null; then
         groupadd --system "$group"
-        install -d -m 0755 /var/lib/unitgate
+        root_dir_0755 /var/lib/unitgate
         : > /var/lib/unitgate/created-group
         say "created group $group"
     fi
 }
 
 create_config_dir() {
-    install -d -m 0755 "$DESTDIR/etc/unitgate" "$DESTDIR/etc/unitgate/apps"
-    [ -n "$DESTDIR" ] || chown root:root /etc/unitgate /etc/unitgate/apps
+    root_dir_0755 "$DESTDIR/etc/unitgate"
+    root_dir_0755 "$DESTDIR/etc/unitgate/apps"
 }
 
 # The sudoers drop-in is validated with visudo before it is moved into
@@ -107,7 +132,7 @@ create_config_dir() {
 # reads a half-written file.
 install_sudoers() {
     dest=$DESTDIR$sudoers_dir/unitgate
-    [ -d "$DESTDIR$sudoers_dir" ] || install -d -m 0755 "$DESTDIR$sudoers_dir"
+    root_dir "$DESTDIR$sudoers_dir"
     tmp=$(mktemp "$DESTDIR$sudoers_dir/.unitgate.XXXXXX")
     sed "s|@LIBEXECDIR@|$libexecdir|g" "$here/sudoers/unitgate" > "$tmp"
     chmod 0440 "$tmp"

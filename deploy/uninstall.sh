@@ -9,7 +9,12 @@
 # disables every instance of their units, removes their units and support
 # programs and their unedited config and skeleton files, daemon-reloads.
 # Instance data (the app's directories) and its service account are kept;
-# --purge removes them too, and edited config files as well.
+# --purge removes them too, and edited config files as well: never through
+# a link, an account's files as that account, the account last.
+#
+# Root removes files only from directories no other account can change;
+# anything else is refused before anything is removed (see "Where root
+# acts" in docs/deploy.md).
 set -eu
 
 PREFIX=${PREFIX:-/usr/local}
@@ -38,8 +43,10 @@ if [ -z "$DESTDIR" ] && [ "$(id -u)" != 0 ]; then
     echo "unitgate uninstall: must run as root" >&2; exit 1
 fi
 
+# Path checks (walk, root_dir_ok) and the app uninstaller.
+. "$here/deploy/lib/app.sh"
+
 if [ -n "$apps" ]; then
-    . "$here/deploy/lib/app.sh"
     for app in $apps; do
         case $app in */*) app=$(basename "$app") ;; esac
         uninstall_app "$app" "$purge"
@@ -48,6 +55,19 @@ if [ -n "$apps" ]; then
 fi
 if [ "$purge" = yes ]; then
     echo "unitgate uninstall: --purge applies to --app NAME only" >&2; exit 64
+fi
+
+# Root removes files only from directories that are root's alone, from /
+# down; checked before anything is removed.
+problems=
+for dir in "$DESTDIR/etc/sudoers.d" "$DESTDIR$libexecdir" "$DESTDIR$PREFIX/bin" \
+    "$DESTDIR/etc/unitgate/apps" "$DESTDIR/var/lib/unitgate"; do
+    root_dir_ok "$dir" || problems="$problems
+refusing to remove anything from $dir: $(walk_why)"
+done
+if [ -n "$problems" ]; then
+    printf '%s\n' "$problems" | sed '/^$/d; s/^/unitgate uninstall: /' >&2
+    die "nothing was removed (root removes files only where every directory from / is root's and not group/world-writable)"
 fi
 
 remove() {

@@ -107,3 +107,35 @@ fn staged_install_with_destdir_and_prefix_touches_only_the_stage() {
     m.sh("! getent group unitgate && test ! -e /etc/sudoers.d/unitgate && test ! -e /usr/local/bin/unitgate")
         .ok();
 }
+
+#[test]
+fn install_and_uninstall_refuse_a_helper_directory_another_account_owns() {
+    // The helper's directory was left to another account: it may already
+    // have swapped the binary sudo runs as root. Re-owning it silently (as
+    // the installer once did) would hide that; root refuses and says why.
+    let m = Machine::boot("helperdir");
+    m.install_unitgate();
+    m.add_user("mallory", &[]);
+    m.sh("chown mallory /usr/local/libexec/unitgate").ok();
+    let before = m.sh(FOOTPRINT).ok().stdout;
+
+    let out = m.sh("cd /mnt/src && CARGO_TARGET_DIR=/mnt/target sh deploy/install.sh");
+    assert_eq!(m.sh(FOOTPRINT).ok().stdout, before, "{out}");
+    assert_ne!(out.code, 0, "{out}");
+    assert!(
+        out.stderr.contains(
+            "refusing to write in /usr/local/libexec/unitgate: /usr/local/libexec/unitgate is owned by mallory"
+        ) && out.stderr.contains("nothing was installed"),
+        "{out}"
+    );
+
+    let out = m.sh("cd /mnt/src && sh deploy/uninstall.sh");
+    assert_eq!(m.sh(FOOTPRINT).ok().stdout, before, "{out}");
+    assert_ne!(out.code, 0, "{out}");
+    assert!(
+        out.stderr
+            .contains("refusing to remove anything from /usr/local/libexec/unitgate")
+            && out.stderr.contains("nothing was removed"),
+        "{out}"
+    );
+}
