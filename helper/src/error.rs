@@ -33,6 +33,17 @@ pub enum Error {
         value: Vec<u8>,
     },
     UnknownUid(u32),
+    /// Root without `SUDO_UID`, but `DOAS_USER` or `PKEXEC_UID` is set.
+    NotThroughSudo {
+        tool: &'static str,
+    },
+    /// Real root without `SUDO_UID` whose audit login uid is a user's: su,
+    /// doas, pkexec or a setuid wrapper, not sudo.
+    RootFromUserSession {
+        login_uid: u32,
+    },
+    /// `/proc/self/loginuid` could not be read or parsed (fails closed).
+    LoginUidUnknown(String),
     CallerLookup(io::Error),
     CallerNotAllowed {
         caller: String,
@@ -82,6 +93,9 @@ impl Error {
             Usage(_) | UnknownAction(_) | InstanceCount(_) => exit::USAGE,
             NotUtf8(_) | InvalidApp(_) | InvalidInstance { .. } => exit::DATA_ERR,
             AtSecure | NotRoot { .. } | BadSudoId { .. } | UnknownUid(_) | CallerLookup(_) => {
+                exit::NO_PERM
+            }
+            NotThroughSudo { .. } | RootFromUserSession { .. } | LoginUidUnknown(_) => {
                 exit::NO_PERM
             }
             CallerNotAllowed { .. } | ActionNotAllowed { .. } => exit::NO_PERM,
@@ -140,6 +154,18 @@ impl Error {
                 format!("uid {uid} has no passwd entry"),
             ),
             CallerLookup(err) => ("cannot identify caller".into(), err.to_string()),
+            NotThroughSudo { tool } => (
+                format!("invoked through {tool}"),
+                "only sudo is supported; run it with sudo".into(),
+            ),
+            RootFromUserSession { login_uid } => (
+                format!("root from uid {login_uid}'s login session without sudo"),
+                "su, doas, pkexec or a wrapper; run it through sudo".into(),
+            ),
+            LoginUidUnknown(why) => (
+                "cannot tell whose login session this root is".into(),
+                format!("/proc/self/loginuid: {why}; run it through sudo"),
+            ),
             CallerNotAllowed { caller, app } => (
                 format!(
                     "caller '{}' may not drive app '{}'",

@@ -32,15 +32,17 @@ fn os(args: &[&str]) -> Vec<OsString> {
 /// Judge `args` as the given sudo caller (None: root without sudo).
 fn judge_as(paths: &Paths, sudo_uid: Option<&str>, args: &[OsString]) -> Result<Plan, Error> {
     let inv = Invoker {
-        uid: 0,
-        gid: 0,
         sudo_uid: sudo_uid.map(OsStr::new),
-        sudo_gid: None,
+        ..Invoker::default()
     };
+    judge_invoked(paths, inv, args)
+}
+
+fn judge_invoked(paths: &Paths, invoker: Invoker<'_>, args: &[OsString]) -> Result<Plan, Error> {
     let proc = Process {
         args,
         euid: 0,
-        invoker: inv,
+        invoker,
     };
     let raw = parse_args(args)?;
     judge(&raw, &proc, paths, &mut Record::default())
@@ -249,12 +251,49 @@ fn locks_are_created_root_only_and_survive_exec() {
 }
 
 #[test]
+fn identity_is_judged_after_the_policy_is_read() {
+    let Some((_t, paths)) = setup() else { return };
+    let args = os(&["demo", "show", "1"]);
+    let doas = Invoker {
+        doas_user: Some(OsStr::new("daemon")),
+        ..Invoker::default()
+    };
+    let e = judge_invoked(&paths, doas.clone(), &args).unwrap_err();
+    assert_eq!(e.exit_code(), exit::NO_PERM);
+    assert_eq!(
+        e.message(),
+        "invoked through doas (only sudo is supported; run it with sudo)"
+    );
+    // An unknown app is still a missing policy, whoever asks.
+    let e = judge_invoked(&paths, doas, &os(&["nope", "show", "1"])).unwrap_err();
+    assert_eq!(e.exit_code(), exit::CONFIG);
+    let su = Invoker {
+        login_uid: caller::LoginUid::Uid(1000),
+        ..Invoker::default()
+    };
+    let e = judge_invoked(&paths, su, &args).unwrap_err();
+    assert_eq!(
+        e.message(),
+        "root from uid 1000's login session without sudo (su, doas, pkexec or a wrapper; run it through sudo)"
+    );
+    let root_login = Invoker {
+        login_uid: caller::LoginUid::Uid(0),
+        ..Invoker::default()
+    };
+    assert_eq!(
+        judge_invoked(&paths, root_login, &args)
+            .unwrap()
+            .caller
+            .name,
+        "root"
+    );
+}
+
+#[test]
 fn audit_record_from_raw_arguments() {
     let inv = Invoker {
-        uid: 0,
-        gid: 0,
         sudo_uid: Some(OsStr::new("1001")),
-        sudo_gid: None,
+        ..Invoker::default()
     };
     let r = audit_record(&os(&["--check", "app", "enable", "1", "2"]), &inv);
     assert_eq!(

@@ -13,6 +13,8 @@ fn run(args: &[OsString]) -> (i32, String, String) {
         .args(args)
         .env_remove("SUDO_UID")
         .env_remove("SUDO_GID")
+        .env_remove("DOAS_USER")
+        .env_remove("PKEXEC_UID")
         .output()
         .unwrap();
     let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
