@@ -53,6 +53,13 @@ pub enum Error {
         action: &'static str,
         app: String,
     },
+    /// A lock was still held by another call at the deadline.
+    Busy {
+        /// "for demo@x.service".
+        subject: String,
+        lock: PathBuf,
+        waited: u64,
+    },
     /// A path component does not exist (turned into `PolicyMissing` by the
     /// policy loader, which knows the app).
     NotFound(PathBuf),
@@ -99,6 +106,7 @@ impl Error {
                 exit::NO_PERM
             }
             CallerNotAllowed { .. } | ActionNotAllowed { .. } => exit::NO_PERM,
+            Busy { .. } => exit::TEMPFAIL,
             NotFound(_) | PolicyMissing { .. } | Insecure { .. } => exit::CONFIG,
             PolicyUnreadable { .. } | PolicyInvalid { .. } => exit::CONFIG,
             SystemctlMissing(_) => exit::UNAVAILABLE,
@@ -180,6 +188,14 @@ impl Error {
                     quoted(app.as_bytes())
                 ),
                 "not in the policy's actions".into(),
+            ),
+            Busy {
+                subject,
+                lock,
+                waited,
+            } => (
+                format!("busy: waited {waited} s {subject}"),
+                format!("another call holds the lock of {}; retry", path(lock)),
             ),
             NotFound(p) => (format!("cannot open {}", path(p)), "not found".into()),
             PolicyMissing { app, path: p } => (

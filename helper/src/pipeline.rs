@@ -6,7 +6,9 @@
 //! Every step is a small function returning `Result<_, Error>`; `run` is the
 //! only place that turns an error into a message, an audit line and an exit
 //! code. `judge` has no side effects besides reading the policy, so tests
-//! drive it with injected paths.
+//! drive it with injected paths; everything after it that touches the
+//! system (lock files under /run, the exec) gets its paths from [`Paths`]
+//! too.
 
 use crate::action::{Action, SYSTEMCTL};
 use crate::audit::{self, Record, Verdict};
@@ -18,11 +20,16 @@ use crate::system::{fs, process};
 use crate::{exit, lock, name};
 use std::ffi::{CString, OsStr, OsString};
 use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd, IntoRawFd};
+use std::os::fd::{AsFd, AsRawFd, IntoRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Most instances one call may name (one systemctl run, one daemon reload).
 pub const MAX_INSTANCES: usize = 256;
+/// `--wait`: how long a call waits for another call's locks by default, and
+/// at most.
+pub const DEFAULT_WAIT_SECS: u64 = 30;
+pub const MAX_WAIT_SECS: u64 = 3600;
 
 /// The complete environment systemctl gets: an allow-list built from
 /// scratch, never a filtered copy of ours.
@@ -35,14 +42,16 @@ pub const EXEC_ENV: &[&str] = &[
 ];
 
 pub const USAGE: &str = "\
-usage: unitgate-systemctl APP ACTION INSTANCE...
-       unitgate-systemctl --check APP ACTION INSTANCE...
+usage: unitgate-systemctl [--check] [--wait SECONDS] APP ACTION INSTANCE...
 
 Runs /usr/bin/systemctl ACTION on the units <prefix>@INSTANCE.service of APP,
 as allowed by /etc/unitgate/apps/APP.toml. With --check, makes every check,
-prints the command it would run, and runs nothing.
+prints the command it would run, and runs nothing. --wait: how long to wait
+for other calls on the same units to finish, 0 to 3600 seconds (default 30);
+then exit 75. The options come in this order, each at most once.
 
-ACTION is one of: enable, disable, restart, reset-failed, show.
+ACTION is one of: enable (enable --now), disable (disable --now), restart
+(restarts running units only: try-restart), reset-failed, show.
 1 to 256 instances, each [A-Za-z0-9][A-Za-z0-9_-]{0,63}.
 
 exit status:
@@ -51,7 +60,8 @@ exit status:
   65  invalid app or instance name
   69  /usr/bin/systemctl not found
   71  operating-system error
-  77  not permitted
+  75  busy: another call holds a lock of these units; retry
+  77  not permitted (also: not through sudo)
   78  policy missing, invalid or insecure
   *   otherwise systemctl's own exit status
 ";
@@ -93,6 +103,8 @@ pub struct Process<'a> {
 #[derive(Clone, Copy, Debug)]
 pub struct RawRequest<'a> {
     pub check: bool,
+    /// `--wait`, validated.
+    pub wait: Duration,
     pub app: &'a OsStr,
     pub action: &'a OsStr,
     pub instances: &'a [OsString],
@@ -128,12 +140,7 @@ pub fn run(proc: &Process<'_>, paths: &Paths) -> u8 {
         let _ = writeln!(std::io::stdout(), "{}", would_exec(&plan, paths));
         return exit::OK;
     }
-    let units = if plan.action.changes_state() {
-        &plan.units[..]
-    } else {
-        &[]
-    };
-    let _locks = match lock::lock_units(&paths.lock_parent, units) {
+    let _locks = match lock_units(&plan, paths, raw.wait) {
         Ok(locks) => locks,
         Err(e) => return refuse(Some(&record), &e),
     };
@@ -159,30 +166,64 @@ pub fn sanitize_process() -> Result<(), Error> {
     Ok(())
 }
 
-/// Step 2: `[--check] APP ACTION INSTANCE...`; anything else is usage.
+/// Step 2: `[--check] [--wait SECONDS] APP ACTION INSTANCE...`, the options
+/// in that order, each at most once; anything else is usage.
 pub fn parse_args(args: &[OsString]) -> Result<RawRequest<'_>, Error> {
-    let (check, rest) = match args.split_first() {
-        Some((first, rest)) if first == "--check" => (true, rest),
-        _ => (false, args),
-    };
+    let (check, wait, rest) = split_options(args);
+    let wait = wait.map_or(Ok(Duration::from_secs(DEFAULT_WAIT_SECS)), parse_wait)?;
     if let Some(opt) = rest
         .first()
         .filter(|a| a.as_encoded_bytes().starts_with(b"-"))
     {
         return Err(Error::Usage(format!(
-            "unknown option '{}'",
+            "unknown, repeated or misplaced option '{}', or --wait without SECONDS: \
+             the options are --check, then --wait SECONDS, each at most once",
             quoted(opt.as_encoded_bytes())
         )));
     }
     match rest {
         [app, action, instances @ ..] if !instances.is_empty() => Ok(RawRequest {
             check,
+            wait,
             app,
             action,
             instances,
         }),
         _ => Err(Error::Usage("expected APP ACTION INSTANCE...".into())),
     }
+}
+
+/// `--check` and `--wait VALUE` where they may stand, not yet validated, and
+/// the arguments after them (also what the audit record is made from).
+fn split_options(args: &[OsString]) -> (bool, Option<&OsStr>, &[OsString]) {
+    let (check, rest) = match args {
+        [first, rest @ ..] if first == "--check" => (true, rest),
+        _ => (false, args),
+    };
+    match rest {
+        [opt, value, rest @ ..] if opt == "--wait" => (check, Some(value.as_os_str()), rest),
+        _ => (check, None, rest),
+    }
+}
+
+/// Whole seconds, 0 to 3600, plain decimal (no sign, no leading zero).
+fn parse_wait(value: &OsStr) -> Result<Duration, Error> {
+    let bytes = value.as_encoded_bytes();
+    let plain = !bytes.is_empty()
+        && bytes.len() <= 4
+        && bytes.iter().all(u8::is_ascii_digit)
+        && (bytes.len() == 1 || bytes[0] != b'0');
+    let secs = std::str::from_utf8(bytes)
+        .ok()
+        .filter(|_| plain)
+        .and_then(|t| t.parse::<u64>().ok())
+        .filter(|&s| s <= MAX_WAIT_SECS);
+    secs.map(Duration::from_secs).ok_or_else(|| {
+        Error::Usage(format!(
+            "--wait takes whole seconds from 0 to {MAX_WAIT_SECS}, not '{}'",
+            quoted(bytes)
+        ))
+    })
 }
 
 /// Step 3: every check, in order. Fills `record` as facts become known.
@@ -330,6 +371,21 @@ pub fn would_exec(plan: &Plan, paths: &Paths) -> String {
     format!("would exec: {exe} {}", rest.join(" "))
 }
 
+/// Step 5: the lock slots of the units; only for actions that change state,
+/// and only now that the policy proved the app real (so lock directories
+/// exist only for real apps).
+fn lock_units(plan: &Plan, paths: &Paths, wait: Duration) -> Result<Vec<OwnedFd>, Error> {
+    if !plan.action.changes_state() {
+        return Ok(Vec::new());
+    }
+    let req = lock::Request {
+        app: &plan.app,
+        units: &plan.units,
+        wait,
+    };
+    lock::lock(&paths.lock_parent, &req)
+}
+
 /// Step 6: stdin from /dev/null, fixed environment, execve. Returns only
 /// on failure (the lock descriptors stay open across a successful exec).
 fn exec(plan: &Plan, paths: &Paths) -> Error {
@@ -390,10 +446,7 @@ fn reopen_std_fds() -> Result<(), Error> {
 /// What the log should say about the call, taken from the raw arguments
 /// (escaped later) so that even a malformed call is recorded.
 fn audit_record(args: &[OsString], inv: &Invoker<'_>) -> Record {
-    let args = match args.split_first() {
-        Some((first, rest)) if first == "--check" => rest,
-        _ => args,
-    };
+    let (_, _, args) = split_options(args);
     let bytes = |a: &OsString| a.as_encoded_bytes().to_vec();
     let uid = inv.sudo_uid.map_or_else(
         || inv.uid.to_string().into_bytes(),

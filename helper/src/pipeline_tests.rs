@@ -62,9 +62,28 @@ fn parse_args_shapes() {
         &["-x", "enable", "1"],
         &["--check"],
         &["--check", "--check", "a", "b", "c"],
+        // --wait: after --check, once, with 0 to 3600 plain seconds.
+        &["--wait"],
+        &["--wait", "5"],
+        &["--wait", "5", "demo", "show"],
+        &["--wait", "5", "--check", "demo", "show", "1"],
+        &["--wait", "5", "--wait", "5", "demo", "show", "1"],
+        &["--check", "--wait", "1", "--check", "demo", "show", "1"],
+        &["--wait=5", "demo", "show", "1"],
+        &["-w", "5", "demo", "show", "1"],
+        &["--wait", "3601", "demo", "show", "1"],
+        &["--wait", "-1", "demo", "show", "1"],
+        &["--wait", "+5", "demo", "show", "1"],
+        &["--wait", "05", "demo", "show", "1"],
+        &["--wait", "1.5", "demo", "show", "1"],
+        &["--wait", " 5", "demo", "show", "1"],
+        &["--wait", "", "demo", "show", "1"],
+        &["--wait", "99999999999999999999", "demo", "show", "1"],
+        &["--wait", "demo", "show", "1"],
     ] {
         let e = parse_args(&os(bad)).unwrap_err();
         assert_eq!(e.exit_code(), exit::USAGE, "{bad:?}");
+        assert!(!e.message().contains('\n'), "{bad:?}: {}", e.message());
     }
     let args = os(&["--check", "demo", "show", "1", "2"]);
     let raw = parse_args(&args).unwrap();
@@ -73,7 +92,23 @@ fn parse_args_shapes() {
         (raw.app, raw.action, raw.instances.len()),
         (OsStr::new("demo"), OsStr::new("show"), 2)
     );
+    assert_eq!(raw.wait, Duration::from_secs(30), "the default");
     assert!(!parse_args(&os(&["demo", "show", "1"])).unwrap().check);
+    for (args, check, secs) in [
+        (&["--wait", "0", "demo", "show", "1"][..], false, 0),
+        (&["--wait", "3600", "demo", "show", "1"], false, 3600),
+        (&["--check", "--wait", "7", "demo", "show", "1"], true, 7),
+    ] {
+        let args = os(args);
+        let raw = parse_args(&args).unwrap();
+        assert_eq!((raw.check, raw.wait), (check, Duration::from_secs(secs)));
+        assert_eq!((raw.app, raw.instances.len()), (OsStr::new("demo"), 1));
+    }
+    let e = parse_args(&os(&["--wait", "x", "demo", "show", "1"])).unwrap_err();
+    assert_eq!(
+        e.message(),
+        "invalid usage (--wait takes whole seconds from 0 to 3600, not 'x')"
+    );
 }
 
 #[test]
@@ -221,36 +256,6 @@ fn insecure_policy_is_config_error() {
 }
 
 #[test]
-fn locks_are_created_root_only_and_survive_exec() {
-    let Some((t, paths)) = setup() else { return };
-    let units = vec![
-        "demo@b.service".to_owned(),
-        "demo@a.service".to_owned(),
-        "demo@a.service".to_owned(),
-    ];
-    let locks = lock::lock_units(&paths.lock_parent, &units).unwrap();
-    assert_eq!(locks.len(), 2);
-    use std::os::unix::fs::MetadataExt;
-    let mode = |p: &str| std::fs::metadata(t.path(p)).unwrap().mode() & 0o7777;
-    assert_eq!(mode("run/unitgate"), 0o755);
-    assert_eq!(mode("run/unitgate/locks"), 0o700);
-    assert!(t.path("run/unitgate/locks/demo@a.service").is_file());
-    for fd in &locks {
-        // SAFETY: test-only query of a descriptor we own.
-        let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFD) };
-        assert_eq!(flags & libc::FD_CLOEXEC, 0, "lock fd must survive exec");
-        // SAFETY: as above; a second open file description conflicts.
-        let other = std::fs::File::open(t.path("run/unitgate/locks/demo@a.service")).unwrap();
-        let r = unsafe { libc::flock(other.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        assert_eq!(r, -1, "lock must be held");
-    }
-    drop(locks);
-    set_mode(&t.path("run/unitgate/locks"), 0o777);
-    let e = lock::lock_units(&paths.lock_parent, &units).unwrap_err();
-    assert_eq!(e.exit_code(), exit::CONFIG);
-}
-
-#[test]
 fn identity_is_judged_after_the_policy_is_read() {
     let Some((_t, paths)) = setup() else { return };
     let args = os(&["demo", "show", "1"]);
@@ -299,6 +304,11 @@ fn audit_record_from_raw_arguments() {
     assert_eq!(
         audit::line(&r, Verdict::Check),
         "caller=? uid=1001 app=app action=enable instances=1,2 verdict=check"
+    );
+    let r = audit_record(&os(&["--check", "--wait", "5", "app", "enable", "1"]), &inv);
+    assert_eq!(
+        audit::line(&r, Verdict::Accepted),
+        "caller=? uid=1001 app=app action=enable instances=1 verdict=accepted"
     );
     let r = audit_record(&[], &Invoker::default());
     assert_eq!(

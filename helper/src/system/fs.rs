@@ -102,13 +102,17 @@ pub fn readlink_fd(link: BorrowedFd<'_>) -> io::Result<OsString> {
     Ok(OsString::from_vec(buf))
 }
 
-/// Blocking exclusive `flock(2)`, retried on `EINTR`.
-pub fn flock_exclusive(fd: BorrowedFd<'_>) -> io::Result<()> {
+/// Non-blocking exclusive `flock(2)` (`LOCK_EX | LOCK_NB`), retried on
+/// `EINTR`: `Ok(false)` when another open file description holds it. The
+/// caller polls with a deadline, so no caller can make us block forever.
+pub fn try_flock_exclusive(fd: BorrowedFd<'_>) -> io::Result<bool> {
     loop {
         // SAFETY: `fd` is live for the borrow; flock takes no pointers.
-        match check(unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX) }) {
+        match check(unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) }) {
+            Ok(_) => return Ok(true),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            other => return other.map(drop),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) => return Err(e),
         }
     }
 }
