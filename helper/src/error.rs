@@ -53,9 +53,16 @@ pub enum Error {
         action: &'static str,
         app: String,
     },
+    /// `enable` would take the app past its policy's `max_instances`.
+    TooManyEnabled {
+        app: String,
+        max: u32,
+        enabled: usize,
+        adding: usize,
+    },
     /// A lock was still held by another call at the deadline.
     Busy {
-        /// "for demo@x.service".
+        /// "for demo@x.service", "to enable instances of app demo".
         subject: String,
         lock: PathBuf,
         waited: u64,
@@ -106,6 +113,7 @@ impl Error {
                 exit::NO_PERM
             }
             CallerNotAllowed { .. } | ActionNotAllowed { .. } => exit::NO_PERM,
+            TooManyEnabled { .. } => exit::NO_PERM,
             Busy { .. } => exit::TEMPFAIL,
             NotFound(_) | PolicyMissing { .. } | Insecure { .. } => exit::CONFIG,
             PolicyUnreadable { .. } | PolicyInvalid { .. } => exit::CONFIG,
@@ -188,6 +196,18 @@ impl Error {
                     quoted(app.as_bytes())
                 ),
                 "not in the policy's actions".into(),
+            ),
+            TooManyEnabled {
+                app,
+                max,
+                enabled,
+                adding,
+            } => (
+                format!(
+                    "app {} allows at most {max} enabled instances; {enabled} already enabled, this call would add {adding}",
+                    quoted(app.as_bytes())
+                ),
+                "disable some first, or raise max_instances in its policy".into(),
             ),
             Busy {
                 subject,

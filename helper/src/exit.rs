@@ -16,7 +16,7 @@ pub const OS_ERR: u8 = 71;
 /// Busy: a lock another call holds was not free within `--wait`; retry.
 pub const TEMPFAIL: u8 = 75;
 /// Not permitted: caller not allowed, action not allowed, not root, setuid,
-/// not run through sudo.
+/// not run through sudo, the app's `max_instances` reached.
 pub const NO_PERM: u8 = 77;
 /// Policy missing, invalid or insecure; insecure lock directory.
 pub const CONFIG: u8 = 78;

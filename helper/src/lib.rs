@@ -7,6 +7,7 @@
 pub mod action;
 pub mod audit;
 pub mod caller;
+pub mod enabled;
 pub mod error;
 pub mod escape;
 pub mod exit;

@@ -10,6 +10,11 @@
 //! is per app so that a caller who stops its own call while holding slots
 //! can only ever delay units of that app, never another app's.
 //!
+//! `enable` also takes the app directory itself as an app-wide lock: it
+//! counts the app's enabled instances against `max_instances` and then adds
+//! to them, and two enables of different units must not both count before
+//! either adds.
+//!
 //! Nothing blocks: every lock is polled (`LOCK_NB`, back-off up to
 //! [`MAX_BACKOFF`]) until one deadline, then the call fails as busy (75), so
 //! a call a caller stopped (SIGTSTP to its sudo) cannot hang anyone else.
@@ -36,12 +41,14 @@ const DIR_FLAGS: libc::c_int =
     libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
 /// Deliberately no `O_CLOEXEC` on what we lock: it must survive the exec.
 const SLOT_FLAGS: libc::c_int = libc::O_RDWR | libc::O_CREAT | libc::O_NOFOLLOW;
+const APP_LOCK_FLAGS: libc::c_int = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW;
 
-/// What a call locks: its units' slots.
+/// What a call locks: its units' slots, and for `enable` the whole app.
 #[derive(Clone, Copy, Debug)]
 pub struct Request<'a> {
     pub app: &'a str,
     pub units: &'a [String],
+    pub app_wide: bool,
     /// How long to keep trying before giving up as busy.
     pub wait: Duration,
 }
@@ -63,8 +70,8 @@ pub fn slot_name(slot: u32) -> String {
 
 /// Create (if missing) and check `<parent>/unitgate` (0755),
 /// `<parent>/unitgate/locks` and `…/locks/<app>` (0700), then take the
-/// distinct slots of the units in ascending order — one fixed order for
-/// every call, so none can deadlock.
+/// app-wide lock (if asked) and the distinct slots of the units in
+/// ascending order — one fixed order for every call, so none can deadlock.
 /// `app` must be a validated app name whose policy exists.
 pub fn lock(parent: &Path, req: &Request<'_>) -> Result<Vec<OwnedFd>, Error> {
     let deadline = Instant::now() + req.wait;
@@ -81,6 +88,15 @@ pub fn lock(parent: &Path, req: &Request<'_>) -> Result<Vec<OwnedFd>, Error> {
     let app_dir = ensure_dir(&locks, &app_path, req.app, 0o700)?;
 
     let mut held = Vec::new();
+    if req.app_wide {
+        // "." of the checked O_PATH descriptor: the same directory, no
+        // second lookup of its name.
+        let fd = fs::openat(app_dir.as_fd(), OsStr::new("."), APP_LOCK_FLAGS, 0)
+            .map_err(os_error(format!("cannot open {}", app_path.display())))?;
+        let subject = format!("to enable instances of app {}", req.app);
+        take(&fd, &subject, &app_path, req.wait, deadline)?;
+        held.push(fd);
+    }
     let mut slots: Vec<u32> = req.units.iter().map(|u| slot(u)).collect();
     slots.sort_unstable();
     slots.dedup();

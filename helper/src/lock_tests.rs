@@ -9,8 +9,13 @@ fn units(names: &[&str]) -> Vec<String> {
     names.iter().map(|n| format!("demo@{n}.service")).collect()
 }
 
-fn req<'a>(app: &'a str, units: &'a [String], wait: Duration) -> Request<'a> {
-    Request { app, units, wait }
+fn req<'a>(app: &'a str, units: &'a [String], app_wide: bool, wait: Duration) -> Request<'a> {
+    Request {
+        app,
+        units,
+        app_wide,
+        wait,
+    }
 }
 
 /// A root-owned `run` directory to create `unitgate/locks` in.
@@ -79,7 +84,7 @@ fn slots_are_stable_and_bounded() {
 fn directories_are_root_only_and_locks_survive_exec() {
     let Some(t) = setup() else { return };
     let names = units(&["b", "a", "a"]);
-    let locks = lock(&t.path("run"), &req("demo", &names, Duration::ZERO)).unwrap();
+    let locks = lock(&t.path("run"), &req("demo", &names, false, Duration::ZERO)).unwrap();
     assert_eq!(locks.len(), 2, "one lock per distinct slot");
     let mode = |p: &str| std::fs::metadata(t.path(p)).unwrap().mode() & 0o7777;
     assert_eq!(mode("run/unitgate"), 0o755);
@@ -110,7 +115,7 @@ fn thousands_of_names_leave_at_most_256_files_per_app() {
         let names: Vec<String> = (0..256)
             .map(|i| format!("demo@n{batch}-{i}.service"))
             .collect();
-        let held = lock(&t.path("run"), &req("demo", &names, Duration::ZERO)).unwrap();
+        let held = lock(&t.path("run"), &req("demo", &names, false, Duration::ZERO)).unwrap();
         assert!(held.len() <= SLOTS as usize);
     }
     let files = files_in(&t.path("run/unitgate/locks/demo"));
@@ -124,7 +129,7 @@ fn thousands_of_names_leave_at_most_256_files_per_app() {
     // Another app gets its own set; nothing else appears in locks/.
     lock(
         &t.path("run"),
-        &req("other", &units(&["x"]), Duration::ZERO),
+        &req("other", &units(&["x"]), false, Duration::ZERO),
     )
     .unwrap();
     assert_eq!(files_in(&t.path("run/unitgate/locks")), ["demo", "other"]);
@@ -135,14 +140,14 @@ fn a_held_slot_makes_the_call_busy_after_its_wait() {
     let Some(t) = setup() else { return };
     let run = t.path("run");
     let names = units(&["a", "b"]);
-    drop(lock(&run, &req("demo", &names, Duration::ZERO)).unwrap());
+    drop(lock(&run, &req("demo", &names, false, Duration::ZERO)).unwrap());
     let b = t
         .path("run/unitgate/locks/demo")
         .join(slot_name(slot("demo@b.service")));
     let _other_call = hold(&b);
 
     let began = std::time::Instant::now();
-    let e = lock(&run, &req("demo", &names, Duration::from_secs(1))).unwrap_err();
+    let e = lock(&run, &req("demo", &names, false, Duration::from_secs(1))).unwrap_err();
     let took = began.elapsed();
     assert_eq!(e.exit_code(), exit::TEMPFAIL, "{}", e.message());
     assert_eq!(
@@ -162,16 +167,42 @@ fn a_held_slot_makes_the_call_busy_after_its_wait() {
 
     // --wait 0: one attempt.
     let began = std::time::Instant::now();
-    let e = lock(&run, &req("demo", &names, Duration::ZERO)).unwrap_err();
+    let e = lock(&run, &req("demo", &names, false, Duration::ZERO)).unwrap_err();
     assert_eq!(e.exit_code(), exit::TEMPFAIL);
     assert!(began.elapsed() < Duration::from_secs(5));
     // Units in other slots and other apps' units are not held up.
-    lock(&run, &req("demo", &units(&["a"]), Duration::ZERO)).unwrap();
+    lock(&run, &req("demo", &units(&["a"]), false, Duration::ZERO)).unwrap();
     lock(
         &run,
-        &req("other", &["other@b.service".into()], Duration::ZERO),
+        &req("other", &["other@b.service".into()], false, Duration::ZERO),
     )
     .unwrap();
+}
+
+#[test]
+fn enable_takes_the_app_wide_lock_first() {
+    let Some(t) = setup() else { return };
+    let run = t.path("run");
+    let names = units(&["a"]);
+    let held = lock(&run, &req("demo", &names, true, Duration::ZERO)).unwrap();
+    assert_eq!(held.len(), 2, "the app directory and one slot");
+    let app_dir = t.path("run/unitgate/locks/demo");
+    assert!(is_locked(&app_dir));
+    // A second enable of another unit waits for it and then gives up ...
+    let e = lock(&run, &req("demo", &units(&["b"]), true, Duration::ZERO)).unwrap_err();
+    assert_eq!(e.exit_code(), exit::TEMPFAIL);
+    assert!(
+        e.message().starts_with(
+            "busy: waited 0 s to enable instances of app demo (another call holds the lock of "
+        ),
+        "{}",
+        e.message()
+    );
+    // ... while other actions on other units go ahead.
+    lock(&run, &req("demo", &units(&["b"]), false, Duration::ZERO)).unwrap();
+    drop(held);
+    lock(&run, &req("demo", &units(&["b"]), true, Duration::ZERO)).unwrap();
+    assert!(files_in(&app_dir).iter().all(|f| f.starts_with("slot-")));
 }
 
 #[test]
@@ -179,14 +210,14 @@ fn insecure_or_planted_lock_paths_are_refused() {
     let Some(t) = setup() else { return };
     let run = t.path("run");
     let names = units(&["a"]);
-    drop(lock(&run, &req("demo", &names, Duration::ZERO)).unwrap());
+    drop(lock(&run, &req("demo", &names, false, Duration::ZERO)).unwrap());
     for dir in [
         "run/unitgate/locks/demo",
         "run/unitgate/locks",
         "run/unitgate",
     ] {
         set_mode(&t.path(dir), 0o777);
-        let e = lock(&run, &req("demo", &names, Duration::ZERO)).unwrap_err();
+        let e = lock(&run, &req("demo", &names, false, Duration::ZERO)).unwrap_err();
         assert_eq!(e.exit_code(), exit::CONFIG, "{dir}: {}", e.message());
         assert!(
             e.message().starts_with("refusing insecure path"),
@@ -207,13 +238,13 @@ fn insecure_or_planted_lock_paths_are_refused() {
         "run/unitgate/locks/demo/slot-133",
         &t.path("target").to_string_lossy(),
     );
-    let e = lock(&run, &req("demo", &names, Duration::ZERO)).unwrap_err();
+    let e = lock(&run, &req("demo", &names, false, Duration::ZERO)).unwrap_err();
     assert_eq!(e.exit_code(), exit::OS_ERR, "{}", e.message());
     assert!(!t.path("target").exists(), "followed the symlink");
     std::fs::remove_file(&slot_path).unwrap();
     let fifo = std::ffi::CString::new(slot_path.to_string_lossy().as_bytes()).unwrap();
     // SAFETY: test-only mkfifo of a NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
-    let e = lock(&run, &req("demo", &names, Duration::ZERO)).unwrap_err();
+    let e = lock(&run, &req("demo", &names, false, Duration::ZERO)).unwrap_err();
     assert_eq!(e.exit_code(), exit::CONFIG, "{}", e.message());
 }

@@ -1,14 +1,14 @@
 //! The privileged path, top to bottom:
 //!
 //! sanitize process → parse args → judge (root, names, policy, caller) →
-//! build argv → lock → audit → exec.
+//! build argv → lock → bound (`enable`: `max_instances`) → audit → exec.
 //!
 //! Every step is a small function returning `Result<_, Error>`; `run` is the
 //! only place that turns an error into a message, an audit line and an exit
 //! code. `judge` has no side effects besides reading the policy, so tests
 //! drive it with injected paths; everything after it that touches the
-//! system (lock files under /run, the exec) gets its paths from [`Paths`]
-//! too.
+//! system (lock files under /run, the enabled instances under
+//! /etc/systemd/system, the exec) gets its paths from [`Paths`] too.
 
 use crate::action::{Action, SYSTEMCTL};
 use crate::audit::{self, Record, Verdict};
@@ -17,7 +17,7 @@ use crate::error::Error;
 use crate::escape::{quoted, shell_word};
 use crate::policy::{self, Policy, POLICY_DIR};
 use crate::system::{fs, process};
-use crate::{exit, lock, name};
+use crate::{enabled, exit, lock, name};
 use std::ffi::{CString, OsStr, OsString};
 use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, IntoRawFd, OwnedFd};
@@ -61,7 +61,7 @@ exit status:
   69  /usr/bin/systemctl not found
   71  operating-system error
   75  busy: another call holds a lock of these units; retry
-  77  not permitted (also: not through sudo)
+  77  not permitted (also: not through sudo, max_instances reached)
   78  policy missing, invalid or insecure
   *   otherwise systemctl's own exit status
 ";
@@ -76,6 +76,9 @@ pub struct Paths {
     pub policy_dir: PathBuf,
     /// Trusted directory holding `unitgate/locks`.
     pub lock_parent: PathBuf,
+    /// Where `systemctl enable` links units (`*.wants/` etc.), counted for
+    /// `max_instances`.
+    pub unit_dir: PathBuf,
     pub systemctl: PathBuf,
 }
 
@@ -85,6 +88,7 @@ impl Paths {
             policy_root: PathBuf::from("/"),
             policy_dir: PathBuf::from(POLICY_DIR.trim_start_matches('/')),
             lock_parent: PathBuf::from(lock::LOCK_PARENT),
+            unit_dir: PathBuf::from(enabled::UNIT_DIR),
             systemctl: PathBuf::from(SYSTEMCTL),
         }
     }
@@ -118,6 +122,9 @@ pub struct Plan {
     pub action: Action,
     pub units: Vec<String>,
     pub argv: Vec<String>,
+    /// From the policy, for the `max_instances` bound of `enable`.
+    pub unit_prefix: String,
+    pub max_instances: u32,
 }
 
 // ---------------------------------------------------------------- the path
@@ -136,6 +143,10 @@ pub fn run(proc: &Process<'_>, paths: &Paths) -> u8 {
         Err(e) => return refuse(Some(&record), &e),
     };
     if raw.check {
+        // Unlocked, so this count is only a preview of the real call's.
+        if let Err(e) = within_max_instances(&plan, paths) {
+            return refuse(Some(&record), &e);
+        }
         audit::send(&record, Verdict::Check);
         let _ = writeln!(std::io::stdout(), "{}", would_exec(&plan, paths));
         return exit::OK;
@@ -144,6 +155,11 @@ pub fn run(proc: &Process<'_>, paths: &Paths) -> u8 {
         Ok(locks) => locks,
         Err(e) => return refuse(Some(&record), &e),
     };
+    // Counted while holding the app-wide lock every `enable` takes, so no
+    // other enable can add instances between this count and our exec.
+    if let Err(e) = within_max_instances(&plan, paths) {
+        return refuse(Some(&record), &e);
+    }
     audit::send(&record, Verdict::Accepted);
     let e = exec(&plan, paths);
     refuse(Some(&record), &e)
@@ -272,6 +288,8 @@ pub fn judge_with(
         action,
         units,
         argv,
+        unit_prefix: policy.unit_prefix,
+        max_instances: policy.max_instances,
     })
 }
 
@@ -371,9 +389,9 @@ pub fn would_exec(plan: &Plan, paths: &Paths) -> String {
     format!("would exec: {exe} {}", rest.join(" "))
 }
 
-/// Step 5: the lock slots of the units; only for actions that change state,
-/// and only now that the policy proved the app real (so lock directories
-/// exist only for real apps).
+/// Step 5: the lock slots of the units and, for `enable`, the app-wide
+/// lock; only for actions that change state, and only now that the policy
+/// proved the app real (so lock directories exist only for real apps).
 fn lock_units(plan: &Plan, paths: &Paths, wait: Duration) -> Result<Vec<OwnedFd>, Error> {
     if !plan.action.changes_state() {
         return Ok(Vec::new());
@@ -381,12 +399,23 @@ fn lock_units(plan: &Plan, paths: &Paths, wait: Duration) -> Result<Vec<OwnedFd>
     let req = lock::Request {
         app: &plan.app,
         units: &plan.units,
+        app_wide: plan.action == Action::Enable,
         wait,
     };
     lock::lock(&paths.lock_parent, &req)
 }
 
-/// Step 6: stdin from /dev/null, fixed environment, execve. Returns only
+/// Step 6: `enable` may not take the app past its policy's `max_instances`
+/// enabled instances.
+fn within_max_instances(plan: &Plan, paths: &Paths) -> Result<(), Error> {
+    if plan.action != Action::Enable {
+        return Ok(());
+    }
+    let enabled = enabled::enabled_units(&paths.unit_dir, &plan.unit_prefix)?;
+    enabled::check_room(&plan.app, plan.max_instances, &enabled, &plan.units)
+}
+
+/// Step 7: stdin from /dev/null, fixed environment, execve. Returns only
 /// on failure (the lock descriptors stay open across a successful exec).
 fn exec(plan: &Plan, paths: &Paths) -> Error {
     let os = |what: &'static str| {

@@ -6,6 +6,7 @@ unit = "demo@.service"
 instance_pattern = "[a-z0-9][a-z0-9-]{0,31}"
 callers = ["daemon"]
 actions = ["enable", "disable", "show"]
+max_instances = 3
 "#;
 
 fn setup() -> Option<(TempTree, Paths)> {
@@ -16,10 +17,12 @@ fn setup() -> Option<(TempTree, Paths)> {
     t.dir("apps", 0o755);
     t.file("apps/demo.toml", POLICY.as_bytes(), 0o644);
     t.dir("run", 0o755);
+    t.dir("system/multi-user.target.wants", 0o755);
     let paths = Paths {
         policy_root: t.root.clone(),
         policy_dir: PathBuf::from("apps"),
         lock_parent: t.path("run"),
+        unit_dir: t.path("system"),
         systemctl: PathBuf::from("/nonexistent/systemctl"),
     };
     Some((t, paths))
@@ -253,6 +256,40 @@ fn insecure_policy_is_config_error() {
         "{}",
         e.message()
     );
+}
+
+#[test]
+fn enable_is_bounded_by_max_instances() {
+    let Some((t, paths)) = setup() else { return };
+    let link = |name: &str| {
+        t.link(
+            &format!("system/multi-user.target.wants/demo@{name}.service"),
+            "/etc/systemd/system/demo@.service",
+        )
+    };
+    link("a");
+    link("b");
+    let bounded = |args: &[&str]| {
+        let plan = judge_as(&paths, Some("1"), &os(args)).unwrap();
+        within_max_instances(&plan, &paths)
+    };
+    // 2 enabled of at most 3: re-enabling costs nothing, one more fits.
+    bounded(&["demo", "enable", "a", "b", "c"]).unwrap();
+    let e = bounded(&["demo", "enable", "a", "c", "d"]).unwrap_err();
+    assert_eq!(e.exit_code(), exit::NO_PERM);
+    assert!(
+        e.message().starts_with(
+            "app demo allows at most 3 enabled instances; 2 already enabled, this call would add 2"
+        ),
+        "{}",
+        e.message()
+    );
+    // Only enable adds links; disable and show are never counted.
+    link("c");
+    link("d");
+    bounded(&["demo", "disable", "x", "y"]).unwrap();
+    bounded(&["demo", "show", "x"]).unwrap();
+    assert!(bounded(&["demo", "enable", "x"]).is_err());
 }
 
 #[test]
