@@ -390,6 +390,7 @@ impl Me {
             gid,
             sudo_uid: None,
             sudo_gid: None,
+            ..Default::default()
         };
         match unitgate_helper::caller::identify(&inv) {
             Ok(c) => Ok(Me {

@@ -28,9 +28,9 @@ impl Action {
         Self::Show,
     ];
 
-    /// Whether the action changes systemd. Only those take the per-unit
-    /// locks: a read needs no serialising, and a caller allowed only `show`
-    /// must not be able to create lock files in /run.
+    /// Whether the action changes systemd. Only those take the unit locks:
+    /// a read needs no serialising, and a caller allowed only `show` must not
+    /// be able to create lock files in /run.
     pub fn changes_state(self) -> bool {
         !matches!(self, Self::Show)
     }
@@ -55,7 +55,11 @@ impl Action {
         match self {
             Self::Enable => &["enable", "--now"],
             Self::Disable => &["disable", "--now"],
-            Self::Restart => &["restart"],
+            // try-restart: a running or activating unit is restarted, a
+            // stopped or failed one is left alone. `restart` would start
+            // any name it is given, so restarting random names could leave
+            // units loaded (and failed) in PID 1; starting is `enable`'s job.
+            Self::Restart => &["try-restart"],
             Self::ResetFailed => &["reset-failed"],
             Self::Show => &["show", SHOW_PROPERTIES],
         }
@@ -97,7 +101,7 @@ mod tests {
         );
         assert_eq!(
             argv(Action::Restart),
-            format!("{p} restart -- a@1.service a@2.service")
+            format!("{p} try-restart -- a@1.service a@2.service")
         );
         assert_eq!(
             argv(Action::ResetFailed),

@@ -33,6 +33,17 @@ pub enum Error {
         value: Vec<u8>,
     },
     UnknownUid(u32),
+    /// Root without `SUDO_UID`, but `DOAS_USER` or `PKEXEC_UID` is set.
+    NotThroughSudo {
+        tool: &'static str,
+    },
+    /// Real root without `SUDO_UID` whose audit login uid is a user's: su,
+    /// doas, pkexec or a setuid wrapper, not sudo.
+    RootFromUserSession {
+        login_uid: u32,
+    },
+    /// `/proc/self/loginuid` could not be read or parsed (fails closed).
+    LoginUidUnknown(String),
     CallerLookup(io::Error),
     CallerNotAllowed {
         caller: String,
@@ -41,6 +52,20 @@ pub enum Error {
     ActionNotAllowed {
         action: &'static str,
         app: String,
+    },
+    /// `enable` would take the app past its policy's `max_instances`.
+    TooManyEnabled {
+        app: String,
+        max: u32,
+        enabled: usize,
+        adding: usize,
+    },
+    /// A lock was still held by another call at the deadline.
+    Busy {
+        /// "for demo@x.service", "to enable instances of app demo".
+        subject: String,
+        lock: PathBuf,
+        waited: u64,
     },
     /// A path component does not exist (turned into `PolicyMissing` by the
     /// policy loader, which knows the app).
@@ -84,7 +109,12 @@ impl Error {
             AtSecure | NotRoot { .. } | BadSudoId { .. } | UnknownUid(_) | CallerLookup(_) => {
                 exit::NO_PERM
             }
+            NotThroughSudo { .. } | RootFromUserSession { .. } | LoginUidUnknown(_) => {
+                exit::NO_PERM
+            }
             CallerNotAllowed { .. } | ActionNotAllowed { .. } => exit::NO_PERM,
+            TooManyEnabled { .. } => exit::NO_PERM,
+            Busy { .. } => exit::TEMPFAIL,
             NotFound(_) | PolicyMissing { .. } | Insecure { .. } => exit::CONFIG,
             PolicyUnreadable { .. } | PolicyInvalid { .. } => exit::CONFIG,
             SystemctlMissing(_) => exit::UNAVAILABLE,
@@ -140,6 +170,18 @@ impl Error {
                 format!("uid {uid} has no passwd entry"),
             ),
             CallerLookup(err) => ("cannot identify caller".into(), err.to_string()),
+            NotThroughSudo { tool } => (
+                format!("invoked through {tool}"),
+                "only sudo is supported; run it with sudo".into(),
+            ),
+            RootFromUserSession { login_uid } => (
+                format!("root from uid {login_uid}'s login session without sudo"),
+                "su, doas, pkexec or a wrapper; run it through sudo".into(),
+            ),
+            LoginUidUnknown(why) => (
+                "cannot tell whose login session this root is".into(),
+                format!("/proc/self/loginuid: {why}; run it through sudo"),
+            ),
             CallerNotAllowed { caller, app } => (
                 format!(
                     "caller '{}' may not drive app '{}'",
@@ -154,6 +196,26 @@ impl Error {
                     quoted(app.as_bytes())
                 ),
                 "not in the policy's actions".into(),
+            ),
+            TooManyEnabled {
+                app,
+                max,
+                enabled,
+                adding,
+            } => (
+                format!(
+                    "app {} allows at most {max} enabled instances; {enabled} already enabled, this call would add {adding}",
+                    quoted(app.as_bytes())
+                ),
+                "disable some first, or raise max_instances in its policy".into(),
+            ),
+            Busy {
+                subject,
+                lock,
+                waited,
+            } => (
+                format!("busy: waited {waited} s {subject}"),
+                format!("another call holds the lock of {}; retry", path(lock)),
             ),
             NotFound(p) => (format!("cannot open {}", path(p)), "not found".into()),
             PolicyMissing { app, path: p } => (

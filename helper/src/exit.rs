@@ -13,7 +13,10 @@ pub const DATA_ERR: u8 = 65;
 pub const UNAVAILABLE: u8 = 69;
 /// An unexpected operating-system failure (e.g. taking a lock, exec).
 pub const OS_ERR: u8 = 71;
-/// Not permitted: caller not allowed, action not allowed, not root, setuid.
+/// Busy: a lock another call holds was not free within `--wait`; retry.
+pub const TEMPFAIL: u8 = 75;
+/// Not permitted: caller not allowed, action not allowed, not root, setuid,
+/// not run through sudo, the app's `max_instances` reached.
 pub const NO_PERM: u8 = 77;
 /// Policy missing, invalid or insecure; insecure lock directory.
 pub const CONFIG: u8 = 78;

@@ -7,6 +7,7 @@
 pub mod action;
 pub mod audit;
 pub mod caller;
+pub mod enabled;
 pub mod error;
 pub mod escape;
 pub mod exit;
@@ -30,9 +31,12 @@ pub fn main() -> ExitCode {
         return ExitCode::from(pipeline::refuse(None, &e));
     }
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
-    // The only two variables read, ever; see caller.rs for why they are trusted.
+    // The only variables read, ever: the two sudo sets (trusted, see
+    // caller.rs for why) and the two doas and pkexec set (which refuse).
     let sudo_uid = std::env::var_os("SUDO_UID");
     let sudo_gid = std::env::var_os("SUDO_GID");
+    let doas_user = std::env::var_os("DOAS_USER");
+    let pkexec_uid = std::env::var_os("PKEXEC_UID");
     let proc = pipeline::Process {
         args: &args,
         euid: process::euid(),
@@ -41,6 +45,9 @@ pub fn main() -> ExitCode {
             gid: process::gid(),
             sudo_uid: sudo_uid.as_deref(),
             sudo_gid: sudo_gid.as_deref(),
+            doas_user: doas_user.as_deref(),
+            pkexec_uid: pkexec_uid.as_deref(),
+            login_uid: caller::LoginUid::read(),
         },
     };
     ExitCode::from(pipeline::run(&proc, &pipeline::Paths::system()))

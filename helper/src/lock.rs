@@ -1,6 +1,23 @@
-//! Per-unit locks that outlive the helper: held across the exec, released
-//! by the kernel when systemctl exits, so two calls on the same instance
-//! cannot interleave.
+//! Locks that outlive the helper: held across the exec, released by the
+//! kernel when systemctl exits, so two calls on the same instance cannot
+//! interleave.
+//!
+//! Callers choose unit names freely, so a file per unit would let them fill
+//! `/run` (3,300 calls of 256 names did). Instead every app has a fixed set
+//! of [`SLOTS`] lock files, `<LOCK_DIR>/<app>/slot-000` … `slot-255`, and a
+//! stable hash of the unit name picks its slot: at most 256 files per app,
+//! whatever anyone sends. Two units sharing a slot merely serialise. The set
+//! is per app so that a caller who stops its own call while holding slots
+//! can only ever delay units of that app, never another app's.
+//!
+//! `enable` also takes the app directory itself as an app-wide lock: it
+//! counts the app's enabled instances against `max_instances` and then adds
+//! to them, and two enables of different units must not both count before
+//! either adds.
+//!
+//! Nothing blocks: every lock is polled (`LOCK_NB`, back-off up to
+//! [`MAX_BACKOFF`]) until one deadline, then the call fails as busy (75), so
+//! a call a caller stopped (SIGTSTP to its sudo) cannot hang anyone else.
 
 use crate::error::Error;
 use crate::policy::open::check_trusted;
@@ -8,39 +25,95 @@ use crate::system::fs;
 use std::ffi::OsStr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 /// The trusted directory under which the lock directory is created.
 pub const LOCK_PARENT: &str = "/run";
-/// `<LOCK_PARENT>/unitgate/locks`: one file per unit, named after it.
+/// `<LOCK_PARENT>/unitgate/locks`: one directory of slots per app.
 pub const LOCK_DIR: &str = "/run/unitgate/locks";
+/// Lock files per app (the hash is folded to one byte, so at most 256).
+pub const SLOTS: u32 = 256;
+/// Longest pause between two attempts at a lock that is taken.
+pub const MAX_BACKOFF: Duration = Duration::from_millis(50);
+const FIRST_BACKOFF: Duration = Duration::from_millis(1);
 
 const DIR_FLAGS: libc::c_int =
     libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-/// Deliberately no `O_CLOEXEC`: the descriptor must survive the exec.
-const LOCK_FLAGS: libc::c_int = libc::O_RDWR | libc::O_CREAT | libc::O_NOFOLLOW;
+/// Deliberately no `O_CLOEXEC` on what we lock: it must survive the exec.
+const SLOT_FLAGS: libc::c_int = libc::O_RDWR | libc::O_CREAT | libc::O_NOFOLLOW;
+const APP_LOCK_FLAGS: libc::c_int = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW;
 
-fn os_error(what: String) -> impl FnOnce(std::io::Error) -> Error {
-    move |err| Error::Os { what, err }
+/// What a call locks: its units' slots, and for `enable` the whole app.
+#[derive(Clone, Copy, Debug)]
+pub struct Request<'a> {
+    pub app: &'a str,
+    pub units: &'a [String],
+    pub app_wide: bool,
+    /// How long to keep trying before giving up as busy.
+    pub wait: Duration,
 }
 
-/// Create (if missing) and check `<parent>/unitgate` (0755) and
-/// `<parent>/unitgate/locks` (0700), then take an exclusive lock on each unit
-/// in sorted order — a fixed order, so two calls cannot deadlock.
-pub fn lock_units(parent: &Path, units: &[String]) -> Result<Vec<OwnedFd>, Error> {
+/// The slot of `unit`: FNV-1a (32 bit) of its name, xor-folded to 8 bits
+/// (FNV's low bits alone mix poorly). Stable across builds and runs, as it
+/// must be for two helper versions to agree during an upgrade.
+pub fn slot(unit: &str) -> u32 {
+    let hash = unit.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    (hash ^ (hash >> 8) ^ (hash >> 16) ^ (hash >> 24)) % SLOTS
+}
+
+/// `slot-042`.
+pub fn slot_name(slot: u32) -> String {
+    format!("slot-{slot:03}")
+}
+
+/// Create (if missing) and check `<parent>/unitgate` (0755),
+/// `<parent>/unitgate/locks` and `…/locks/<app>` (0700), then take the
+/// app-wide lock (if asked) and the distinct slots of the units in
+/// ascending order — one fixed order for every call, so none can deadlock.
+/// `app` must be a validated app name whose policy exists.
+pub fn lock(parent: &Path, req: &Request<'_>) -> Result<Vec<OwnedFd>, Error> {
+    let deadline = Instant::now() + req.wait;
     let top = fs::open(parent, DIR_FLAGS)
         .map_err(os_error(format!("cannot open {}", parent.display())))?;
     let st =
         fs::fstat(top.as_fd()).map_err(os_error(format!("cannot stat {}", parent.display())))?;
     check_trusted(&st, parent)?;
-    let base = ensure_dir(&top, parent, "unitgate", 0o755)?;
-    let dir = ensure_dir(&base, &parent.join("unitgate"), "locks", 0o700)?;
-    let mut sorted: Vec<&String> = units.iter().collect();
-    sorted.sort();
-    sorted.dedup();
-    sorted
-        .into_iter()
-        .map(|unit| lock_one(&dir, unit))
-        .collect()
+    let base_path = parent.join("unitgate");
+    let base = ensure_dir(&top, &base_path, "unitgate", 0o755)?;
+    let locks_path = base_path.join("locks");
+    let locks = ensure_dir(&base, &locks_path, "locks", 0o700)?;
+    let app_path = locks_path.join(req.app);
+    let app_dir = ensure_dir(&locks, &app_path, req.app, 0o700)?;
+
+    let mut held = Vec::new();
+    if req.app_wide {
+        // "." of the checked O_PATH descriptor: the same directory, no
+        // second lookup of its name.
+        let fd = fs::openat(app_dir.as_fd(), OsStr::new("."), APP_LOCK_FLAGS, 0)
+            .map_err(os_error(format!("cannot open {}", app_path.display())))?;
+        let subject = format!("to enable instances of app {}", req.app);
+        take(&fd, &subject, &app_path, req.wait, deadline)?;
+        held.push(fd);
+    }
+    let mut slots: Vec<u32> = req.units.iter().map(|u| slot(u)).collect();
+    slots.sort_unstable();
+    slots.dedup();
+    for s in slots {
+        let name = slot_name(s);
+        let path = app_path.join(&name);
+        let fd = open_slot(&app_dir, &name, &path)?;
+        let unit = req.units.iter().find(|u| slot(u) == s);
+        let subject = format!("for {}", unit.map_or(name.as_str(), String::as_str));
+        take(&fd, &subject, &path, req.wait, deadline)?;
+        held.push(fd);
+    }
+    Ok(held)
+}
+
+fn os_error(what: String) -> impl FnOnce(std::io::Error) -> Error {
+    move |err| Error::Os { what, err }
 }
 
 /// `mkdirat` then open with `O_NOFOLLOW` and check what we opened: if
@@ -48,11 +121,10 @@ pub fn lock_units(parent: &Path, units: &[String]) -> Result<Vec<OwnedFd>, Error
 /// by others (errors of this kind are 78, "insecure lock directory").
 fn ensure_dir(
     parent: &OwnedFd,
-    parent_path: &Path,
+    path: &Path,
     name: &str,
     mode: libc::mode_t,
 ) -> Result<OwnedFd, Error> {
-    let path: PathBuf = parent_path.join(name);
     match fs::mkdirat(parent.as_fd(), OsStr::new(name), mode) {
         Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
             return Err(os_error(format!("cannot create {}", path.display()))(e));
@@ -61,19 +133,61 @@ fn ensure_dir(
     }
     let fd = fs::openat(parent.as_fd(), OsStr::new(name), DIR_FLAGS, 0).map_err(|e| {
         Error::Insecure {
-            path: path.clone(),
+            path: path.to_owned(),
             why: format!("not a directory we can open without following links: {e}"),
         }
     })?;
     let st = fs::fstat(fd.as_fd()).map_err(os_error(format!("cannot stat {}", path.display())))?;
-    check_trusted(&st, &path)?;
+    check_trusted(&st, path)?;
     Ok(fd)
 }
 
-fn lock_one(dir: &OwnedFd, unit: &str) -> Result<OwnedFd, Error> {
-    let what = || format!("cannot lock {unit}");
-    let fd =
-        fs::openat(dir.as_fd(), OsStr::new(unit), LOCK_FLAGS, 0o600).map_err(os_error(what()))?;
-    fs::flock_exclusive(fd.as_fd()).map_err(os_error(what()))?;
+/// Open (creating it 0600) one slot file inside the checked, root-only app
+/// directory, and check it is a plain file of root's.
+fn open_slot(app_dir: &OwnedFd, name: &str, path: &Path) -> Result<OwnedFd, Error> {
+    let what = || format!("cannot open {}", path.display());
+    let fd = fs::openat(app_dir.as_fd(), OsStr::new(name), SLOT_FLAGS, 0o600)
+        .map_err(os_error(what()))?;
+    let st = fs::fstat(fd.as_fd()).map_err(os_error(what()))?;
+    if !st.is_file() {
+        return Err(Error::Insecure {
+            path: path.to_owned(),
+            why: "not a regular file".into(),
+        });
+    }
+    check_trusted(&st, path)?;
     Ok(fd)
 }
+
+/// Poll an exclusive lock until `deadline`; `subject` ("for demo@x.service")
+/// and `path` name it in the busy error.
+fn take(
+    fd: &OwnedFd,
+    subject: &str,
+    path: &Path,
+    wait: Duration,
+    deadline: Instant,
+) -> Result<(), Error> {
+    let mut backoff = FIRST_BACKOFF;
+    loop {
+        let got = fs::try_flock_exclusive(fd.as_fd())
+            .map_err(os_error(format!("cannot lock {}", path.display())))?;
+        if got {
+            return Ok(());
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Error::Busy {
+                subject: subject.to_owned(),
+                lock: PathBuf::from(path),
+                waited: wait.as_secs(),
+            });
+        }
+        std::thread::sleep(backoff.min(left));
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+#[cfg(test)]
+#[path = "lock_tests.rs"]
+mod tests;

@@ -1,12 +1,14 @@
 //! The privileged path, top to bottom:
 //!
 //! sanitize process → parse args → judge (root, names, policy, caller) →
-//! build argv → lock → audit → exec.
+//! build argv → lock → bound (`enable`: `max_instances`) → audit → exec.
 //!
 //! Every step is a small function returning `Result<_, Error>`; `run` is the
 //! only place that turns an error into a message, an audit line and an exit
 //! code. `judge` has no side effects besides reading the policy, so tests
-//! drive it with injected paths.
+//! drive it with injected paths; everything after it that touches the
+//! system (lock files under /run, the enabled instances under
+//! /etc/systemd/system, the exec) gets its paths from [`Paths`] too.
 
 use crate::action::{Action, SYSTEMCTL};
 use crate::audit::{self, Record, Verdict};
@@ -15,14 +17,19 @@ use crate::error::Error;
 use crate::escape::{quoted, shell_word};
 use crate::policy::{self, Policy, POLICY_DIR};
 use crate::system::{fs, process};
-use crate::{exit, lock, name};
+use crate::{enabled, exit, lock, name};
 use std::ffi::{CString, OsStr, OsString};
 use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd, IntoRawFd};
+use std::os::fd::{AsFd, AsRawFd, IntoRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Most instances one call may name (one systemctl run, one daemon reload).
 pub const MAX_INSTANCES: usize = 256;
+/// `--wait`: how long a call waits for another call's locks by default, and
+/// at most.
+pub const DEFAULT_WAIT_SECS: u64 = 30;
+pub const MAX_WAIT_SECS: u64 = 3600;
 
 /// The complete environment systemctl gets: an allow-list built from
 /// scratch, never a filtered copy of ours.
@@ -35,14 +42,16 @@ pub const EXEC_ENV: &[&str] = &[
 ];
 
 pub const USAGE: &str = "\
-usage: unitgate-systemctl APP ACTION INSTANCE...
-       unitgate-systemctl --check APP ACTION INSTANCE...
+usage: unitgate-systemctl [--check] [--wait SECONDS] APP ACTION INSTANCE...
 
 Runs /usr/bin/systemctl ACTION on the units <prefix>@INSTANCE.service of APP,
 as allowed by /etc/unitgate/apps/APP.toml. With --check, makes every check,
-prints the command it would run, and runs nothing.
+prints the command it would run, and runs nothing. --wait: how long to wait
+for other calls on the same units to finish, 0 to 3600 seconds (default 30);
+then exit 75. The options come in this order, each at most once.
 
-ACTION is one of: enable, disable, restart, reset-failed, show.
+ACTION is one of: enable (enable --now), disable (disable --now), restart
+(restarts running units only: try-restart), reset-failed, show.
 1 to 256 instances, each [A-Za-z0-9][A-Za-z0-9_-]{0,63}.
 
 exit status:
@@ -51,7 +60,8 @@ exit status:
   65  invalid app or instance name
   69  /usr/bin/systemctl not found
   71  operating-system error
-  77  not permitted
+  75  busy: another call holds a lock of these units; retry
+  77  not permitted (also: not through sudo, max_instances reached)
   78  policy missing, invalid or insecure
   *   otherwise systemctl's own exit status
 ";
@@ -66,6 +76,9 @@ pub struct Paths {
     pub policy_dir: PathBuf,
     /// Trusted directory holding `unitgate/locks`.
     pub lock_parent: PathBuf,
+    /// Where `systemctl enable` links units (`*.wants/` etc.), counted for
+    /// `max_instances`.
+    pub unit_dir: PathBuf,
     pub systemctl: PathBuf,
 }
 
@@ -75,6 +88,7 @@ impl Paths {
             policy_root: PathBuf::from("/"),
             policy_dir: PathBuf::from(POLICY_DIR.trim_start_matches('/')),
             lock_parent: PathBuf::from(lock::LOCK_PARENT),
+            unit_dir: PathBuf::from(enabled::UNIT_DIR),
             systemctl: PathBuf::from(SYSTEMCTL),
         }
     }
@@ -93,6 +107,8 @@ pub struct Process<'a> {
 #[derive(Clone, Copy, Debug)]
 pub struct RawRequest<'a> {
     pub check: bool,
+    /// `--wait`, validated.
+    pub wait: Duration,
     pub app: &'a OsStr,
     pub action: &'a OsStr,
     pub instances: &'a [OsString],
@@ -106,6 +122,9 @@ pub struct Plan {
     pub action: Action,
     pub units: Vec<String>,
     pub argv: Vec<String>,
+    /// From the policy, for the `max_instances` bound of `enable`.
+    pub unit_prefix: String,
+    pub max_instances: u32,
 }
 
 // ---------------------------------------------------------------- the path
@@ -124,19 +143,23 @@ pub fn run(proc: &Process<'_>, paths: &Paths) -> u8 {
         Err(e) => return refuse(Some(&record), &e),
     };
     if raw.check {
+        // Unlocked, so this count is only a preview of the real call's.
+        if let Err(e) = within_max_instances(&plan, paths) {
+            return refuse(Some(&record), &e);
+        }
         audit::send(&record, Verdict::Check);
         let _ = writeln!(std::io::stdout(), "{}", would_exec(&plan, paths));
         return exit::OK;
     }
-    let units = if plan.action.changes_state() {
-        &plan.units[..]
-    } else {
-        &[]
-    };
-    let _locks = match lock::lock_units(&paths.lock_parent, units) {
+    let _locks = match lock_units(&plan, paths, raw.wait) {
         Ok(locks) => locks,
         Err(e) => return refuse(Some(&record), &e),
     };
+    // Counted while holding the app-wide lock every `enable` takes, so no
+    // other enable can add instances between this count and our exec.
+    if let Err(e) = within_max_instances(&plan, paths) {
+        return refuse(Some(&record), &e);
+    }
     audit::send(&record, Verdict::Accepted);
     let e = exec(&plan, paths);
     refuse(Some(&record), &e)
@@ -159,30 +182,64 @@ pub fn sanitize_process() -> Result<(), Error> {
     Ok(())
 }
 
-/// Step 2: `[--check] APP ACTION INSTANCE...`; anything else is usage.
+/// Step 2: `[--check] [--wait SECONDS] APP ACTION INSTANCE...`, the options
+/// in that order, each at most once; anything else is usage.
 pub fn parse_args(args: &[OsString]) -> Result<RawRequest<'_>, Error> {
-    let (check, rest) = match args.split_first() {
-        Some((first, rest)) if first == "--check" => (true, rest),
-        _ => (false, args),
-    };
+    let (check, wait, rest) = split_options(args);
+    let wait = wait.map_or(Ok(Duration::from_secs(DEFAULT_WAIT_SECS)), parse_wait)?;
     if let Some(opt) = rest
         .first()
         .filter(|a| a.as_encoded_bytes().starts_with(b"-"))
     {
         return Err(Error::Usage(format!(
-            "unknown option '{}'",
+            "unknown, repeated or misplaced option '{}', or --wait without SECONDS: \
+             the options are --check, then --wait SECONDS, each at most once",
             quoted(opt.as_encoded_bytes())
         )));
     }
     match rest {
         [app, action, instances @ ..] if !instances.is_empty() => Ok(RawRequest {
             check,
+            wait,
             app,
             action,
             instances,
         }),
         _ => Err(Error::Usage("expected APP ACTION INSTANCE...".into())),
     }
+}
+
+/// `--check` and `--wait VALUE` where they may stand, not yet validated, and
+/// the arguments after them (also what the audit record is made from).
+fn split_options(args: &[OsString]) -> (bool, Option<&OsStr>, &[OsString]) {
+    let (check, rest) = match args {
+        [first, rest @ ..] if first == "--check" => (true, rest),
+        _ => (false, args),
+    };
+    match rest {
+        [opt, value, rest @ ..] if opt == "--wait" => (check, Some(value.as_os_str()), rest),
+        _ => (check, None, rest),
+    }
+}
+
+/// Whole seconds, 0 to 3600, plain decimal (no sign, no leading zero).
+fn parse_wait(value: &OsStr) -> Result<Duration, Error> {
+    let bytes = value.as_encoded_bytes();
+    let plain = !bytes.is_empty()
+        && bytes.len() <= 4
+        && bytes.iter().all(u8::is_ascii_digit)
+        && (bytes.len() == 1 || bytes[0] != b'0');
+    let secs = std::str::from_utf8(bytes)
+        .ok()
+        .filter(|_| plain)
+        .and_then(|t| t.parse::<u64>().ok())
+        .filter(|&s| s <= MAX_WAIT_SECS);
+    secs.map(Duration::from_secs).ok_or_else(|| {
+        Error::Usage(format!(
+            "--wait takes whole seconds from 0 to {MAX_WAIT_SECS}, not '{}'",
+            quoted(bytes)
+        ))
+    })
 }
 
 /// Step 3: every check, in order. Fills `record` as facts become known.
@@ -231,6 +288,8 @@ pub fn judge_with(
         action,
         units,
         argv,
+        unit_prefix: policy.unit_prefix,
+        max_instances: policy.max_instances,
     })
 }
 
@@ -330,7 +389,33 @@ pub fn would_exec(plan: &Plan, paths: &Paths) -> String {
     format!("would exec: {exe} {}", rest.join(" "))
 }
 
-/// Step 6: stdin from /dev/null, fixed environment, execve. Returns only
+/// Step 5: the lock slots of the units and, for `enable`, the app-wide
+/// lock; only for actions that change state, and only now that the policy
+/// proved the app real (so lock directories exist only for real apps).
+fn lock_units(plan: &Plan, paths: &Paths, wait: Duration) -> Result<Vec<OwnedFd>, Error> {
+    if !plan.action.changes_state() {
+        return Ok(Vec::new());
+    }
+    let req = lock::Request {
+        app: &plan.app,
+        units: &plan.units,
+        app_wide: plan.action == Action::Enable,
+        wait,
+    };
+    lock::lock(&paths.lock_parent, &req)
+}
+
+/// Step 6: `enable` may not take the app past its policy's `max_instances`
+/// enabled instances.
+fn within_max_instances(plan: &Plan, paths: &Paths) -> Result<(), Error> {
+    if plan.action != Action::Enable {
+        return Ok(());
+    }
+    let enabled = enabled::enabled_units(&paths.unit_dir, &plan.unit_prefix)?;
+    enabled::check_room(&plan.app, plan.max_instances, &enabled, &plan.units)
+}
+
+/// Step 7: stdin from /dev/null, fixed environment, execve. Returns only
 /// on failure (the lock descriptors stay open across a successful exec).
 fn exec(plan: &Plan, paths: &Paths) -> Error {
     let os = |what: &'static str| {
@@ -390,10 +475,7 @@ fn reopen_std_fds() -> Result<(), Error> {
 /// What the log should say about the call, taken from the raw arguments
 /// (escaped later) so that even a malformed call is recorded.
 fn audit_record(args: &[OsString], inv: &Invoker<'_>) -> Record {
-    let args = match args.split_first() {
-        Some((first, rest)) if first == "--check" => rest,
-        _ => args,
-    };
+    let (_, _, args) = split_options(args);
     let bytes = |a: &OsString| a.as_encoded_bytes().to_vec();
     let uid = inv.sudo_uid.map_or_else(
         || inv.uid.to_string().into_bytes(),

@@ -6,6 +6,7 @@ unit = "demo@.service"
 instance_pattern = "[a-z0-9][a-z0-9-]{0,31}"
 callers = ["daemon"]
 actions = ["enable", "disable", "show"]
+max_instances = 3
 "#;
 
 fn setup() -> Option<(TempTree, Paths)> {
@@ -16,10 +17,12 @@ fn setup() -> Option<(TempTree, Paths)> {
     t.dir("apps", 0o755);
     t.file("apps/demo.toml", POLICY.as_bytes(), 0o644);
     t.dir("run", 0o755);
+    t.dir("system/multi-user.target.wants", 0o755);
     let paths = Paths {
         policy_root: t.root.clone(),
         policy_dir: PathBuf::from("apps"),
         lock_parent: t.path("run"),
+        unit_dir: t.path("system"),
         systemctl: PathBuf::from("/nonexistent/systemctl"),
     };
     Some((t, paths))
@@ -32,15 +35,17 @@ fn os(args: &[&str]) -> Vec<OsString> {
 /// Judge `args` as the given sudo caller (None: root without sudo).
 fn judge_as(paths: &Paths, sudo_uid: Option<&str>, args: &[OsString]) -> Result<Plan, Error> {
     let inv = Invoker {
-        uid: 0,
-        gid: 0,
         sudo_uid: sudo_uid.map(OsStr::new),
-        sudo_gid: None,
+        ..Invoker::default()
     };
+    judge_invoked(paths, inv, args)
+}
+
+fn judge_invoked(paths: &Paths, invoker: Invoker<'_>, args: &[OsString]) -> Result<Plan, Error> {
     let proc = Process {
         args,
         euid: 0,
-        invoker: inv,
+        invoker,
     };
     let raw = parse_args(args)?;
     judge(&raw, &proc, paths, &mut Record::default())
@@ -60,9 +65,28 @@ fn parse_args_shapes() {
         &["-x", "enable", "1"],
         &["--check"],
         &["--check", "--check", "a", "b", "c"],
+        // --wait: after --check, once, with 0 to 3600 plain seconds.
+        &["--wait"],
+        &["--wait", "5"],
+        &["--wait", "5", "demo", "show"],
+        &["--wait", "5", "--check", "demo", "show", "1"],
+        &["--wait", "5", "--wait", "5", "demo", "show", "1"],
+        &["--check", "--wait", "1", "--check", "demo", "show", "1"],
+        &["--wait=5", "demo", "show", "1"],
+        &["-w", "5", "demo", "show", "1"],
+        &["--wait", "3601", "demo", "show", "1"],
+        &["--wait", "-1", "demo", "show", "1"],
+        &["--wait", "+5", "demo", "show", "1"],
+        &["--wait", "05", "demo", "show", "1"],
+        &["--wait", "1.5", "demo", "show", "1"],
+        &["--wait", " 5", "demo", "show", "1"],
+        &["--wait", "", "demo", "show", "1"],
+        &["--wait", "99999999999999999999", "demo", "show", "1"],
+        &["--wait", "demo", "show", "1"],
     ] {
         let e = parse_args(&os(bad)).unwrap_err();
         assert_eq!(e.exit_code(), exit::USAGE, "{bad:?}");
+        assert!(!e.message().contains('\n'), "{bad:?}: {}", e.message());
     }
     let args = os(&["--check", "demo", "show", "1", "2"]);
     let raw = parse_args(&args).unwrap();
@@ -71,7 +95,23 @@ fn parse_args_shapes() {
         (raw.app, raw.action, raw.instances.len()),
         (OsStr::new("demo"), OsStr::new("show"), 2)
     );
+    assert_eq!(raw.wait, Duration::from_secs(30), "the default");
     assert!(!parse_args(&os(&["demo", "show", "1"])).unwrap().check);
+    for (args, check, secs) in [
+        (&["--wait", "0", "demo", "show", "1"][..], false, 0),
+        (&["--wait", "3600", "demo", "show", "1"], false, 3600),
+        (&["--check", "--wait", "7", "demo", "show", "1"], true, 7),
+    ] {
+        let args = os(args);
+        let raw = parse_args(&args).unwrap();
+        assert_eq!((raw.check, raw.wait), (check, Duration::from_secs(secs)));
+        assert_eq!((raw.app, raw.instances.len()), (OsStr::new("demo"), 1));
+    }
+    let e = parse_args(&os(&["--wait", "x", "demo", "show", "1"])).unwrap_err();
+    assert_eq!(
+        e.message(),
+        "invalid usage (--wait takes whole seconds from 0 to 3600, not 'x')"
+    );
 }
 
 #[test]
@@ -219,47 +259,93 @@ fn insecure_policy_is_config_error() {
 }
 
 #[test]
-fn locks_are_created_root_only_and_survive_exec() {
+fn enable_is_bounded_by_max_instances() {
     let Some((t, paths)) = setup() else { return };
-    let units = vec![
-        "demo@b.service".to_owned(),
-        "demo@a.service".to_owned(),
-        "demo@a.service".to_owned(),
-    ];
-    let locks = lock::lock_units(&paths.lock_parent, &units).unwrap();
-    assert_eq!(locks.len(), 2);
-    use std::os::unix::fs::MetadataExt;
-    let mode = |p: &str| std::fs::metadata(t.path(p)).unwrap().mode() & 0o7777;
-    assert_eq!(mode("run/unitgate"), 0o755);
-    assert_eq!(mode("run/unitgate/locks"), 0o700);
-    assert!(t.path("run/unitgate/locks/demo@a.service").is_file());
-    for fd in &locks {
-        // SAFETY: test-only query of a descriptor we own.
-        let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFD) };
-        assert_eq!(flags & libc::FD_CLOEXEC, 0, "lock fd must survive exec");
-        // SAFETY: as above; a second open file description conflicts.
-        let other = std::fs::File::open(t.path("run/unitgate/locks/demo@a.service")).unwrap();
-        let r = unsafe { libc::flock(other.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        assert_eq!(r, -1, "lock must be held");
-    }
-    drop(locks);
-    set_mode(&t.path("run/unitgate/locks"), 0o777);
-    let e = lock::lock_units(&paths.lock_parent, &units).unwrap_err();
+    let link = |name: &str| {
+        t.link(
+            &format!("system/multi-user.target.wants/demo@{name}.service"),
+            "/etc/systemd/system/demo@.service",
+        )
+    };
+    link("a");
+    link("b");
+    let bounded = |args: &[&str]| {
+        let plan = judge_as(&paths, Some("1"), &os(args)).unwrap();
+        within_max_instances(&plan, &paths)
+    };
+    // 2 enabled of at most 3: re-enabling costs nothing, one more fits.
+    bounded(&["demo", "enable", "a", "b", "c"]).unwrap();
+    let e = bounded(&["demo", "enable", "a", "c", "d"]).unwrap_err();
+    assert_eq!(e.exit_code(), exit::NO_PERM);
+    assert!(
+        e.message().starts_with(
+            "app demo allows at most 3 enabled instances; 2 already enabled, this call would add 2"
+        ),
+        "{}",
+        e.message()
+    );
+    // Only enable adds links; disable and show are never counted.
+    link("c");
+    link("d");
+    bounded(&["demo", "disable", "x", "y"]).unwrap();
+    bounded(&["demo", "show", "x"]).unwrap();
+    assert!(bounded(&["demo", "enable", "x"]).is_err());
+}
+
+#[test]
+fn identity_is_judged_after_the_policy_is_read() {
+    let Some((_t, paths)) = setup() else { return };
+    let args = os(&["demo", "show", "1"]);
+    let doas = Invoker {
+        doas_user: Some(OsStr::new("daemon")),
+        ..Invoker::default()
+    };
+    let e = judge_invoked(&paths, doas.clone(), &args).unwrap_err();
+    assert_eq!(e.exit_code(), exit::NO_PERM);
+    assert_eq!(
+        e.message(),
+        "invoked through doas (only sudo is supported; run it with sudo)"
+    );
+    // An unknown app is still a missing policy, whoever asks.
+    let e = judge_invoked(&paths, doas, &os(&["nope", "show", "1"])).unwrap_err();
     assert_eq!(e.exit_code(), exit::CONFIG);
+    let su = Invoker {
+        login_uid: caller::LoginUid::Uid(1000),
+        ..Invoker::default()
+    };
+    let e = judge_invoked(&paths, su, &args).unwrap_err();
+    assert_eq!(
+        e.message(),
+        "root from uid 1000's login session without sudo (su, doas, pkexec or a wrapper; run it through sudo)"
+    );
+    let root_login = Invoker {
+        login_uid: caller::LoginUid::Uid(0),
+        ..Invoker::default()
+    };
+    assert_eq!(
+        judge_invoked(&paths, root_login, &args)
+            .unwrap()
+            .caller
+            .name,
+        "root"
+    );
 }
 
 #[test]
 fn audit_record_from_raw_arguments() {
     let inv = Invoker {
-        uid: 0,
-        gid: 0,
         sudo_uid: Some(OsStr::new("1001")),
-        sudo_gid: None,
+        ..Invoker::default()
     };
     let r = audit_record(&os(&["--check", "app", "enable", "1", "2"]), &inv);
     assert_eq!(
         audit::line(&r, Verdict::Check),
         "caller=? uid=1001 app=app action=enable instances=1,2 verdict=check"
+    );
+    let r = audit_record(&os(&["--check", "--wait", "5", "app", "enable", "1"]), &inv);
+    assert_eq!(
+        audit::line(&r, Verdict::Accepted),
+        "caller=? uid=1001 app=app action=enable instances=1 verdict=accepted"
     );
     let r = audit_record(&[], &Invoker::default());
     assert_eq!(

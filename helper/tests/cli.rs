@@ -13,6 +13,8 @@ fn run(args: &[OsString]) -> (i32, String, String) {
         .args(args)
         .env_remove("SUDO_UID")
         .env_remove("SUDO_GID")
+        .env_remove("DOAS_USER")
+        .env_remove("PKEXEC_UID")
         .output()
         .unwrap();
     let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
@@ -35,13 +37,18 @@ fn usage_errors_print_usage_and_exit_64() {
         &["demo", "enable"],
         &["-x", "enable", "1"],
         &["demo", "start", "1"],
+        &["--wait", "3601", "demo", "show", "1"],
+        &["--wait", "1", "--check", "demo", "show", "1"],
     ] {
         let (code, stdout, stderr) = run(&os(args));
         assert_eq!(code, 64, "{args:?}: {stderr}");
         assert!(stdout.is_empty());
         assert!(stderr.starts_with("unitgate-systemctl: "), "{stderr}");
         assert!(
-            stderr.contains("exit status:") && stderr.contains("78  policy missing"),
+            stderr.contains("exit status:")
+                && stderr.contains("75  busy")
+                && stderr.contains("78  policy missing")
+                && stderr.contains("[--check] [--wait SECONDS] APP ACTION INSTANCE..."),
             "{stderr}"
         );
         assert!(!stderr.contains("panicked"));

@@ -10,6 +10,7 @@ use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
+use unitgate_helper::action::Action;
 use unitgate_helper::audit::Record;
 use unitgate_helper::caller::Invoker;
 use unitgate_helper::name;
@@ -93,6 +94,9 @@ fn arg() -> impl Strategy<Value = Vec<u8>> {
             "reset-failed",
             "show",
             "--check",
+            "--wait",
+            "0",
+            "30",
             "--",
             "-",
             "--now",
@@ -120,6 +124,7 @@ fn hostile_argv_never_yields_an_unsafe_systemctl_argv() {
         policy_root: tree.0.clone(),
         policy_dir: PathBuf::from("apps"),
         lock_parent: PathBuf::from("/nonexistent"),
+        unit_dir: PathBuf::from("/nonexistent"),
         systemctl: PathBuf::from("/nonexistent"),
     };
     let strategy = prop_oneof![
@@ -152,7 +157,11 @@ fn hostile_argv_never_yields_an_unsafe_systemctl_argv() {
                 &verb[..3],
                 &["systemctl", "--no-pager", "--no-ask-password"]
             );
-            prop_assert_eq!(verb[3].as_str(), plan.action.name());
+            let want_verb = match plan.action {
+                Action::Restart => "try-restart",
+                other => other.name(),
+            };
+            prop_assert_eq!(verb[3].as_str(), want_verb);
             // Duplicates are dropped, first occurrence kept.
             let mut wanted: Vec<&str> = Vec::new();
             for inst in raw.instances {

@@ -104,3 +104,39 @@ pub fn unit_state(m: &Machine, instance: &str) -> (String, String) {
         enabled.stdout.trim().to_owned(),
     )
 }
+
+/// Waits until `condition` (a shell condition, run as root inside) holds,
+/// polling every 20 ms; panics naming `what` after `limit_secs`.
+#[track_caller]
+pub fn wait_until(m: &Machine, what: &str, condition: &str, limit_secs: u32) {
+    let script = format!(
+        "end=$(( $(date +%s) + {limit_secs} )); \
+         until {condition}; do [ \"$(date +%s)\" -lt \"$end\" ] || exit 1; sleep 0.02; done"
+    );
+    let out = m.sh(&script);
+    assert!(
+        out.success(),
+        "gave up after {limit_secs} s waiting for {what} ({condition}): {out}"
+    );
+}
+
+/// How many `demo@<instance>.service` links `systemctl enable` has left in
+/// the `*.wants/`, `*.requires/` and `*.upholds/` directories.
+pub fn enabled_links(m: &Machine) -> usize {
+    let out = m
+        .sh(
+            "find /etc/systemd/system -mindepth 2 -maxdepth 2 -name 'demo@?*.service' \
+             \\( -path '*.wants/*' -o -path '*.requires/*' -o -path '*.upholds/*' \\) | wc -l",
+        )
+        .ok();
+    out.stdout.trim().parse().expect("a count")
+}
+
+/// Every lock file (anything but a directory) under /run/unitgate/locks.
+pub fn lock_files(m: &Machine) -> Vec<String> {
+    m.sh("find /run/unitgate/locks -mindepth 1 ! -type d 2>/dev/null | sort")
+        .stdout
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}

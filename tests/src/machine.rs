@@ -323,7 +323,7 @@ exec setpriv --reuid="$u" --regid="$g" --init-groups --reset-env -- "$@""#;
     }
 
     /// `nsenter` into every namespace of the container's init, with a clean
-    /// environment and a time limit enforced inside.
+    /// environment, no audit login uid and a time limit enforced inside.
     fn inside(&self, argv: &[&str]) -> Command {
         let mut cmd = Command::new("nsenter");
         cmd.env_clear()
@@ -340,6 +340,10 @@ exec setpriv --reuid="$u" --regid="$g" --init-groups --reset-env -- "$@""#;
                 &COMMAND_TIMEOUT_SECS.to_string(),
             ])
             .args(argv);
+        // SAFETY: unset_login_uid only makes async-signal-safe calls (open,
+        // write, read, close) on static buffers, as is required between fork
+        // and exec in a multi-threaded process.
+        unsafe { cmd.pre_exec(unset_login_uid) };
         cmd
     }
 
@@ -350,7 +354,9 @@ exec setpriv --reuid="$u" --regid="$g" --init-groups --reset-env -- "$@""#;
         } else {
             Stdio::null()
         });
-        let mut child = cmd.spawn().expect("spawn nsenter");
+        let mut child = cmd.spawn().unwrap_or_else(|e| {
+            panic!("spawn nsenter (with the audit login uid unset, see unset_login_uid): {e}")
+        });
         if let Some(bytes) = input {
             let mut stdin = child.stdin.take().expect("piped stdin");
             // A command that exits without reading its input is not our error.
@@ -411,6 +417,40 @@ impl Drop for Machine {
         if let Err(e) = std::fs::remove_dir_all(&self.dir) {
             eprintln!("testbed: could not remove {}: {e}", self.dir.display());
         }
+    }
+}
+
+/// Runs in the forked child before it execs nsenter: every command inside
+/// the machine starts with the kernel's audit login uid unset, as a service
+/// or cron job would, instead of inheriting the test process's (which is the
+/// developer's login session, or unset in CI). The helper judges root by it,
+/// so tests that need one set it themselves (`echo 1000 >
+/// /proc/self/loginuid; exec …`: from unset, no privilege is needed).
+/// Clearing a set login uid needs CAP_AUDIT_CONTROL, which the root test
+/// process has; if the kernel refuses anyway (audit's immutable-loginuid
+/// mode), the spawn fails with EPERM unless the login uid already is unset.
+fn unset_login_uid() -> std::io::Result<()> {
+    const PATH: &std::ffi::CStr = c"/proc/thread-self/loginuid";
+    const UNSET: &[u8] = b"4294967295";
+    // SAFETY: PATH is NUL-terminated; the descriptor is closed before return.
+    let fd = unsafe { libc::open(PATH.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
+    if fd < 0 {
+        // A kernel without audit has no login uid to inherit.
+        return Ok(());
+    }
+    // SAFETY: UNSET is a static buffer of UNSET.len() bytes.
+    let wrote = unsafe { libc::write(fd, UNSET.as_ptr().cast(), UNSET.len()) };
+    let mut now = [0u8; 16];
+    // SAFETY: `now` is writable for its length; reading from offset 0 shows
+    // the current value whatever the write did.
+    let read = unsafe { libc::pread(fd, now.as_mut_ptr().cast(), now.len(), 0) };
+    // SAFETY: `fd` is ours and closed once.
+    unsafe { libc::close(fd) };
+    let unset = usize::try_from(read).is_ok_and(|n| &now[..n] == UNSET);
+    if wrote == UNSET.len() as isize || unset {
+        Ok(())
+    } else {
+        Err(std::io::Error::from_raw_os_error(libc::EPERM))
     }
 }
 

@@ -4,7 +4,7 @@
 //! instance never interleave.
 
 use unitgate_tests::fixture::{
-    audit_lines, demo_machine, sudo_helper_str, systemd_snapshot, unit_state, HELPER,
+    audit_lines, demo_machine, lock_files, sudo_helper_str, systemd_snapshot, unit_state, HELPER,
 };
 
 fn main_pid(m: &unitgate_tests::Machine, instance: &str) -> String {
@@ -112,8 +112,9 @@ fn show_reports_the_fixed_properties_without_changing_anything() {
         "only the fixed list: {out}"
     );
     assert_eq!(systemd_snapshot(&m), before);
-    // A read takes no lock, so it leaves no lock file behind in /run.
-    m.sh("test ! -e /run/unitgate/locks/demo@s2.service").ok();
+    // A read takes no lock, so it leaves no lock file behind in /run: the
+    // enable above created demo@s1's slot (and the app directory) only.
+    assert_eq!(lock_files(&m), ["/run/unitgate/locks/demo/slot-117"]);
 }
 
 #[test]
@@ -187,10 +188,13 @@ fn concurrent_enable_and_disable_on_one_instance_never_interleave() {
 #[test]
 fn a_call_waits_while_another_holds_the_units_lock() {
     let m = demo_machine("helper-lock");
-    // Create the lock file with a first call, then hold its lock from
-    // outside (as a concurrent helper would) until told to let go.
+    // Create the unit's lock slot with a first call (the only lock file on
+    // a fresh machine), then hold its lock from outside (as a concurrent
+    // helper would) until told to let go.
     sudo_helper_str(&m, "ops", &["demo", "disable", "held"]).ok();
-    let lock = "/run/unitgate/locks/demo@held.service";
+    let slots = lock_files(&m);
+    assert_eq!(slots.len(), 1, "{slots:?}");
+    let lock = &slots[0];
     m.sh(&format!(
         "mkfifo /run/release && (flock {lock} sh -c 'read x < /run/release' >/dev/null 2>&1 &) && \
          until grep -q FLOCK /proc/locks; do sleep 0.01; done"
@@ -201,18 +205,23 @@ fn a_call_waits_while_another_holds_the_units_lock() {
         &format!("(sudo -n {HELPER} demo enable held >/dev/null 2>&1 &)"),
     )
     .ok();
-    // The kernel lists a blocked flock waiter with `->`: once it shows, the
-    // helper is provably waiting on our lock, not merely slow. Without the
-    // lock the unit would start instead.
+    // The helper polls the lock (it never blocks, see below for its
+    // deadline): once it shows with the slot file open and still is the
+    // helper, not systemctl, it is provably waiting on our lock, not merely
+    // slow. Without the lock the unit would start instead.
     let seen = m
-        .sh("for i in $(seq 500); do \
-               if grep -q -- '-> FLOCK' /proc/locks; then echo blocked; exit; fi; \
+        .sh(&format!(
+            "for i in $(seq 1500); do \
+               for p in $(pgrep -f '^{HELPER} '); do \
+                 if ls -l /proc/$p/fd 2>/dev/null | grep -q -- '{lock}'; then echo waiting; exit; fi; \
+               done; \
                if systemctl is-active -q demo@held.service; then echo ran; exit; fi; \
-               sleep 0.02; done; echo neither")
+               sleep 0.02; done; echo neither"
+        ))
         .ok();
     assert_eq!(
         seen.stdout.trim(),
-        "blocked",
+        "waiting",
         "the helper did not wait for the lock"
     );
     assert_eq!(unit_state(&m, "held").0, "inactive", "ran while locked");

@@ -5,15 +5,17 @@
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStringExt;
+use std::time::{Duration, Instant};
 
 use unitgate_tests::fixture::{
-    audit_lines, demo_machine, sudo_helper, sudo_helper_str, systemd_snapshot, unit_state,
-    DEMO_POLICY, HELPER, POLICY_PATH,
+    audit_lines, demo_machine, enabled_links, lock_files, sudo_helper, sudo_helper_str,
+    systemd_snapshot, unit_state, wait_until, DEMO_POLICY, DEMO_UNIT, HELPER, POLICY_PATH,
 };
 use unitgate_tests::Machine;
 
 const USAGE: i32 = 64;
 const BAD_NAME: i32 = 65;
+const BUSY: i32 = 75;
 const NO_PERM: i32 = 77;
 const CONFIG: i32 = 78;
 
@@ -186,6 +188,81 @@ fn argument_cases() -> Vec<Case> {
             By::Helper(USAGE),
         ),
         case(
+            "--wait above 3600",
+            "ops",
+            vec![
+                os("--wait"),
+                os("3601"),
+                os("demo"),
+                os("disable"),
+                os("keep"),
+            ],
+            By::Helper(USAGE),
+        ),
+        case(
+            "--wait not a number",
+            "ops",
+            vec![
+                os("--wait"),
+                os("1e3"),
+                os("demo"),
+                os("disable"),
+                os("keep"),
+            ],
+            By::Helper(USAGE),
+        ),
+        case(
+            "--wait negative",
+            "ops",
+            vec![
+                os("--wait"),
+                os("-1"),
+                os("demo"),
+                os("disable"),
+                os("keep"),
+            ],
+            By::Helper(USAGE),
+        ),
+        case(
+            "--wait twice",
+            "ops",
+            vec![
+                os("--wait"),
+                os("1"),
+                os("--wait"),
+                os("1"),
+                os("demo"),
+                os("disable"),
+                os("keep"),
+            ],
+            By::Helper(USAGE),
+        ),
+        case(
+            "--check after --wait",
+            "ops",
+            vec![
+                os("--wait"),
+                os("1"),
+                os("--check"),
+                os("demo"),
+                os("disable"),
+                os("keep"),
+            ],
+            By::Helper(USAGE),
+        ),
+        case(
+            "--wait=N form",
+            "ops",
+            vec![os("--wait=1"), os("demo"), os("disable"), os("keep")],
+            By::Helper(USAGE),
+        ),
+        case(
+            "--wait without its value",
+            "ops",
+            vec![os("--wait")],
+            By::Helper(USAGE),
+        ),
+        case(
             "unknown app",
             "ops",
             vec![os("nosuchapp"), os("enable"), os("1")],
@@ -275,33 +352,7 @@ fn assert_refused(m: &Machine, c: &Case) {
     let out = sudo_helper(m, c.user, &args);
     let ctx = format!("case `{}` ({:?}): {out}", c.what, c.args);
     match c.by {
-        By::Helper(code) => {
-            assert_eq!(out.code, code, "wrong exit code for {ctx}");
-            let lines: Vec<&str> = out.stderr.lines().collect();
-            if code != USAGE {
-                assert_eq!(lines.len(), 1, "want exactly one stderr line for {ctx}");
-            }
-            assert!(
-                lines
-                    .first()
-                    .is_some_and(|l| l.starts_with("unitgate-systemctl: ")),
-                "message must start with `unitgate-systemctl: ` for {ctx}"
-            );
-            assert!(!out.stderr.contains("panicked"), "panic for {ctx}");
-            let audits = audit_lines(m);
-            assert_eq!(
-                audits.len(),
-                audits_before + 1,
-                "want one audit line for {ctx}"
-            );
-            let line = audits.last().unwrap();
-            assert!(line.contains("verdict=refused"), "audit `{line}` for {ctx}");
-            assert!(
-                line.contains(&format!("exit={code}")),
-                "audit `{line}` for {ctx}"
-            );
-            assert!(line.contains("app="), "audit `{line}` for {ctx}");
-        }
+        By::Helper(code) => assert_helper_refusal(m, &out, code, audits_before, &ctx),
         By::Sudo => {
             assert_ne!(out.code, 0, "sudo should refuse {ctx}");
             assert!(
@@ -316,6 +367,54 @@ fn assert_refused(m: &Machine, c: &Case) {
         }
     }
     assert_eq!(systemd_snapshot(m), before, "systemd changed for {ctx}");
+}
+
+/// Runs `script` as root and checks it is a refusal by the helper with
+/// `code` and a message containing `msg`, changing nothing in systemd.
+fn assert_root_refused(m: &Machine, script: &str, code: i32, msg: &str) {
+    let before = systemd_snapshot(m);
+    let audits_before = audit_lines(m).len();
+    let out = m.sh(script);
+    let ctx = format!("`{script}`: {out}");
+    assert_helper_refusal(m, &out, code, audits_before, &ctx);
+    assert!(out.stderr.contains(msg), "want `{msg}` for {ctx}");
+    assert_eq!(systemd_snapshot(m), before, "systemd changed for {ctx}");
+}
+
+/// Exit code, exactly one `unitgate-systemctl: ` line (plus the usage text
+/// for 64), no panic, and one refused audit line with that code.
+fn assert_helper_refusal(
+    m: &Machine,
+    out: &unitgate_tests::Output,
+    code: i32,
+    audits_before: usize,
+    ctx: &str,
+) {
+    assert_eq!(out.code, code, "wrong exit code for {ctx}");
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    if code != USAGE {
+        assert_eq!(lines.len(), 1, "want exactly one stderr line for {ctx}");
+    }
+    assert!(
+        lines
+            .first()
+            .is_some_and(|l| l.starts_with("unitgate-systemctl: ")),
+        "message must start with `unitgate-systemctl: ` for {ctx}"
+    );
+    assert!(!out.stderr.contains("panicked"), "panic for {ctx}");
+    let audits = audit_lines(m);
+    assert_eq!(
+        audits.len(),
+        audits_before + 1,
+        "want one audit line for {ctx}"
+    );
+    let line = audits.last().unwrap();
+    assert!(line.contains("verdict=refused"), "audit `{line}` for {ctx}");
+    assert!(
+        line.contains(&format!("exit={code}")),
+        "audit `{line}` for {ctx}"
+    );
+    assert!(line.contains("app="), "audit `{line}` for {ctx}");
 }
 
 fn machine_with_running_instance(label: &str) -> Machine {
@@ -532,4 +631,397 @@ fn closed_standard_descriptors_do_not_break_the_helper() {
     assert_eq!(unit_state(&m, "fd1"), ("active".into(), "enabled".into()));
     let out = sudo_helper_str(&m, "ops", &["demo", "disable", "fd1"]);
     assert_eq!(out.code, 0, "{out}");
+}
+
+/// `ops` runs `demo ACTION` on `names` through sudo.
+fn ops_call(
+    m: &Machine,
+    options: &[&str],
+    action: &str,
+    names: &[String],
+) -> unitgate_tests::Output {
+    let mut args: Vec<&str> = options.to_vec();
+    args.extend(["demo", action]);
+    args.extend(names.iter().map(String::as_str));
+    sudo_helper_str(m, "ops", &args)
+}
+
+fn names(prefix: &str, n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{prefix}{i}")).collect()
+}
+
+#[test]
+fn thousands_of_unit_names_leave_at_most_256_lock_files_for_the_app() {
+    let m = demo_machine("hostile-lockfiles");
+    // 12 calls of 256 distinct names (3,072), as a caller hunting for the
+    // inode limit of /run would send them; each call takes its units' locks.
+    for call in 0..12 {
+        let out = ops_call(&m, &[], "disable", &names(&format!("n{call}-"), 256));
+        assert_eq!(out.code, 0, "call {call}: {out}");
+    }
+    let files = lock_files(&m);
+    assert!(
+        files.len() <= 256,
+        "{} lock files for 3,072 names, e.g. {:?}",
+        files.len(),
+        &files[..3]
+    );
+    let is_slot = |f: &str| {
+        f.strip_prefix("/run/unitgate/locks/demo/slot-")
+            .is_some_and(|n| n.len() == 3 && n.bytes().all(|b| b.is_ascii_digit()) && n < "256")
+    };
+    assert!(files.iter().all(|f| is_slot(f)), "{files:?}");
+    let apps = m.sh("ls -A /run/unitgate/locks").ok().stdout;
+    assert_eq!(apps.trim(), "demo");
+    let mode = m.sh("stat -c '%U %a' /run/unitgate/locks/demo").ok().stdout;
+    assert_eq!(mode.trim(), "root 700");
+}
+
+/// `ops` enables `names`; asserts the helper refused with `msg` and that
+/// nothing in systemd changed.
+fn assert_enable_refused(m: &Machine, names: &[String], msg: &str) {
+    let before = systemd_snapshot(m);
+    let audits_before = audit_lines(m).len();
+    let out = ops_call(m, &[], "enable", names);
+    let ctx = format!("enable {} names: {out}", names.len());
+    assert_helper_refusal(m, &out, NO_PERM, audits_before, &ctx);
+    assert!(out.stderr.contains(msg), "want `{msg}` in {ctx}");
+    assert_eq!(systemd_snapshot(m), before, "systemd changed for {ctx}");
+}
+
+fn strings(names: &[&str]) -> Vec<String> {
+    names.iter().map(|n| (*n).to_owned()).collect()
+}
+
+#[test]
+fn enable_beyond_max_instances_is_refused_and_links_stay_bounded() {
+    let m = demo_machine("hostile-maxinst");
+    m.sh(&write_policy(&format!("{DEMO_POLICY}max_instances = 5")))
+        .ok();
+    let enable = |n: &[&str]| ops_call(&m, &[], "enable", &strings(n));
+    assert_eq!(enable(&["a1", "a2", "a3"]).code, 0);
+    assert_enable_refused(
+        &m,
+        &strings(&["a1", "b1", "b2", "b3"]),
+        "unitgate-systemctl: app demo allows at most 5 enabled instances; 3 already enabled, this call would add 3",
+    );
+    // Names already enabled do not count twice: 3 + 2 new is 5.
+    let out = enable(&["a1", "a2", "b1", "b2"]);
+    assert_eq!(out.code, 0, "{out}");
+    assert_enable_refused(
+        &m,
+        &strings(&["c1"]),
+        "5 already enabled, this call would add 1",
+    );
+    // A flood of fresh names adds nothing.
+    for call in 0..4 {
+        assert_enable_refused(
+            &m,
+            &names(&format!("f{call}-"), 256),
+            "5 already enabled, this call would add 256",
+        );
+    }
+    assert_eq!(enabled_links(&m), 5);
+    // Disabling makes room; instances root enables by hand count too, and
+    // above the limit the enabled ones can still be started.
+    assert_eq!(ops_call(&m, &[], "disable", &strings(&["b2"])).code, 0);
+    assert_eq!(enable(&["c1"]).code, 0);
+    m.sh("systemctl enable demo@byroot.service").ok();
+    assert_enable_refused(
+        &m,
+        &strings(&["c2"]),
+        "6 already enabled, this call would add 1",
+    );
+    m.sh("systemctl stop demo@c1.service").ok();
+    let out = enable(&["c1"]);
+    assert_eq!(out.code, 0, "{out}");
+    assert_eq!(unit_state(&m, "c1"), ("active".into(), "enabled".into()));
+    assert_eq!(enabled_links(&m), 6);
+}
+
+#[test]
+fn without_max_instances_an_app_may_enable_1000_instances_and_no_more() {
+    let m = demo_machine("hostile-maxdefault");
+    // Instances whose start is skipped at once: what stays are their links
+    // and loaded units in PID 1, which is what the limit bounds.
+    m.write_file(
+        "/etc/systemd/system/demo@.service.d/never.conf",
+        b"[Unit]\nConditionPathExists=/nonexistent\n",
+        0o644,
+    );
+    m.sh("systemctl daemon-reload").ok();
+    for call in 0..3 {
+        let out = ops_call(&m, &[], "enable", &names(&format!("d{call}-"), 256));
+        assert_eq!(out.code, 0, "call {call}: {out}");
+    }
+    assert_eq!(enabled_links(&m), 768);
+    assert_enable_refused(
+        &m,
+        &names("d3-", 256),
+        "app demo allows at most 1000 enabled instances; 768 already enabled, this call would add 256",
+    );
+    let out = ops_call(&m, &[], "enable", &names("d3-", 232));
+    assert_eq!(out.code, 0, "{out}");
+    assert_enable_refused(
+        &m,
+        &strings(&["one-more"]),
+        "1000 already enabled, this call would add 1",
+    );
+    assert_eq!(enabled_links(&m), 1000);
+}
+
+/// Makes every start of `demo@INSTANCE` wait until root writes to the FIFO
+/// /run/release-INSTANCE, so an `enable` of it holds its locks meanwhile.
+fn hold_starts_of(m: &Machine, instance: &str) {
+    m.write_file(
+        &format!("/etc/systemd/system/demo@{instance}.service.d/hold.conf"),
+        b"[Service]\nExecStartPre=/bin/sh -c 'read x < /run/release-%i'\nTimeoutStartSec=infinity\n",
+        0o644,
+    );
+    m.sh(&format!(
+        "mkfifo -m 0600 /run/release-{instance} && systemctl daemon-reload"
+    ))
+    .ok();
+}
+
+#[test]
+fn a_call_its_caller_stopped_makes_other_calls_busy_within_their_wait() {
+    let m = demo_machine("hostile-stopped");
+    // A second app: a stopped call of one app must hold up no other app.
+    m.write_file(
+        "/etc/systemd/system/other@.service",
+        DEMO_UNIT.as_bytes(),
+        0o644,
+    );
+    m.write_file(
+        "/etc/unitgate/apps/other.toml",
+        DEMO_POLICY
+            .replace("demo@.service", "other@.service")
+            .as_bytes(),
+        0o644,
+    );
+    hold_starts_of(&m, "held");
+    // ops runs `enable held` in the background and keeps its sudo's pid;
+    // the call blocks in systemctl, holding the lock, until root releases
+    // the start. The bash around it stays alive as the parent of sudo's
+    // process group (the kernel discards SIGTSTP sent to an orphaned group,
+    // as a caller with a terminal never has) until ops sends it `go`.
+    m.sh_as(
+        "ops",
+        &format!(
+            "mkfifo /tmp/caller-go && bash -c 'set -m; \
+               sudo -n {HELPER} demo enable held & echo $! > /tmp/sudo.pid; \
+               read go < /tmp/caller-go; wait $!; echo $? > /tmp/held.rc' \
+             </dev/null >/dev/null 2>&1 &"
+        ),
+    )
+    .ok();
+    wait_until(
+        &m,
+        "the start of demo@held",
+        "[ \"$(systemctl show -P ActiveState demo@held.service)\" = activating ]",
+        60,
+    );
+    // The caller stops its own call: sudo relays SIGTSTP to systemctl.
+    m.sh_as("ops", "kill -TSTP \"$(cat /tmp/sudo.pid)\"").ok();
+    let systemctl = "pgrep -f '^systemctl .*demo@held.service'";
+    wait_until(
+        &m,
+        "the caller's systemctl to be stopped",
+        &format!("p=$({systemctl}) && ps -o stat= -p \"$p\" | grep -q T"),
+        60,
+    );
+    // The start completes; only the stopped call keeps the lock now.
+    m.sh("echo go > /run/release-held").ok();
+    wait_until(
+        &m,
+        "demo@held to run",
+        "systemctl is-active -q demo@held.service",
+        60,
+    );
+
+    // Root's call without --wait gives up after the default 30 s instead of
+    // blocking for as long as the caller likes.
+    let began = Instant::now();
+    let out = m.sh(&format!("timeout 60 {HELPER} demo disable held"));
+    let took = began.elapsed();
+    assert_eq!(out.code, BUSY, "{out}");
+    assert!(
+        took >= Duration::from_secs(30) && took < Duration::from_secs(60),
+        "default wait took {took:?}"
+    );
+    // With --wait (the CLI passes its own budget): one line, audited.
+    let audits_before = audit_lines(&m).len();
+    let began = Instant::now();
+    let out = m.sh(&format!("{HELPER} --wait 2 demo disable held"));
+    let took = began.elapsed();
+    assert_helper_refusal(&m, &out, BUSY, audits_before, "disable held, --wait 2");
+    assert_eq!(
+        out.stderr.trim_end(),
+        "unitgate-systemctl: busy: waited 2 s for demo@held.service \
+         (another call holds the lock of /run/unitgate/locks/demo/slot-193; retry)"
+    );
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(30),
+        "--wait 2 took {took:?}"
+    );
+    // The stopped call is an enable, so it also holds the app's enable lock.
+    let out = ops_call(&m, &["--wait", "1"], "enable", &strings(&["other1"]));
+    assert_eq!(out.code, BUSY, "{out}");
+    assert!(
+        out.stderr
+            .contains("busy: waited 1 s to enable instances of app demo"),
+        "{out}"
+    );
+    // Nothing else waits: a unit of demo in another slot, and another app.
+    let out = ops_call(&m, &["--wait", "0"], "disable", &strings(&["free1"]));
+    assert_eq!(out.code, 0, "{out}");
+    let out = sudo_helper_str(&m, "ops", &["--wait", "0", "other", "enable", "x"]);
+    assert_eq!(out.code, 0, "{out}");
+    m.sh("systemctl is-active -q other@x.service").ok();
+    assert_eq!(unit_state(&m, "held"), ("active".into(), "enabled".into()));
+
+    // The caller continues its call, which finishes and frees the lock.
+    m.sh_as(
+        "ops",
+        "kill -CONT \"$(cat /tmp/sudo.pid)\" && echo go > /tmp/caller-go",
+    )
+    .ok();
+    wait_until(
+        &m,
+        "the continued call to finish",
+        "[ -s /tmp/held.rc ]",
+        60,
+    );
+    assert_eq!(m.sh("cat /tmp/held.rc").ok().stdout.trim(), "0");
+    let out = ops_call(&m, &["--wait", "5"], "disable", &strings(&["held"]));
+    assert_eq!(out.code, 0, "{out}");
+    assert_eq!(
+        unit_state(&m, "held"),
+        ("inactive".into(), "disabled".into())
+    );
+}
+
+#[test]
+fn root_without_sudo_must_come_from_roots_own_session_or_none() {
+    let m = machine_with_running_instance("hostile-identity");
+    let as_login = |uid: &str, cmd: &str| format!("echo {uid} > /proc/self/loginuid && exec {cmd}");
+    // doas and pkexec set these (and sudo never does): refused, even with
+    // a SUDO_UID passed along by a tool that keeps the environment.
+    for (env, tool) in [
+        ("DOAS_USER=ops", "doas"),
+        ("PKEXEC_UID=1000", "pkexec"),
+        ("DOAS_USER=ops SUDO_UID=0", "doas"),
+    ] {
+        assert_root_refused(
+            &m,
+            &format!("env {env} {HELPER} demo disable keep"),
+            NO_PERM,
+            &format!("invoked through {tool} (only sudo is supported; run it with sudo)"),
+        );
+    }
+    // Root from a user's login session without sudo: su, a wrapper.
+    assert_root_refused(
+        &m,
+        &as_login("1000", &format!("{HELPER} demo disable keep")),
+        NO_PERM,
+        "unitgate-systemctl: root from uid 1000's login session without sudo (su, doas, pkexec or a wrapper; run it through sudo)",
+    );
+    // Root's own login (loginuid 0) and no session at all (services, cron)
+    // drive every app; so does root's own sudo from a user's session.
+    for (what, script) in [
+        (
+            "root login",
+            as_login("0", &format!("{HELPER} demo enable r0")),
+        ),
+        ("no session", format!("{HELPER} demo enable r1")),
+        (
+            "sudo from uid 1000's session",
+            as_login("1000", &format!("sudo -n {HELPER} demo enable r2")),
+        ),
+    ] {
+        let out = m.sh(&script);
+        assert_eq!(out.code, 0, "{what}: {out}");
+        let last = audit_lines(&m).pop().unwrap();
+        assert!(
+            last.contains("caller=root uid=0") && last.contains("verdict=accepted"),
+            "{what}: {last}"
+        );
+    }
+    for i in ["r0", "r1", "r2"] {
+        assert_eq!(
+            unit_state(&m, i),
+            ("active".into(), "enabled".into()),
+            "{i}"
+        );
+    }
+    assert_eq!(unit_state(&m, "keep"), ("active".into(), "enabled".into()));
+}
+
+#[test]
+fn root_with_an_inherited_sudo_uid_is_judged_as_that_user() {
+    let m = machine_with_running_instance("hostile-sudo-s");
+    // An administrator with full sudo rights, not a caller of the app.
+    m.add_user("admin", &[]);
+    m.write_file(
+        "/etc/sudoers.d/admin",
+        b"admin ALL=(ALL:ALL) NOPASSWD: ALL\n",
+        0o440,
+    );
+    // Root in admin's `sudo -s` shell carries admin's SUDO_UID: the helper
+    // run from there is admin, whom the policy does not list.
+    let before = systemd_snapshot(&m);
+    let out = m.sh_as("admin", &format!("sudo -n -s {HELPER} demo disable keep"));
+    assert_eq!(out.code, NO_PERM, "{out}");
+    assert!(
+        out.stderr
+            .contains("caller 'admin' may not drive app 'demo'"),
+        "{out}"
+    );
+    assert_eq!(systemd_snapshot(&m), before);
+    // The same with ops's uid: judged as ops, and allowed as ops.
+    let uid = m.sh("id -u ops").ok().stdout.trim().to_owned();
+    let out = m.sh(&format!("env SUDO_UID={uid} {HELPER} demo enable s1"));
+    assert_eq!(out.code, 0, "{out}");
+    let last = audit_lines(&m).pop().unwrap();
+    assert!(last.contains(&format!("caller=ops uid={uid}")), "{last}");
+    assert_eq!(unit_state(&m, "keep"), ("active".into(), "enabled".into()));
+}
+
+#[test]
+fn restart_never_starts_a_stopped_failed_or_unknown_instance() {
+    let m = machine_with_running_instance("hostile-restart");
+    m.write_file(
+        "/etc/systemd/system/demo@bad.service.d/fail.conf",
+        b"[Service]\nExecStart=\nExecStart=/bin/false\nRestart=no\n",
+        0o644,
+    );
+    m.sh("systemctl daemon-reload && systemctl enable --now demo@stopped.service && systemctl disable --now demo@stopped.service")
+        .ok();
+    let mut targets = strings(&["never1", "stopped", "bad"]);
+    targets.extend(names("random", 200));
+    let out = ops_call(&m, &[], "restart", &targets);
+    assert_eq!(out.code, 0, "{out}");
+    for i in ["never1", "stopped", "bad", "random0", "random199"] {
+        assert_eq!(
+            unit_state(&m, i),
+            ("inactive".into(), "disabled".into()),
+            "{i}"
+        );
+    }
+    let failed = m
+        .sh("systemctl list-units --all --state=failed --plain --no-legend --no-pager 'demo@*'")
+        .ok()
+        .stdout;
+    assert_eq!(failed, "", "restart left failed units");
+    // A running instance is still restarted.
+    let pid = |m: &Machine| {
+        m.sh("systemctl show -P MainPID demo@keep.service")
+            .ok()
+            .stdout
+    };
+    let before = pid(&m);
+    assert_eq!(ops_call(&m, &[], "restart", &strings(&["keep"])).code, 0);
+    assert_ne!(pid(&m), before);
+    assert_eq!(unit_state(&m, "keep"), ("active".into(), "enabled".into()));
 }

@@ -9,7 +9,7 @@ use std::os::unix::ffi::OsStringExt;
 use unitgate_helper::audit::{self, Record, Verdict};
 use unitgate_helper::caller::Invoker;
 use unitgate_helper::error::Error;
-use unitgate_helper::pipeline::{judge_with, parse_args, Process};
+use unitgate_helper::pipeline::{judge_with, parse_args, Process, MAX_WAIT_SECS};
 use unitgate_helper::{name, policy};
 
 fuzz_target!(|data: &[u8]| {
@@ -18,6 +18,7 @@ fuzz_target!(|data: &[u8]| {
     let args: Vec<OsString> = parts.map(|p| OsString::from_vec(p.to_vec())).collect();
     let proc = Process { args: &args, euid: 0, invoker: Invoker::default() };
     let Ok(raw) = parse_args(&args) else { return };
+    assert!(raw.wait.as_secs() <= MAX_WAIT_SECS);
     let mut record = Record::default();
     let load = |_: &str| policy::parse(policy_text).map_err(|why| Error::PolicyInvalid { path: "fuzz".into(), why });
     match judge_with(&raw, &proc, &mut record, load) {

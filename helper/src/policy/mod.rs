@@ -17,7 +17,13 @@ pub const POLICY_DIR: &str = "/etc/unitgate/apps";
 pub const MAX_POLICY_SIZE: u64 = 64 * 1024;
 
 /// The keys the helper reads and validates.
-pub const HELPER_KEYS: &[&str] = &["unit", "instance_pattern", "callers", "actions"];
+pub const HELPER_KEYS: &[&str] = &[
+    "unit",
+    "instance_pattern",
+    "callers",
+    "actions",
+    "max_instances",
+];
 /// Top-level keys owned by the `unitgate` CLI: accepted (any type) and
 /// otherwise ignored by the helper.
 pub const CLI_KEYS: &[&str] = &[
@@ -37,6 +43,10 @@ pub const MAX_PATTERN_LEN: usize = 1024;
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
 const REGEX_NEST_LIMIT: u32 = 32;
 
+/// `max_instances` when the policy does not say, and the range it may say.
+pub const DEFAULT_MAX_INSTANCES: u32 = 1000;
+pub const MAX_INSTANCES_RANGE: std::ops::RangeInclusive<u32> = 1..=100_000;
+
 /// Who may drive the app: a user name, or every member of a group.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CallerRule {
@@ -52,6 +62,9 @@ pub struct Policy {
     pub instance_pattern: Option<Regex>,
     pub callers: Vec<CallerRule>,
     pub actions: Vec<Action>,
+    /// Most instances of the template that may be enabled at once: each
+    /// one is a unit PID 1 loads at every boot and daemon-reload.
+    pub max_instances: u32,
 }
 
 impl Policy {
@@ -122,6 +135,12 @@ pub fn from_document(doc: &Document) -> Result<Policy, String> {
         instance_pattern: doc.root.get("instance_pattern").map(pattern).transpose()?,
         callers: callers(required("callers")?)?,
         actions: actions(required("actions")?)?,
+        max_instances: doc
+            .root
+            .get("max_instances")
+            .map(max_instances)
+            .transpose()?
+            .unwrap_or(DEFAULT_MAX_INSTANCES),
     })
 }
 
@@ -183,6 +202,22 @@ fn compile(pat: &str) -> Result<Regex, regex_lite::Error> {
         .size_limit(REGEX_SIZE_LIMIT)
         .nest_limit(REGEX_NEST_LIMIT)
         .build()
+}
+
+fn max_instances(e: &Entry) -> Result<u32, String> {
+    let (lo, hi) = (MAX_INSTANCES_RANGE.start(), MAX_INSTANCES_RANGE.end());
+    match &e.value {
+        Value::Integer(n) => u32::try_from(*n)
+            .ok()
+            .filter(|n| MAX_INSTANCES_RANGE.contains(n))
+            .ok_or_else(|| {
+                format!(
+                    "`max_instances` at line {} must be from {lo} to {hi}, not {n}",
+                    e.line
+                )
+            }),
+        other => Err(type_error(e, "an integer", other)),
+    }
 }
 
 fn callers(e: &Entry) -> Result<Vec<CallerRule>, String> {

@@ -106,6 +106,39 @@ fn wrong_types_name_key_and_line() {
 }
 
 #[test]
+fn max_instances_defaults_to_1000_and_is_bounded() {
+    assert_eq!(parse(GOOD.as_bytes()).unwrap().max_instances, 1000);
+    assert_eq!(DEFAULT_MAX_INSTANCES, 1000);
+    for (line, want) in [
+        ("max_instances = 1", 1),
+        ("max_instances = 250", 250),
+        ("max_instances = 100_000", 100_000),
+    ] {
+        assert_eq!(parse(with(line).as_bytes()).unwrap().max_instances, want);
+    }
+    for (line, msg) in [
+        ("max_instances = 0", "must be from 1 to 100000, not 0"),
+        ("max_instances = -1", "must be from 1 to 100000, not -1"),
+        (
+            "max_instances = 100001",
+            "must be from 1 to 100000, not 100001",
+        ),
+        (
+            "max_instances = 9223372036854775807",
+            "must be from 1 to 100000, not 9223372036854775807",
+        ),
+        ("max_instances = '5'", "must be an integer, not string"),
+        ("max_instances = [5]", "must be an integer, not array"),
+    ] {
+        bad(&with(line), &format!("`max_instances` at line 6 {msg}"));
+    }
+    bad(
+        &format!("{GOOD}max_instances = 5\nmax_instances = 6\n"),
+        "duplicate",
+    );
+}
+
+#[test]
 fn unit_must_be_a_template() {
     for u in [
         "ssh.service",

@@ -1,9 +1,10 @@
-//! File-descriptor level file system calls: the `*at` family, `fstat`, `flock`.
+//! File-descriptor level file system calls: the `*at` family, `fstat`,
+//! `flock`, directory listing.
 
 use super::{check, cstring};
-use std::ffi::{OsStr, OsString};
+use std::ffi::{CStr, OsStr, OsString};
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::os::unix::ffi::OsStringExt;
 use std::path::Path;
 
@@ -102,13 +103,56 @@ pub fn readlink_fd(link: BorrowedFd<'_>) -> io::Result<OsString> {
     Ok(OsString::from_vec(buf))
 }
 
-/// Blocking exclusive `flock(2)`, retried on `EINTR`.
-pub fn flock_exclusive(fd: BorrowedFd<'_>) -> io::Result<()> {
+/// Non-blocking exclusive `flock(2)` (`LOCK_EX | LOCK_NB`), retried on
+/// `EINTR`: `Ok(false)` when another open file description holds it. The
+/// caller polls with a deadline, so no caller can make us block forever.
+pub fn try_flock_exclusive(fd: BorrowedFd<'_>) -> io::Result<bool> {
     loop {
         // SAFETY: `fd` is live for the borrow; flock takes no pointers.
-        match check(unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX) }) {
+        match check(unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) }) {
+            Ok(_) => return Ok(true),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            other => return other.map(drop),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) => return Err(e),
         }
     }
+}
+
+/// The names in directory `dir` (an `O_RDONLY | O_DIRECTORY` descriptor,
+/// consumed), without `.` and `..`, in the order the file system returns them.
+pub fn read_dir_names(dir: OwnedFd) -> io::Result<Vec<OsString>> {
+    let raw = dir.into_raw_fd();
+    // SAFETY: `raw` is an open directory descriptor we own; on success the
+    // DIR stream owns it (closedir closes it), on failure we still do.
+    let stream = unsafe { libc::fdopendir(raw) };
+    if stream.is_null() {
+        let err = io::Error::last_os_error();
+        // SAFETY: fdopendir failed, so `raw` is still ours to close.
+        unsafe { libc::close(raw) };
+        return Err(err);
+    }
+    let mut names = Vec::new();
+    let result = loop {
+        // SAFETY: errno is thread-local; readdir signals errors only through
+        // it, so it must be cleared first to tell an error from the end.
+        unsafe { *libc::__errno_location() = 0 };
+        // SAFETY: `stream` is a live DIR stream until closedir below.
+        let entry = unsafe { libc::readdir(stream) };
+        if entry.is_null() {
+            let err = io::Error::last_os_error();
+            break match err.raw_os_error() {
+                Some(0) | None => Ok(()),
+                Some(_) => Err(err),
+            };
+        }
+        // SAFETY: readdir returned a valid entry whose d_name is a
+        // NUL-terminated string, valid until the next readdir; copied now.
+        let name = unsafe { CStr::from_ptr((*entry).d_name.as_ptr()) }.to_bytes();
+        if name != b"." && name != b".." {
+            names.push(OsString::from_vec(name.to_vec()));
+        }
+    };
+    // SAFETY: `stream` is live and closed exactly once.
+    unsafe { libc::closedir(stream) };
+    result.map(|()| names)
 }

@@ -1,0 +1,108 @@
+use super::*;
+use crate::exit;
+use crate::testutil::{chown, is_root, set_mode, TempTree};
+
+fn set(names: &[&str]) -> BTreeSet<Vec<u8>> {
+    names
+        .iter()
+        .map(|n| format!("demo@{n}.service").into_bytes())
+        .collect()
+}
+
+fn units(names: &[&str]) -> Vec<String> {
+    names.iter().map(|n| format!("demo@{n}.service")).collect()
+}
+
+/// A unit directory the way `systemctl enable` leaves it, plus look-alikes
+/// that must not count.
+fn unit_dir() -> Option<TempTree> {
+    if !is_root() {
+        return None;
+    }
+    let t = TempTree::new();
+    t.dir("system/multi-user.target.wants", 0o755);
+    t.dir("system/sockets.target.requires", 0o755);
+    t.dir("system/graphical.target.upholds", 0o755);
+    t.dir("system/demo@.service.d", 0o755);
+    t.dir("system/backup.wants.old", 0o755);
+    t.file("system/demo@.service", b"[Service]\n", 0o644);
+    t.file("system/stray.wants", b"not a directory\n", 0o644);
+    let target = "/etc/systemd/system/demo@.service";
+    for link in [
+        "multi-user.target.wants/demo@a.service",
+        "multi-user.target.wants/demo@b.service",
+        "multi-user.target.wants/demo@.service",
+        "multi-user.target.wants/demo-x@c.service",
+        "multi-user.target.wants/other@d.service",
+        "multi-user.target.wants/demo@e.socket",
+        "multi-user.target.wants/xdemo@f.service",
+        "sockets.target.requires/demo@a.service",
+        "graphical.target.upholds/demo@c.service",
+        "backup.wants.old/demo@z.service",
+        "demo@.service.d/demo@y.service",
+    ] {
+        t.link(&format!("system/{link}"), target);
+    }
+    Some(t)
+}
+
+#[test]
+fn counts_distinct_instances_in_wants_requires_and_upholds() {
+    let Some(t) = unit_dir() else { return };
+    let found = enabled_units(&t.path("system"), "demo").unwrap();
+    assert_eq!(found, set(&["a", "b", "c"]));
+    let other = enabled_units(&t.path("system"), "demo-x").unwrap();
+    assert_eq!(other, [b"demo-x@c.service".to_vec()].into());
+    assert!(enabled_units(&t.path("system"), "nothing")
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn untrusted_or_symlinked_link_directories_fail_closed() {
+    let Some(t) = unit_dir() else { return };
+    let dir = t.path("system");
+    set_mode(&t.path("system/multi-user.target.wants"), 0o775);
+    let e = enabled_units(&dir, "demo").unwrap_err();
+    assert_eq!(e.exit_code(), exit::CONFIG, "{}", e.message());
+    set_mode(&t.path("system/multi-user.target.wants"), 0o755);
+    chown(&dir, 1);
+    let e = enabled_units(&dir, "demo").unwrap_err();
+    assert!(e.message().contains("owned by uid 1"), "{}", e.message());
+    chown(&dir, 0);
+    // systemctl would write links through it, where they would go uncounted.
+    t.dir("elsewhere", 0o755);
+    t.link(
+        "system/default.target.wants",
+        &t.path("elsewhere").to_string_lossy(),
+    );
+    let e = enabled_units(&dir, "demo").unwrap_err();
+    assert_eq!(e.exit_code(), exit::CONFIG, "{}", e.message());
+    assert!(e.message().contains("a symlink"), "{}", e.message());
+}
+
+#[test]
+fn the_limit_counts_the_union_of_enabled_and_requested() {
+    let enabled = set(&["a", "b", "c"]);
+    // Already enabled names do not count again.
+    check_room("demo", 3, &enabled, &units(&["a", "b", "c"])).unwrap();
+    check_room("demo", 5, &enabled, &units(&["a", "d", "e"])).unwrap();
+    let e = check_room("demo", 5, &enabled, &units(&["a", "d", "e", "f"])).unwrap_err();
+    assert_eq!(e.exit_code(), exit::NO_PERM);
+    assert_eq!(
+        e.message(),
+        "app demo allows at most 5 enabled instances; 3 already enabled, this call would add 3 \
+         (disable some first, or raise max_instances in its policy)"
+    );
+    let e = check_room("demo", 1, &BTreeSet::new(), &units(&["a", "b"])).unwrap_err();
+    assert!(
+        e.message()
+            .contains("0 already enabled, this call would add 2"),
+        "{}",
+        e.message()
+    );
+    // Above a limit lowered since, enabled instances can still be started,
+    // but nothing can be added.
+    check_room("demo", 2, &enabled, &units(&["c", "a"])).unwrap();
+    assert!(check_room("demo", 2, &enabled, &units(&["c", "x"])).is_err());
+}
