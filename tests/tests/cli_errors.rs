@@ -98,17 +98,20 @@ fn a_non_caller_is_refused_by_the_helper_and_a_non_member_by_sudo() {
 fn a_held_lock_makes_a_command_wait_then_exit_75_busy() {
     let m = demo_machine("cli-busy");
     ug(&m, "init l1").ok();
+    ug(&m, "init l2").ok();
+    // Another command holds l1's lock (as `unitgate` would) until released.
+    let lock = format!("{STATE_DIR}/.locks/instance.l1.lock");
     let script = format!(
-        "flock {STATE_DIR}/.locks/l1.lock sleep 4 & sleep 0.5; \
-         unitgate --wait 1 start l1; echo \"code=$?\"; wait"
+        "mkfifo /tmp/release-l1; (flock {lock} sh -c 'read x < /tmp/release-l1' &); \
+         until ! flock -n {lock} true; do sleep 0.01; done; \
+         unitgate --wait 1 start l1; echo \"code=$?\"; \
+         unitgate --wait 1 start l2; echo \"other=$?\"; echo > /tmp/release-l1"
     );
     let out = m.sh_as(USER, &script);
     assert!(out.stdout.contains("code=75"), "{out}");
     assert!(out.stderr.contains("instance 'l1' is busy"), "{out}");
     // Another instance is not blocked by l1's lock.
-    ug(&m, "init l2").ok();
-    let out = m.sh_as(USER, &format!("flock {STATE_DIR}/.locks/l1.lock sleep 3 & sleep 0.3; unitgate --wait 1 start l2; echo code=$?; wait"));
-    assert!(out.stdout.contains("code=0"), "{out}");
+    assert!(out.stdout.contains("other=0"), "{out}");
 }
 
 #[test]

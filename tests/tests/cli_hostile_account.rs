@@ -124,22 +124,31 @@ fn root_acts_as_the_account_that_owns_the_state() {
 fn an_install_command_the_account_can_rewrite_never_runs_as_another_caller() {
     let m = demo_machine("hostile-install");
     m.add_user("op", &["unitgate", "demoops"]);
-    // The documented multi-caller layout, with the install program in the
-    // account's own tree.
+    // The documented multi-caller layout, with the install program in a
+    // tree of the account's own.
     m.sh(&format!(
-        "set -e; install -d -o {USER} -g {USER} -m 0755 /var/lib/demo/bin; \
-         printf '#!/bin/sh\\ntouch /tmp/install-ran-as-$(id -un)\\n' > /var/lib/demo/bin/install; \
-         chown {USER}: /var/lib/demo/bin/install; chmod 0755 /var/lib/demo/bin/install; \
-         sed -i 's|^install_command = .*|install_command = [\"/var/lib/demo/bin/install\"]|' /etc/unitgate/apps/demo.toml"
+        "set -e; install -d -o {USER} -g {USER} -m 0755 /srv/demo /srv/demo/bin; \
+         printf '#!/bin/sh\\ntouch /tmp/install-ran-as-$(id -un)\\n' > /srv/demo/bin/install; \
+         chown {USER}: /srv/demo/bin/install; chmod 0755 /srv/demo/bin/install; \
+         sed -i 's|^install_command = .*|install_command = [\"/srv/demo/bin/install\"]|' /etc/unitgate/apps/demo.toml"
     ))
     .ok();
     let out = m.sh_as("op", "unitgate --app demo install");
     assert_eq!(out.code, 77, "{out}");
-    assert!(out.stderr.contains("not safe to run"), "{out}");
+    assert!(
+        out.stderr.contains("not safe to run") && out.stderr.contains("owned by uid"),
+        "{out}"
+    );
     m.sh("test ! -e /tmp/install-ran-as-op").ok();
     // The account runs its own program.
     ug(&m, "install").ok();
     m.sh(&format!("test -e /tmp/install-ran-as-{USER}")).ok();
+    // Not once a group may change a directory above it: members of that
+    // group could swap the program for the account.
+    m.sh("chmod 0775 /srv/demo/bin").ok();
+    let out = ug(&m, "install");
+    assert_eq!(out.code, 77, "{out}");
+    assert!(out.stderr.contains("writable by its group"), "{out}");
 }
 
 #[test]

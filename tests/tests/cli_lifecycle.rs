@@ -239,9 +239,23 @@ fn install_runs_the_install_command_as_the_caller() {
     assert_eq!(owner.trim(), "demo");
 
     // Never as root: root would run the app's own code with every privilege.
+    // `sudo unitgate install` runs it as the account that owns the state.
+    m.sh("rm /var/lib/demo/shared/installed").ok();
+    let out = m.sh("unitgate --app demo install").ok();
+    assert!(out.stdout.contains("installing demo"), "{out}");
+    let owner = m
+        .sh("stat -c %U /var/lib/demo/shared/installed")
+        .ok()
+        .stdout;
+    assert_eq!(owner.trim(), "demo", "root ran the install command");
+    // Where only root controls the state, root refuses rather than run it.
+    m.sh("sed -i 's|^state_dir = .*|state_dir = \"/var/lib/rootonly\"|' /etc/unitgate/apps/demo.toml && install -d -m 0755 /var/lib/rootonly")
+        .ok();
     let out = m.sh("unitgate --app demo install");
     assert_eq!(out.code, 77, "{out}");
     assert!(out.stderr.contains("as the app's service account"), "{out}");
+    m.sh("sed -i 's|^state_dir = .*|state_dir = \"/var/lib/demo/instances\"|' /etc/unitgate/apps/demo.toml")
+        .ok();
 
     // A long, silent install shows that it is still working.
     m.write_file(

@@ -485,8 +485,8 @@ fn heal_waits_for_a_command_holding_the_lock_without_spinning() {
     m.sh_as(
         USER,
         &format!(
-            "mkfifo /tmp/release && (flock {STATE_DIR}/.locks/h1.lock sh -c 'read x < /tmp/release' >/dev/null 2>&1 &) && \
-             until grep -q FLOCK /proc/locks; do sleep 0.01; done"
+            "mkfifo /tmp/release && (flock {STATE_DIR}/.locks/instance.h1.lock sh -c 'read x < /tmp/release' >/dev/null 2>&1 &) && \
+             until ! flock -n {STATE_DIR}/.locks/instance.h1.lock true; do sleep 0.01; done"
         ),
     )
     .ok();

@@ -561,7 +561,9 @@ fn install_app_keeps_edited_config_and_uninstall_reverses_it() {
         .ok()
         .stdout;
     assert!(
-        unit.contains("ExecStart=/usr/local/lib/unitgate/apps/runner-pool/runner"),
+        unit.contains(
+            "ExecStart=/usr/local/bin/unitgate --app runner-pool launch %i -- /usr/local/lib/unitgate/apps/runner-pool/runner"
+        ),
         "@PREFIX@ not substituted"
     );
 
