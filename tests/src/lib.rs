@@ -13,6 +13,7 @@
 pub mod demo;
 pub mod fixture;
 pub mod machine;
+pub mod package;
 pub mod paths;
 
 pub use machine::{Machine, Output};

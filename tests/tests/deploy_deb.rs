@@ -9,44 +9,16 @@
 //! inside the machine. Every regular file in that upper layer is then
 //! something dpkg wrote, which makes "nothing left after purge" exact.
 
-use std::process::Command;
 use std::sync::OnceLock;
 
-use unitgate_tests::{paths, Machine};
+use unitgate_tests::package::{self, WRITABLE_USR};
+use unitgate_tests::Machine;
 
-/// Builds the package once per test run into <target>/deploy-deb/.
+/// The package, built once per run.
 fn deb() -> String {
     static BUILT: OnceLock<String> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            paths::require_release_binaries();
-            let out_dir = paths::target_dir().join("deploy-deb");
-            let out = Command::new("sh")
-                .arg(paths::checkout().join("deploy/deb/build-deb.sh"))
-                .arg(&out_dir)
-                .env("CARGO_TARGET_DIR", paths::target_dir())
-                .output()
-                .expect("run build-deb.sh");
-            assert!(
-                out.status.success(),
-                "build-deb.sh failed: {}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let path = String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .last()
-                .unwrap()
-                .to_owned();
-            let name = path.rsplit('/').next().unwrap().to_owned();
-            format!("/mnt/target/deploy-deb/{name}")
-        })
-        .clone()
+    BUILT.get_or_init(|| package::build("deploy-deb")).clone()
 }
-
-const WRITABLE_USR: &str = "set -e; mkdir -p /run/usr-rw; mount -t tmpfs tmpfs /run/usr-rw; \
-    mkdir /run/usr-rw/upper /run/usr-rw/work; \
-    mount -t overlay overlay -o lowerdir=/usr,upperdir=/run/usr-rw/upper,workdir=/run/usr-rw/work /usr";
 
 #[test]
 fn deb_installs_runs_an_app_lifecycle_and_purges_without_a_trace() {

@@ -13,10 +13,10 @@
 //! the account already gone) keep working. The Debian package's postinst
 //! is held to the same rule.
 
-use std::process::Command;
 use std::sync::OnceLock;
 
-use unitgate_tests::{paths, Machine, Output};
+use unitgate_tests::package::{self, WRITABLE_USR};
+use unitgate_tests::{Machine, Output};
 
 const HELPER_DIR: &str = "/usr/local/libexec/unitgate";
 const HELPER: &str = "/usr/local/libexec/unitgate/unitgate-systemctl";
@@ -531,42 +531,13 @@ fn untampered_install_is_idempotent_and_purge_works_with_the_account_gone() {
     m.sh(PURGE_RUNNER_POOL).ok();
 }
 
-/// The Debian package of the checkout under test, built once per run (as
-/// deploy_deb.rs does, into a directory of its own) where machines see it.
+/// The package, built once per run.
 fn deb() -> String {
     static BUILT: OnceLock<String> = OnceLock::new();
     BUILT
-        .get_or_init(|| {
-            paths::require_release_binaries();
-            let out_dir = paths::target_dir().join("deploy-deb-tampered");
-            let out = Command::new("sh")
-                .arg(paths::checkout().join("deploy/deb/build-deb.sh"))
-                .arg(&out_dir)
-                .env("CARGO_TARGET_DIR", paths::target_dir())
-                .output()
-                .expect("run build-deb.sh");
-            assert!(
-                out.status.success(),
-                "build-deb.sh failed: {}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            let path = String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .last()
-                .expect("build-deb.sh prints the package's path")
-                .to_owned();
-            let name = path.rsplit('/').next().unwrap_or_default().to_owned();
-            format!("/mnt/target/deploy-deb-tampered/{name}")
-        })
+        .get_or_init(|| package::build("deploy-deb-tampered"))
         .clone()
 }
-
-/// dpkg writes to /usr, the host's and read-only in the machine: a
-/// throw-away overlay on it first (as in deploy_deb.rs).
-const WRITABLE_USR: &str = "set -e; mkdir -p /run/usr-rw; mount -t tmpfs tmpfs /run/usr-rw; \
-    mkdir /run/usr-rw/upper /run/usr-rw/work; \
-    mount -t overlay overlay -o lowerdir=/usr,upperdir=/run/usr-rw/upper,workdir=/run/usr-rw/work /usr";
 
 #[test]
 fn deb_postinst_refuses_a_config_directory_another_account_owns() {
