@@ -19,6 +19,12 @@ use crate::app::App;
 use crate::error::{Error, Result};
 use crate::walk::{self, Control};
 
+/// What of root's environment the account's programs still see (besides
+/// `LC_*` and `UNITGATE_*`): how to print, nothing more.
+const KEPT_VARS: &[&str] = &["LANG", "LANGUAGE", "TERM", "TZ", "NO_COLOR"];
+/// The search path the account's programs get.
+const ACCOUNT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
 /// The account root became, if it did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Became {
@@ -73,7 +79,17 @@ fn become_user(uid: u32, dir: &str) -> Result<Became> {
     setresuid(user.uid, user.uid, user.uid).map_err(|e| fail("setresuid", e))?;
     verify(user.uid, user.gid).map_err(|e| fail("verify", e))?;
     // For the programs we run (the install command): the account's own
-    // home and name, not root's.
+    // home and name, and nothing else of root's environment (its tokens,
+    // its PATH, its SUDO_* and XDG_* are not the account's to see).
+    for (key, _) in std::env::vars_os() {
+        let keep = key.to_str().is_some_and(|k| {
+            KEPT_VARS.contains(&k) || k.starts_with("LC_") || k.starts_with("UNITGATE_")
+        });
+        if !keep {
+            std::env::remove_var(&key);
+        }
+    }
+    std::env::set_var("PATH", ACCOUNT_PATH);
     std::env::set_var("HOME", &user.dir);
     std::env::set_var("USER", &user.name);
     std::env::set_var("LOGNAME", &user.name);

@@ -26,7 +26,7 @@ use crate::walk::file_type;
 
 /// Deepest directory nesting [`DirFd::remove_tree`] descends into; deeper
 /// trees are refused rather than exhausting descriptors.
-pub const MAX_DEPTH: usize = 1024;
+pub const MAX_DEPTH: usize = 256;
 
 const DIR_FLAGS: OFlag = OFlag::O_RDONLY
     .union(OFlag::O_DIRECTORY)
@@ -247,6 +247,22 @@ impl DirFd {
             ));
         }
         Ok(Some(bytes))
+    }
+
+    /// [`DirFd::read_file`], but only a file owned by `uid`: one that
+    /// nobody else wrote (`None` for anybody else's).
+    pub fn read_own_file(&self, name: &OsStr, limit: u64, uid: u32) -> io::Result<Option<Vec<u8>>> {
+        let file = match self.open_read(name) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if fstat(&file).map_err(err)?.st_uid != uid {
+            return Ok(None);
+        }
+        let mut bytes = Vec::new();
+        file.take(limit + 1).read_to_end(&mut bytes)?;
+        Ok((bytes.len() as u64 <= limit).then_some(bytes))
     }
 
     /// Opens the regular file `name` for reading (see [`DirFd::read_file`]).

@@ -18,6 +18,7 @@ pub mod launch;
 pub mod lifecycle;
 pub mod lock;
 pub mod logs;
+pub mod relay;
 pub mod scaffold;
 pub mod status;
 pub mod system;

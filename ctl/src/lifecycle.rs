@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::helper::{self, Action};
 use crate::instance::{self, Store};
 use crate::lock::Waiter;
+use crate::relay;
 use crate::systemd::{Detail, Systemd, UnitInfo};
 
 /// One instance's outcome in a bulk command.
@@ -443,17 +444,26 @@ pub fn install(app: &App, waiter: Waiter, force: bool, json: bool) -> Result<()>
     cmd.args(&argv[1..])
         .env("UNITGATE_APP", &app.name)
         .env("UNITGATE_STATE_DIR", &app.state_dir)
-        .env("UNITGATE_FORCE", if force { "1" } else { "0" })
-        .stdin(std::process::Stdio::null());
-    if json {
-        // Keep stdout for the JSON document; the command's output goes to stderr.
-        cmd.stdout(std::io::stderr());
-    }
-    let child = cmd.spawn().map_err(|e| Error::Config {
+        .env("UNITGATE_FORCE", if force { "1" } else { "0" });
+    // With --json, stdout is for the JSON document; the command's goes to stderr.
+    let to = if json {
+        relay::Out::Stderr
+    } else {
+        relay::Out::Stdout
+    };
+    let running = relay::spawn(cmd, to).map_err(|e| Error::Config {
         what: format!("cannot run install_command {}: {e}", argv[0]),
         hint: format!("fix install_command in {}", app.config_path.display()),
     })?;
-    let status = wait_with_progress(child, began, &app.name)
+    // Downloads such as SteamCMD's can be silent for minutes.
+    let status = running
+        .wait(PROGRESS_EVERY, || {
+            eprintln!(
+                "unitgate: installing {}: still running after {:.0} s",
+                app.name,
+                began.elapsed().as_secs_f64()
+            )
+        })
         .map_err(|e| Error::io("waiting for the install command", e))?;
     let secs = began.elapsed().as_secs_f64();
     if !status.success() {
@@ -482,32 +492,3 @@ pub fn install(app: &App, waiter: Waiter, force: bool, json: bool) -> Result<()>
 
 /// How often a long install says it is still working.
 const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
-
-/// Waits for the install command, printing a progress line on stderr every
-/// [`PROGRESS_EVERY`] (downloads such as SteamCMD's can be silent for
-/// minutes). The child is waited for on a thread, so the progress timer is
-/// a channel timeout, not a polling loop.
-fn wait_with_progress(
-    mut child: std::process::Child,
-    began: Instant,
-    app: &str,
-) -> std::io::Result<std::process::ExitStatus> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait());
-    });
-    loop {
-        match rx.recv_timeout(PROGRESS_EVERY) {
-            Ok(status) => return status,
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => eprintln!(
-                "unitgate: installing {app}: still running after {:.0} s",
-                began.elapsed().as_secs_f64()
-            ),
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                return Err(std::io::Error::other(
-                    "the install command's waiter vanished",
-                ))
-            }
-        }
-    }
-}

@@ -114,13 +114,16 @@ impl Waiter {
     }
 }
 
-/// Adds group read/write (and the bits asked for) when we own the file or
-/// directory; others' are left alone.
+/// Adds the bits asked for (group read/write) when we own the file or
+/// directory; others' are left alone, and so is a file with other names:
+/// a hard link someone made to a file of ours elsewhere (where
+/// `fs.protected_hardlinks` is off) must not have its mode changed.
 pub fn share_with_group(fd: BorrowedFd<'_>, bits: u32) {
     let Ok(st) = nix::sys::stat::fstat(fd) else {
         return;
     };
-    if st.st_uid != nix::unistd::geteuid().as_raw() {
+    let is_dir = crate::walk::file_type(&st) == nix::sys::stat::SFlag::S_IFDIR;
+    if st.st_uid != nix::unistd::geteuid().as_raw() || (!is_dir && st.st_nlink != 1) {
         return;
     }
     let mode = st.st_mode & 0o7777;

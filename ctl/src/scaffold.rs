@@ -27,6 +27,7 @@ pub mod code {
     pub const USAGE: u8 = 64;
     pub const EXISTS: u8 = 73;
     pub const IO: u8 = 74;
+    pub const NO_PERM: u8 = 77;
 }
 
 /// What a scaffold failure says, and the CLI's exit code for it.
@@ -330,9 +331,9 @@ pub fn render(opts: &NewApp, resolve: &dyn Fn(&str) -> Option<PathBuf>) -> Resul
     let _ = writeln!(w, "Restart=on-failure");
     let _ = writeln!(
         w,
-        "# launch: 66 no such instance, 78 a bad environment file; restarting cannot help."
+        "# launch's own refusals (bad name, no such instance, not permitted, a bad\n# environment file): restarting cannot help."
     );
-    let _ = writeln!(w, "RestartPreventExitStatus=66 78");
+    let _ = writeln!(w, "RestartPreventExitStatus=64 65 66 77 78");
     let _ = writeln!(w, "RestartSec=5s");
     let _ = writeln!(w, "KillMode=control-group");
     let _ = writeln!(w, "TimeoutStopSec=30s");
@@ -583,8 +584,26 @@ pub fn write(scaffold: &Scaffold, out_dir: &Path) -> Result<PathBuf, Error> {
             code: e.code(),
             message: e.message().unwrap_or_default(),
         })?;
-    let (parent, _) =
+    let (parent, walk) =
         walked.ok_or_else(|| io("create", &out, std::io::ErrorKind::NotFound.into()))?;
+    // Whoever else could rename an entry on the way could swap the files
+    // for their own before they are reviewed and installed: only directories
+    // of root's or ours, or sticky ones (like /tmp), where entries of ours
+    // stay ours.
+    let me = nix::unistd::geteuid().as_raw();
+    if let Some(p) = walk.passed.iter().find(|p| {
+        let sticky = p.mode & 0o1000 != 0;
+        (p.uid != 0 && p.uid != me) || (p.mode & 0o022 != 0 && !sticky) || p.fuse
+    }) {
+        return Err(Error {
+            code: code::NO_PERM,
+            message: format!(
+                "refusing to write into {}: {} can be changed by another account, which could swap the files before you review them",
+                out.display(),
+                p.path.display()
+            ),
+        });
+    }
     let dir = match parent.create_dir(scaffold.name.as_ref(), 0o755) {
         Ok(d) => d,
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -694,7 +713,7 @@ mod tests {
         for want in [
             "User=echo-app",
             "ExecStart=@PREFIX@/bin/unitgate --app echo-app launch %i -- /bin/sleep infinity\n",
-            "RestartPreventExitStatus=66 78\n",
+            "RestartPreventExitStatus=64 65 66 77 78\n",
             "ReadWritePaths=/var/lib/echo-app/instances/%i",
             "KillMode=control-group",
             "PrivateTmp=yes",

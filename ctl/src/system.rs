@@ -70,6 +70,22 @@ pub fn fchmod(fd: BorrowedFd<'_>, mode: u32) -> io::Result<()> {
     check(unsafe { libc::fchmod(fd.as_raw_fd(), mode as libc::mode_t) }).map(drop)
 }
 
+/// Makes `cmd`'s child start a session of its own (`setsid` between fork
+/// and exec): it has no controlling terminal, so it cannot reach ours.
+pub fn in_new_session(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure only calls setsid(2), which is async-signal-safe
+    // and touches nothing of the parent's memory.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Lifts the soft limit on open files to the hard one.
 pub fn raise_fd_limit() {
     let mut lim = libc::rlimit {

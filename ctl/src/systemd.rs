@@ -494,14 +494,21 @@ fn keep_unread_entries(
     }
 }
 
-/// The status cache's file in `.locks/`.
-const CACHE_FILE: &str = "status-cache.json";
+/// The status cache's file in `.locks/`: one per caller, and read only if
+/// that caller wrote it. `.locks/` is the service account's to write, and
+/// a cache it forged (a chosen main PID for a real invocation id) would
+/// make another caller's `status` lie.
+fn cache_file() -> std::ffi::OsString {
+    format!("status-cache.{}.json", nix::unistd::geteuid()).into()
+}
 /// Ample for 10,000 running units (about 200 bytes each).
 const MAX_CACHE_SIZE: u64 = 16 << 20;
 
-/// An unreadable or damaged cache is an empty one: it only saves calls.
+/// An unreadable, damaged or foreign cache is an empty one: it only saves
+/// calls.
 fn load_cache(dir: &DirFd) -> HashMap<String, CacheEntry> {
-    dir.read_file(std::ffi::OsStr::new(CACHE_FILE), MAX_CACHE_SIZE)
+    let me = nix::unistd::geteuid().as_raw();
+    dir.read_own_file(&cache_file(), MAX_CACHE_SIZE, me)
         .ok()
         .flatten()
         .and_then(|b| serde_json::from_slice(&b).ok())
@@ -513,6 +520,6 @@ fn load_cache(dir: &DirFd) -> HashMap<String, CacheEntry> {
 /// the name points at).
 fn save_cache(dir: &DirFd, entries: &HashMap<String, CacheEntry>) {
     if let Ok(bytes) = serde_json::to_vec(entries) {
-        let _ = dir.replace_file(std::ffi::OsStr::new(CACHE_FILE), 0o660, &bytes);
+        let _ = dir.replace_file(&cache_file(), 0o600, &bytes);
     }
 }

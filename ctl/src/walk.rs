@@ -20,6 +20,7 @@ use std::path::{Component, Path, PathBuf};
 use nix::errno::Errno;
 use nix::fcntl::{openat, readlinkat, OFlag};
 use nix::sys::stat::{fstat, mkdirat, FileStat, Mode, SFlag};
+use nix::sys::statfs::{fstatfs, FUSE_SUPER_MAGIC};
 
 use crate::dirfd::DirFd;
 use crate::error::{Error, Result};
@@ -41,11 +42,15 @@ pub struct Passed {
     pub path: PathBuf,
     pub uid: u32,
     pub mode: u32,
+    /// On a FUSE file system: its owner, any user who may mount one, makes
+    /// up every owner and mode it reports, so none of them can be believed.
+    pub fuse: bool,
 }
 
 impl Passed {
-    fn writable_by_others(&self) -> bool {
-        self.mode & 0o022 != 0
+    /// Whether someone besides its owner could change it.
+    fn others_can_change(&self) -> bool {
+        self.mode & 0o022 != 0 || self.fuse
     }
 }
 
@@ -79,7 +84,7 @@ pub fn control(passed: &[Passed]) -> Control {
                 dir: p.path.clone(),
             };
         }
-        if p.writable_by_others() {
+        if p.others_can_change() {
             return Control::Shared {
                 dir: p.path.clone(),
             };
@@ -96,6 +101,12 @@ impl Walked {
     pub fn is_dir(&self) -> bool {
         file_type(&self.stat) == SFlag::S_IFDIR
     }
+}
+
+/// Whether `fd` is on a FUSE file system (an unreadable one counts as
+/// FUSE: it cannot be believed either).
+fn on_fuse(fd: &OwnedFd) -> bool {
+    fstatfs(fd).map_or(true, |fs| fs.filesystem_type() == FUSE_SUPER_MAGIC)
 }
 
 pub fn file_type(st: &FileStat) -> SFlag {
@@ -158,14 +169,17 @@ pub fn check_program(path: &Path, what: &str) -> Result<()> {
         path: path.to_owned(),
         uid: w.stat.st_uid,
         mode: w.stat.st_mode & 0o7777,
+        fuse: on_fuse(&w.fd),
     };
     let writable = w
         .passed
         .iter()
         .chain(std::iter::once(&file))
-        .find(|p| (p.uid != 0 && p.uid != euid) || p.writable_by_others());
+        .find(|p| (p.uid != 0 && p.uid != euid) || p.others_can_change());
     if let Some(p) = writable {
-        let by = if p.uid != 0 && p.uid != euid {
+        let by = if p.fuse {
+            "on a FUSE file system, whose owners and modes mean nothing".to_owned()
+        } else if p.uid != 0 && p.uid != euid {
             format!("owned by uid {}", p.uid)
         } else {
             format!("writable by its group or others (mode {:04o})", p.mode)
@@ -247,17 +261,18 @@ impl Walker<'_> {
         )
         .map_err(self.os(root))?;
         let st = fstat(&fd).map_err(self.os(root))?;
-        self.record(root, &st);
+        self.record(root, &st, &fd);
         self.stack.clear();
         self.stack.push((fd, root.to_owned()));
         Ok(())
     }
 
-    fn record(&mut self, path: &Path, st: &FileStat) {
+    fn record(&mut self, path: &Path, st: &FileStat, fd: &OwnedFd) {
         self.passed.push(Passed {
             path: path.to_owned(),
             uid: st.st_uid,
             mode: st.st_mode & 0o7777,
+            fuse: on_fuse(fd),
         });
     }
 
@@ -320,11 +335,11 @@ impl Walker<'_> {
                     )
                     .map_err(self.os(&here))?;
                     let st = fstat(&fd).map_err(self.os(&here))?;
-                    self.record(&here, &st);
+                    self.record(&here, &st, &fd);
                     return Ok(self.finish(fd, st));
                 }
                 SFlag::S_IFDIR => {
-                    self.record(&here, &st);
+                    self.record(&here, &st, &probe);
                     self.stack.push((probe, here));
                 }
                 _ if last && want == Want::File => return Ok(self.finish(probe, st)),
@@ -371,7 +386,8 @@ impl Walker<'_> {
     fn follow(&mut self, link: &OwnedFd, here: &Path) -> Result<()> {
         let (dir, dir_path) = self.current();
         let st = fstat(dir).map_err(self.os(dir_path))?;
-        let trusted = (st.st_uid == 0 || st.st_uid == self.euid) && st.st_mode & 0o022 == 0;
+        let trusted =
+            (st.st_uid == 0 || st.st_uid == self.euid) && st.st_mode & 0o022 == 0 && !on_fuse(dir);
         if !trusted {
             return Err(Error::Insecure {
                 what: format!(
@@ -471,6 +487,7 @@ mod tests {
             path: PathBuf::from(path),
             uid,
             mode,
+            fuse: false,
         };
         assert_eq!(
             control(&[p("/", 0, 0o755), p("/var", 0, 0o755)]),
@@ -494,6 +511,14 @@ mod tests {
                 p("/tmp/x", 5, 0o700)
             ]),
             Control::Shared { dir: "/tmp".into() }
+        );
+        let mut fake_root = p("/srv/fuse", 0, 0o755);
+        fake_root.fuse = true;
+        assert_eq!(
+            control(&[p("/", 0, 0o755), fake_root, p("/srv/fuse/x", 0, 0o755)]),
+            Control::Shared {
+                dir: "/srv/fuse".into()
+            }
         );
     }
 }

@@ -55,7 +55,9 @@ fn root_status_writes_no_file_through_links_the_account_planted() {
     m.sh("test ! -e /etc/ld.so.preload").ok();
     // The cache was written all the same, as a file of the account's.
     let owner = m
-        .sh(&format!("stat -c %U {STATE_DIR}/.locks/status-cache.json"))
+        .sh(&format!(
+            "stat -c %U {STATE_DIR}/.locks/status-cache.$(id -u {USER}).json"
+        ))
         .ok();
     assert_eq!(owner.stdout.trim(), USER, "{owner}");
 }
@@ -193,4 +195,67 @@ fn planted_fifos_and_links_in_the_state_dir_neither_hang_nor_redirect_a_command(
         .sh(&format!("test -L {STATE_DIR}/c && readlink {STATE_DIR}/c"))
         .ok();
     assert_eq!(links.stdout.trim(), "/etc");
+}
+
+#[test]
+fn a_status_cache_the_account_forged_does_not_fool_another_caller() {
+    let m = demo_machine("hostile-forged-cache");
+    plain_demo_unit(&m);
+    m.add_user("op", &["unitgate", "demoops"]);
+    ug(&m, "init r1").ok();
+    ug(&m, "start r1").ok();
+    let real_pid = m
+        .sh("systemctl show -P MainPID demo@r1.service")
+        .ok()
+        .stdout
+        .trim()
+        .to_owned();
+    // The account knows the unit's invocation id, so it can write an entry
+    // that looks current, with a main PID of its choosing, under the cache
+    // names an operator's status would read.
+    m.sh_as(
+        USER,
+        &format!(
+            "set -e; inv=$(basename $(readlink /run/systemd/units/invocation:demo@r1.service)); \
+             mkdir -p {STATE_DIR}/.locks; for f in status-cache.json status-cache.$(id -u op).json; do \
+             printf '{{\"demo@r1.service\":{{\"invocation\":\"%s\",\"main_pid\":1,\"restarts\":0,\"since_usec\":1,\"control_group\":null}}}}' $inv \
+               > {STATE_DIR}/.locks/$f; done"
+        ),
+    )
+    .ok();
+    let out = m.sh_as("op", "unitgate --app demo status --json r1").ok();
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).expect("status JSON");
+    assert_eq!(
+        json["instances"][0]["main_pid"].to_string(),
+        real_pid,
+        "the operator was shown the account's main PID: {out}"
+    );
+}
+
+#[test]
+fn the_install_command_gets_neither_roots_terminal_nor_its_environment() {
+    let m = demo_machine("hostile-install-tty");
+    // What the account's install program sees, and a try at the terminal:
+    // a title-setting escape sequence and a bell in its output.
+    m.write_file(
+        "/usr/local/share/demo/install.sh",
+        b"#!/bin/sh\n\
+          { [ -t 0 ] && echo tty0; [ -t 1 ] && echo tty1; [ -t 2 ] && echo tty2; \
+            (exec 3</dev/tty) 2>/dev/null && echo ctty; \
+            env | grep -c ROOT_SECRET; id -un; } > /var/lib/demo/instances/seen\n\
+          printf 'plain \\033]0;owned\\007line\\n'\n",
+        0o755,
+    );
+    // Root on a terminal (`script` gives the command a pty), with a secret
+    // in its environment.
+    let out = m
+        .sh("ROOT_SECRET=hunter2 script -qec 'unitgate --app demo install' /dev/null")
+        .ok();
+    assert!(out.stdout.contains("plain ]0;ownedline"), "{out}");
+    assert!(
+        !out.stdout.contains('\x1b') && !out.stdout.contains('\x07'),
+        "{out:?}"
+    );
+    let seen = m.sh(&format!("cat {STATE_DIR}/seen")).ok().stdout;
+    assert_eq!(seen, format!("0\n{USER}\n"), "what the install program saw");
 }
