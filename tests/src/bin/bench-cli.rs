@@ -114,7 +114,7 @@ fn main() {
     let cold = time_runs(
         &m,
         Some(USER),
-        "rm -f /var/lib/demo/instances/.locks/status-cache.json; unitgate status --json",
+        "rm -f /var/lib/demo/instances/.locks/status-cache.*.json; unitgate status --json",
         5,
     );
     let status = time_runs(&m, Some(USER), "unitgate status --json", RUNS);
