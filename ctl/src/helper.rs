@@ -19,8 +19,6 @@ use crate::error::{code, Error, Result};
 /// Most instances the helper accepts per call.
 pub const MAX_BATCH: usize = unitgate_helper::pipeline::MAX_INSTANCES;
 pub const SUDO: &str = "/usr/bin/sudo";
-/// The helper's own limit on `--wait`.
-const MAX_WAIT_SECS: u64 = 3600;
 const HELPER_NAME: &str = "unitgate-systemctl";
 
 /// The helper's own actions (and their command-line names).
