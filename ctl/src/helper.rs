@@ -93,8 +93,11 @@ fn call(
 ) -> Result<Outcome> {
     let mut cmd = Command::new(SUDO);
     cmd.arg("-n").arg("--").arg(helper);
-    cmd.arg("--wait")
-        .arg(wait.as_secs().min(MAX_WAIT_SECS).to_string());
+    cmd.arg("--wait").arg(
+        wait.as_secs()
+            .min(unitgate_helper::pipeline::MAX_WAIT_SECS)
+            .to_string(),
+    );
     cmd.arg(&app.name).arg(action.name()).args(batch);
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
