@@ -12,13 +12,16 @@ use unitgate_helper::policy::toml::{self, Document, Entry, Value};
 use unitgate_helper::policy::{self, Policy};
 
 use crate::error::{shown, Error, Result};
+use crate::name::InstanceName;
 
 /// Environment variable that selects the app when `--app` is not given.
 pub const APP_ENV: &str = "UNITGATE_APP";
-/// Overrides the config directory: for tests of the unprivileged CLI only.
-/// The helper ignores it (its path is fixed at build time), so it cannot
-/// widen what anyone may do.
+/// The instance environment file's name when the config names none.
 pub const DEFAULT_ENV_FILE: &str = "instance.env";
+/// How long a started instance must stay up when the config says nothing:
+/// long enough to catch a program that is missing or dies at once, short
+/// enough for a click in a web app.
+pub const DEFAULT_SETTLE_SECS: u64 = 2;
 /// The variable a port from `port_range` is written to.
 pub const PORT_VAR: &str = "PORT";
 
@@ -41,14 +44,24 @@ pub struct App {
     /// Seconds `stop`/`delete` allow an instance to take to stop (passed to
     /// the instance as `UNITGATE_STOP_TIMEOUT`, for `TimeoutStopSec=`-style use).
     pub stop_timeout: Option<u64>,
+    /// Seconds a started instance must stay up to count as started
+    /// (`settle`, default [`DEFAULT_SETTLE_SECS`]; `--settle` per call).
+    pub settle: std::time::Duration,
     /// `[env]`: variables written to each instance's environment file.
     pub env: Vec<(String, Template)>,
 }
 
 impl App {
-    /// `<prefix>@<instance>.service`, built by the helper crate.
-    pub fn unit(&self, instance: &str) -> Option<String> {
-        unitgate_helper::name::unit_name(&self.policy.unit_prefix, instance)
+    /// `<prefix>@<instance>.service`: both parts passed their rules (the
+    /// prefix when the policy was read, the name when it was made), so this
+    /// is the name the helper builds and checks byte for byte.
+    pub fn unit(&self, instance: &InstanceName) -> String {
+        format!(
+            "{}@{}{}",
+            self.policy.unit_prefix,
+            instance,
+            unitgate_helper::name::SERVICE_SUFFIX
+        )
     }
 
     /// The pattern systemd is asked about: `<prefix>@*.service`.
@@ -56,20 +69,22 @@ impl App {
         format!("{}@*.service", self.policy.unit_prefix)
     }
 
-    /// The instance of a unit of this app, if it is one and a valid name.
-    pub fn instance_of<'a>(&self, unit: &'a str) -> Option<&'a str> {
+    /// The instance of a unit of this app, if it is one with a name this
+    /// app allows.
+    pub fn instance_of(&self, unit: &str) -> Option<InstanceName> {
         let rest = unit
             .strip_prefix(self.policy.unit_prefix.as_str())?
             .strip_prefix('@')?;
         let inst = rest.strip_suffix(unitgate_helper::name::SERVICE_SUFFIX)?;
-        unitgate_helper::name::is_valid_instance(inst).then_some(inst)
+        self.instance(inst).ok()
     }
 
-    /// Checks an instance name with the helper crate's rules (built-in rule
-    /// and the app's `instance_pattern`). Must pass before any path is built.
-    pub fn check_instance(&self, name: &str) -> Result<()> {
+    /// The one way to make an [`InstanceName`]: the helper crate's rules
+    /// (built-in rule and the app's `instance_pattern`), checked before any
+    /// path is built or any call is made.
+    pub fn instance(&self, name: &str) -> Result<InstanceName> {
         if self.policy.allows_instance(name) {
-            return Ok(());
+            return Ok(InstanceName::checked(name));
         }
         let rule = if unitgate_helper::name::is_valid_instance(name) {
             format!(
@@ -86,8 +101,21 @@ impl App {
         })
     }
 
-    pub fn instance_dir(&self, instance: &str) -> PathBuf {
-        self.state_dir.join(instance)
+    /// Every name checked before anything is touched (one bad name rejects
+    /// the whole command, exit 65, as the helper does); duplicates once.
+    pub fn instances(&self, names: &[String]) -> Result<Vec<InstanceName>> {
+        let mut out: Vec<InstanceName> = Vec::with_capacity(names.len());
+        for n in names {
+            let name = self.instance(n)?;
+            if !out.contains(&name) {
+                out.push(name);
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn instance_dir(&self, instance: &InstanceName) -> PathBuf {
+        self.state_dir.join(instance.as_str())
     }
 }
 
@@ -335,6 +363,13 @@ fn cli_keys(name: &str, path: &Path, doc: &Document, policy: Policy) -> Result<A
             _ => return Err(bad(e, "must be an integer number of seconds, 1 to 86400")),
         },
     };
+    let settle = match get("settle") {
+        None => DEFAULT_SETTLE_SECS,
+        Some(e) => match e.value {
+            Value::Integer(n) if (0..=600).contains(&n) => n as u64,
+            _ => return Err(bad(e, "must be an integer number of seconds, 0 to 600")),
+        },
+    };
     let mut env = Vec::new();
     if let Some(table) = doc.table("env") {
         for e in &table.entries {
@@ -367,6 +402,7 @@ fn cli_keys(name: &str, path: &Path, doc: &Document, policy: Policy) -> Result<A
         port_range,
         install_command,
         stop_timeout,
+        settle: std::time::Duration::from_secs(settle),
         env,
     })
 }
@@ -403,6 +439,27 @@ impl Me {
                 hint: "run unitgate as a user with a passwd entry".into(),
             }),
         }
+    }
+
+    /// Refuses (77) a caller the app's policy does not list, naming who
+    /// is asking and what would let them: the helper would refuse them
+    /// anyway, after the CLI had touched the state directory.
+    pub fn check_may_drive(&self, app: &App) -> Result<()> {
+        if self.may_drive(app) {
+            return Ok(());
+        }
+        Err(Error::NotPermitted {
+            what: format!(
+                "{} may not drive app '{}': neither the user nor one of its groups is among its callers",
+                shown(&self.name),
+                app.name
+            ),
+            hint: format!(
+                "ask an administrator to add {} or @GROUP to `callers` in {}",
+                shown(&self.name),
+                app.config_path.display()
+            ),
+        })
     }
 
     pub fn may_drive(&self, app: &App) -> bool {
@@ -489,6 +546,7 @@ env_file = "server.env"
 port_range = [27015, 27115]
 install_command = ["/srv/demo/bin/install", "--quiet"]
 stop_timeout = 30
+settle = 5
 
 [env]
 GAME_PORT = "{port}"
@@ -516,12 +574,19 @@ NAME = "{app}-{instance} {{literal}}"
         assert_eq!(app.port_range, Some((27015, 27115)));
         assert_eq!(app.install_command.as_ref().unwrap()[1], "--quiet");
         assert_eq!(app.stop_timeout, Some(30));
+        assert_eq!(app.settle, std::time::Duration::from_secs(5));
         assert_eq!(app.env.len(), 3);
-        assert_eq!(app.unit("x1").as_deref(), Some("demo@x1.service"));
+        let x1 = app.instance("x1").unwrap();
+        assert_eq!(app.unit(&x1), "demo@x1.service");
         assert_eq!(app.unit_glob(), "demo@*.service");
-        assert_eq!(app.instance_of("demo@x1.service"), Some("x1"));
+        assert_eq!(app.instance_of("demo@x1.service"), Some(x1));
         assert_eq!(app.instance_of("demox@x1.service"), None);
         assert_eq!(app.instance_of("demo@.service"), None);
+        assert_eq!(
+            app.instance_of("demo@UPPER.service"),
+            None,
+            "not this app's pattern"
+        );
     }
 
     #[test]
@@ -563,6 +628,8 @@ NAME = "{app}-{instance} {{literal}}"
             ("install_command = [\"relative\"]", "install_command"),
             ("install_command = []", "install_command"),
             ("stop_timeout = 0", "stop_timeout"),
+            ("settle = 601", "settle"),
+            ("settle = \"2\"", "settle"),
             ("[env]\nA = \"{nope}\"", "unknown placeholder"),
             ("[env]\nA = \"{port}\"", "port_range"),
             ("[env]\nA = \"{instance\"", "unclosed"),
@@ -582,9 +649,17 @@ NAME = "{app}-{instance} {{literal}}"
     #[test]
     fn instance_names_use_the_helper_rules_and_the_pattern() {
         let app = parse_str(FULL).unwrap();
-        app.check_instance("a-1").unwrap();
+        assert_eq!(app.instance("a-1").unwrap().as_str(), "a-1");
         for bad in ["", "../x", "a/b", "-a", "a.b", "A", "a b", "a\n"] {
-            assert_eq!(app.check_instance(bad).unwrap_err().code(), 65, "{bad:?}");
+            assert_eq!(app.instance(bad).unwrap_err().code(), 65, "{bad:?}");
         }
+        let both = app
+            .instances(&["a".into(), "b".into(), "a".into()])
+            .unwrap();
+        assert_eq!(both.len(), 2, "duplicates once");
+        assert_eq!(
+            app.instances(&["a".into(), "B".into()]).unwrap_err().code(),
+            65
+        );
     }
 }

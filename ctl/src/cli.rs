@@ -50,17 +50,46 @@ pub enum Command {
         /// --set PORT=N asks for a specific port of port_range.
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
+        /// An existing instance is a success ("exists"), left as it is.
+        #[arg(long)]
+        exist_ok: bool,
     },
-    /// Enable and start instances (survive reboot); a running instance is a no-op.
-    Start(Instances),
+    /// Enable and start instances (survive reboot); succeeds once each runs
+    /// and stays up for the settle window; a running instance is a no-op.
+    Start(Settled),
     /// Stop and disable instances (stay stopped after reboot).
     Stop(Instances),
-    /// Restart instances.
-    Restart(Instances),
+    /// Restart running instances, start the others; succeeds once each
+    /// runs and stays up for the settle window.
+    Restart(Settled),
     /// Stop instances and delete their state; re-run to finish an interrupted delete.
-    Delete(Instances),
-    /// Show instances (all when none named) with drift; exits 3 if a named one is not active.
-    Status { instances: Vec<String> },
+    Delete {
+        /// A missing instance is a success ("already deleted").
+        #[arg(long)]
+        missing_ok: bool,
+        #[command(flatten)]
+        instances: Instances,
+    },
+    /// Stop instances and rebuild their state from the skeleton, keeping
+    /// their port and --set values (crash-safe); they stay stopped.
+    Reset(Instances),
+    /// Write instances' environment files again from the app config as it
+    /// is now (ports and --set values kept); all instances when none named.
+    Reconfigure {
+        /// Restart the changed instances that are running.
+        #[arg(long)]
+        restart: bool,
+        /// Instance names (default: all).
+        instances: Vec<String>,
+    },
+    /// Show instances (all when none named) with drift; exits 3 if a named
+    /// one is not running.
+    Status {
+        /// Exit 3 if any instance listed has drifted.
+        #[arg(long)]
+        fail_on_drift: bool,
+        instances: Vec<String>,
+    },
     /// Stream state changes (JSON lines with --json); --heal restarts instances that should run but don't.
     Watch {
         /// Start again (reset-failed, enable) instances that are initialized and enabled but not running, with back-off.
@@ -130,6 +159,17 @@ pub struct NewAppArgs {
     pub dir: std::path::PathBuf,
 }
 
+/// Instances to start, and how long each must stay up.
+#[derive(Debug, Args)]
+pub struct Settled {
+    /// Seconds each instance must stay up (running, not restarted) to count
+    /// as started; 0: one look. Default: the app's `settle` (2).
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(0..=600))]
+    pub settle: Option<u64>,
+    #[command(flatten)]
+    pub instances: Instances,
+}
+
 #[derive(Debug, Args)]
 pub struct Instances {
     /// Instance names.
@@ -189,8 +229,16 @@ mod tests {
         .unwrap();
         assert_eq!(cli.app.as_deref(), Some("demo"));
         assert!(
-            matches!(cli.command, Command::Init { ref instance, ref set } if instance == "a" && set == &["K=v"])
+            matches!(cli.command, Command::Init { ref instance, ref set, exist_ok: false } if instance == "a" && set == &["K=v"])
         );
+        let cli = Cli::try_parse_from(["unitgate", "start", "--settle", "0", "a"]).unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::Start(Settled {
+                settle: Some(0),
+                ..
+            })
+        ));
         let cli =
             Cli::try_parse_from(["unitgate", "--json", "--wait", "5", "start", "1", "2"]).unwrap();
         assert!(cli.json);

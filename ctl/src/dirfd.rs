@@ -308,6 +308,12 @@ impl DirFd {
         }
     }
 
+    /// Swaps `a` and `b` in one step (`RENAME_EXCHANGE`): both must exist.
+    pub fn exchange(&self, a: &OsStr, b: &OsStr) -> io::Result<()> {
+        let (a, b) = (component(a)?, component(b)?);
+        renameat2(&self.fd, a, &self.fd, b, RenameFlags::RENAME_EXCHANGE).map_err(err)
+    }
+
     pub fn unlink(&self, name: &OsStr) -> io::Result<()> {
         unlinkat(&self.fd, component(name)?, UnlinkatFlags::NoRemoveDir).map_err(err)
     }

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 
 use crate::app::{is_valid_env_key, App, Context, PORT_VAR};
+use crate::name::InstanceName;
 
 /// Largest environment file read back.
 pub const MAX_SIZE: u64 = 64 * 1024;
@@ -90,14 +91,24 @@ pub fn lookup(text: &str, key: &str) -> Option<String> {
         .find_map(|(k, v)| (k == key).then_some(v))
 }
 
-/// The environment file of a new instance: the app and instance names, its
-/// port, the app's `[env]` expanded, then `--set` values (deterministic
-/// order; a later source replaces an earlier value).
-pub fn text_for(app: &App, instance: &str, port: Option<u16>, sets: &[(String, String)]) -> String {
+/// The comment line after which `init`'s `--set` values stand: what
+/// `reset` and `reconfigure` keep when they render the file again.
+pub const SETS_MARKER: &str = "# --set values (kept by `unitgate reset` and `reconfigure`):";
+
+/// The environment file of an instance: the app and instance names, its
+/// port, the app's `[env]` expanded, then `--set` values after
+/// [`SETS_MARKER`] (deterministic order; a later source replaces an earlier
+/// value).
+pub fn text_for(
+    app: &App,
+    instance: &InstanceName,
+    port: Option<u16>,
+    sets: &[(String, String)],
+) -> String {
     let dir = app.instance_dir(instance);
     let cx = Context {
         app: &app.name,
-        instance,
+        instance: instance.as_str(),
         state_dir: &app.state_dir,
         instance_dir: &dir,
         port,
@@ -110,24 +121,58 @@ pub fn text_for(app: &App, instance: &str, port: Option<u16>, sets: &[(String, S
         }
     };
     put("UNITGATE_APP", app.name.clone());
-    put("UNITGATE_INSTANCE", instance.to_owned());
+    put("UNITGATE_INSTANCE", instance.to_string());
     if let Some(p) = port {
         put(PORT_VAR, p.to_string());
     }
     for (k, t) in &app.env {
         put(k, t.expand(&cx));
     }
-    for (k, v) in sets {
-        put(k, v.clone());
-    }
     let mut text = format!(
         "# Written by `unitgate init` for instance {instance} of app {}.\n# Read by `unitgate launch` when the instance starts; values are double-quoted.\n",
         app.name
     );
-    for k in order {
-        text.push_str(&format!("{k}={}\n", quote(&vars[&k])));
+    let is_set = |k: &str| sets.iter().any(|(s, _)| s == k);
+    for k in order.iter().filter(|k| !is_set(k)) {
+        text.push_str(&format!("{k}={}\n", quote(&vars[k])));
+    }
+    if !sets.is_empty() {
+        text.push_str(SETS_MARKER);
+        text.push('\n');
+        let mut keys: Vec<&str> = Vec::new();
+        for (k, _) in sets {
+            if !keys.contains(&k.as_str()) {
+                keys.push(k);
+            }
+        }
+        for k in keys {
+            let last = sets.iter().rev().find(|(s, _)| s == k).map(|(_, v)| v);
+            text.push_str(&format!("{k}={}\n", quote(last.map_or("", String::as_str))));
+        }
     }
     text
+}
+
+/// The `--set` values of an environment file: the lines after
+/// [`SETS_MARKER`]. A file from before the marker existed keeps as `--set`
+/// every variable the app config does not produce.
+pub fn sets(text: &str, app: &App) -> Vec<(String, String)> {
+    match text.split_once(&format!("\n{SETS_MARKER}\n")) {
+        Some((_, after)) => parse(after).unwrap_or_default(),
+        None => {
+            let generated = |k: &str| {
+                k == "UNITGATE_APP"
+                    || k == "UNITGATE_INSTANCE"
+                    || k == PORT_VAR
+                    || app.env.iter().any(|(e, _)| e == k)
+            };
+            parse(text)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|(k, _)| !generated(k))
+                .collect()
+        }
+    }
 }
 
 #[cfg(test)]
@@ -165,6 +210,43 @@ mod tests {
         );
         assert_eq!(lookup(text, "C").as_deref(), Some("x"));
         assert_eq!(lookup(text, "D"), None);
+    }
+
+    fn app() -> App {
+        crate::app::parse(
+            "demo",
+            std::path::Path::new("/etc/unitgate/apps/demo.toml"),
+            b"unit = \"demo@.service\"\ncallers = [\"web\"]\nactions = [\"show\"]\nport_range = [10, 20]\n[env]\nGREETING = \"hi {instance}\"\nMODE = \"fast\"\n",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn sets_survive_a_render_and_override_the_config() {
+        let app = app();
+        let a = app.instance("a").unwrap();
+        let sets = vec![
+            ("MAP".to_owned(), "c1".to_owned()),
+            ("MODE".to_owned(), "slow".to_owned()),
+        ];
+        let text = text_for(&app, &a, Some(12), &sets);
+        let vars = parse(&text).unwrap();
+        let get = |k: &str| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("PORT"), Some("12"));
+        assert_eq!(get("GREETING"), Some("hi a"));
+        assert_eq!(get("MODE"), Some("slow"), "--set wins over [env]");
+        assert_eq!(get("MAP"), Some("c1"));
+        assert_eq!(sets_of(&text, &app), sets);
+        // Rendered again from its own sets: the same file.
+        assert_eq!(text_for(&app, &a, Some(12), &sets_of(&text, &app)), text);
+        assert!(sets_of(&text_for(&app, &a, None, &[]), &app).is_empty());
+        // A file without the marker: what the config does not make.
+        let old = "UNITGATE_APP=\"demo\"\nPORT=\"12\"\nGREETING=\"x\"\nMAP=\"c2\"\n";
+        assert_eq!(sets_of(old, &app), [("MAP".to_owned(), "c2".to_owned())]);
+    }
+
+    fn sets_of(text: &str, app: &App) -> Vec<(String, String)> {
+        sets(text, app)
     }
 
     #[test]

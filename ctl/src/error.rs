@@ -1,6 +1,7 @@
 //! The one error type of the CLI: every failure travels here as a value and
-//! is turned into exactly one stderr line and one exit code by [`Error::code`]
-//! and [`Error::message`].
+//! is turned into exactly one stderr line ([`Error::message`]), one exit code
+//! ([`Error::code`]) and, under `--json`, one `error` object with a stable
+//! `kind` ([`Error::to_json`]).
 
 use std::fmt;
 use std::io;
@@ -11,8 +12,12 @@ pub mod code {
     pub const OK: u8 = 0;
     /// A systemctl run by the helper failed (its own message is shown).
     pub const FAILED: u8 = 1;
-    /// `status NAMES…`: at least one named instance is not active.
+    /// `status NAMES…`: at least one named instance is not running (or
+    /// drifted, with `--fail-on-drift`).
     pub const NOT_ACTIVE: u8 = 3;
+    /// `start`/`restart`: an instance did not come up, or did not stay up
+    /// for the settle window.
+    pub const NOT_RUNNING: u8 = 4;
     pub const USAGE: u8 = unitgate_helper::exit::USAGE;
     pub const BAD_NAME: u8 = unitgate_helper::exit::DATA_ERR;
     pub const NO_INSTANCE: u8 = 66;
@@ -80,6 +85,17 @@ pub enum Error {
         code: i32,
         message: String,
     },
+    /// A started instance did not come up, or did not stay up for the
+    /// settle window.
+    NotRunning {
+        instance: String,
+        /// What it was meant to be: `running`.
+        wanted: &'static str,
+        report: Box<UnitReport>,
+    },
+    /// stdout's reader went away: the command ends quietly (exit 0), as
+    /// `head` and `grep -q` expect.
+    ClosedPipe,
     /// A command run for the caller (e.g. the install command) failed.
     Failed {
         what: String,
@@ -121,6 +137,28 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// How an instance ended up when it was meant to run (or stop): systemd's
+/// own account of it, for the error of a start or restart that did not
+/// stick.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct UnitReport {
+    pub active_state: String,
+    pub sub_state: String,
+    /// systemd's `Result` of the last run: `exit-code`, `signal`,
+    /// `core-dump`, `timeout`, `start-limit-hit`, `oom-kill`, …
+    pub result: Option<String>,
+    /// The main process's exit status, when it exited.
+    pub exit_status: Option<i32>,
+    /// The signal that killed the main process, when one did.
+    pub signal: Option<String>,
+    /// Automatic restarts systemd made during the wait.
+    pub restarts: Option<u32>,
+    /// The unit's last journal lines, when the caller may read the journal.
+    pub journal: Vec<String>,
+    /// What systemctl said, when the call itself failed.
+    pub systemctl: Option<String>,
+}
+
 impl Error {
     pub fn code(&self) -> u8 {
         match self {
@@ -135,6 +173,7 @@ impl Error {
             }
             Error::HelperRefused { code, .. } => *code,
             Error::Systemctl { .. } | Error::Failed { .. } => code::FAILED,
+            Error::NotRunning { .. } => code::NOT_RUNNING,
             Error::Unavailable { .. } | Error::Dbus { .. } => code::UNAVAILABLE,
             Error::Config { .. } => code::CONFIG,
             Error::Io { err, .. } => match err.kind() {
@@ -143,37 +182,77 @@ impl Error {
             },
             Error::Partial { code, .. } => *code,
             Error::Scaffold { code, .. } => *code,
+            Error::ClosedPipe => code::OK,
         }
     }
 
-    /// The one line printed after `unitgate: ` — what is wrong, then in
-    /// parentheses what to do. `None` for errors already reported.
-    pub fn message(&self) -> Option<String> {
+    /// A stable name of the cause, for programs (`error.kind` under
+    /// `--json`); the message may change, this may not.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Usage { .. } => "usage",
+            Error::BadName { .. } => "bad-name",
+            Error::NoSuchInstance { .. } => "no-such-instance",
+            Error::NotActive => "not-active",
+            Error::Exists { .. } => "exists",
+            Error::Busy { .. } => "busy",
+            Error::NotPermitted { .. } => "not-permitted",
+            Error::Insecure { .. } => "insecure",
+            Error::SudoRefused { .. } => "sudo-refused",
+            Error::HelperRefused { .. } => "helper-refused",
+            Error::Systemctl { .. } => "systemctl-failed",
+            Error::NotRunning { .. } => "not-running",
+            Error::Failed { .. } => "command-failed",
+            Error::Unavailable { .. } => "unavailable",
+            Error::Config { .. } => "config",
+            Error::Io { .. } => "io",
+            Error::Dbus { .. } => "dbus",
+            Error::Scaffold { .. } => "new-app",
+            Error::Partial { .. } => "partial",
+            Error::ClosedPipe => "closed-pipe",
+        }
+    }
+
+    /// What is wrong, and what to do about it; `None` for errors already
+    /// reported another way (the status table, per-instance lines, a
+    /// closed pipe).
+    pub fn parts(&self) -> Option<(String, String)> {
+        let s = |x: &str| x.to_owned();
         Some(match self {
-            Error::Usage { what, hint } => format!("{what} ({hint})"),
+            Error::Usage { what, hint }
+            | Error::NotPermitted { what, hint }
+            | Error::Insecure { what, hint }
+            | Error::Unavailable { what, hint }
+            | Error::Failed { what, hint }
+            | Error::Config { what, hint } => (what.clone(), hint.clone()),
             Error::BadName { kind, name, rule } => {
-                format!("invalid {kind} name '{}' ({rule})", shown(name))
+                (format!("invalid {kind} name '{}'", shown(name)), rule.clone())
             }
-            Error::NoSuchInstance { instance } => format!(
-                "no such instance '{}' (create it with `unitgate init {}`, or see `unitgate status`)",
-                shown(instance),
-                shown(instance)
+            Error::NoSuchInstance { instance } => (
+                format!("no such instance '{}'", shown(instance)),
+                format!(
+                    "create it with `unitgate init {}`, or see `unitgate status`",
+                    shown(instance)
+                ),
             ),
-            Error::NotActive => return None,
-            Error::Exists { instance } => format!(
-                "instance '{}' already exists (pick another name, or `unitgate delete {}` first)",
-                shown(instance),
-                shown(instance)
+            Error::Exists { instance } => (
+                format!("instance '{}' already exists", shown(instance)),
+                format!(
+                    "pick another name, or `unitgate delete {}` first",
+                    shown(instance)
+                ),
             ),
-            Error::Busy { what, waited_secs } => format!(
-                "{what} is busy: another unitgate command holds its lock (waited {waited_secs} s; retry, or raise --wait)"
+            Error::Busy { what, waited_secs } => (
+                format!(
+                    "{what} is busy: another unitgate command holds its lock (waited {waited_secs} s)"
+                ),
+                s("retry, or raise --wait"),
             ),
-            Error::NotPermitted { what, hint } | Error::Insecure { what, hint } => {
-                format!("{what} ({hint})")
-            }
-            Error::SudoRefused { user, detail } => format!(
-                "not permitted by sudo: {} (add {user} to group unitgate: `usermod -aG unitgate {user}`, then log in again)",
-                detail
+            Error::SudoRefused { user, detail } => (
+                format!("not permitted by sudo: {detail}"),
+                format!(
+                    "add {user} to group unitgate: `usermod -aG unitgate {user}`, then log in again"
+                ),
             ),
             Error::HelperRefused { code, message } => {
                 let hint = match *code {
@@ -184,29 +263,72 @@ impl Error {
                     code::BUSY => "another call holds the unit's lock; retry, or raise --wait",
                     _ => "this is a bug in unitgate if it repeats; please report it",
                 };
-                format!("the helper refused: {message} ({hint})")
+                (format!("the helper refused: {message}"), s(hint))
             }
-            Error::Systemctl { code, message } => format!(
-                "systemctl failed with exit {code}: {message} (see `unitgate status` and `unitgate logs INSTANCE`)"
+            Error::Systemctl { code, message } => (
+                format!("systemctl failed with exit {code}: {message}"),
+                s("see `unitgate status` and `unitgate logs INSTANCE`"),
             ),
-            Error::Unavailable { what, hint } | Error::Failed { what, hint } => format!("{what} ({hint})"),
-            Error::Config { what, hint } => format!("{what} ({hint})"),
-            Error::Io { what, err } => match err.kind() {
-                io::ErrorKind::PermissionDenied => format!(
-                    "{what}: {err} (run unitgate as the app's service account, and make sure it may access that path)"
+            Error::NotRunning {
+                instance,
+                wanted,
+                report,
+            } => (
+                format!(
+                    "{instance} is {}/{}, not {wanted}{}",
+                    report.active_state,
+                    report.sub_state,
+                    report_detail(report)
                 ),
-                _ => format!("{what}: {err} (check the disk and the state directory, then retry)"),
-            },
-            Error::Dbus { what } => format!(
-                "cannot read systemd over D-Bus: {what} (is systemd running and the system bus reachable?)"
+                format!("see `unitgate logs {instance}`"),
             ),
-            Error::Partial { failed, total, .. } => {
-                format!("{failed} of {total} instances failed (see the lines above)")
-            }
+            Error::Io { what, err } => match err.kind() {
+                io::ErrorKind::PermissionDenied => (
+                    format!("{what}: {err}"),
+                    s("run unitgate as the app's service account, and make sure it may access that path"),
+                ),
+                _ => (
+                    format!("{what}: {err}"),
+                    s("check the disk and the state directory, then retry"),
+                ),
+            },
+            Error::Dbus { what } => (
+                format!("cannot read systemd over D-Bus: {what}"),
+                s("is systemd running and the system bus reachable?"),
+            ),
             Error::Scaffold { message, .. } => {
-                format!("new-app: {message} (see `unitgate new-app --help`)")
+                (format!("new-app: {message}"), s("see `unitgate new-app --help`"))
             }
+            Error::Partial { failed, total, .. } => (
+                format!("{failed} of {total} instances failed"),
+                s("see the lines above"),
+            ),
+            Error::NotActive | Error::ClosedPipe => return None,
         })
+    }
+
+    /// The one line printed after `unitgate: ` — what is wrong, then in
+    /// parentheses what to do. `None` for errors already reported.
+    pub fn message(&self) -> Option<String> {
+        if matches!(self, Error::Partial { .. }) {
+            return None;
+        }
+        self.parts().map(|(what, hint)| format!("{what} ({hint})"))
+    }
+
+    /// The `error` object of `--json` output.
+    pub fn to_json(&self) -> serde_json::Value {
+        let (message, hint) = self.parts().unwrap_or_default();
+        let mut v = serde_json::json!({
+            "kind": self.kind(),
+            "code": self.code(),
+            "message": message,
+            "hint": hint,
+        });
+        if let Error::NotRunning { report, .. } = self {
+            v["unit"] = serde_json::to_value(report).unwrap_or_default();
+        }
+        v
     }
 
     pub fn io(what: impl Into<String>, err: io::Error) -> Error {
@@ -237,6 +359,26 @@ impl Error {
                 .into(),
         }
     }
+}
+
+/// `: exit status 127`, `: killed by SIGKILL`, `; systemd: start-limit-hit`.
+fn report_detail(r: &UnitReport) -> String {
+    let mut out = String::new();
+    if let Some(sig) = &r.signal {
+        out.push_str(&format!("; killed by {sig}"));
+    } else if let Some(st) = r.exit_status.filter(|&s| s != 0) {
+        out.push_str(&format!("; the main process exited with status {st}"));
+    }
+    if let Some(res) = r.result.as_deref().filter(|&r| r != "success") {
+        out.push_str(&format!("; systemd's result: {res}"));
+    }
+    if let Some(n) = r.restarts.filter(|&n| n > 0) {
+        out.push_str(&format!("; restarted {n} times"));
+    }
+    if let Some(m) = &r.systemctl {
+        out.push_str(&format!("; systemctl said: {m}"));
+    }
+    out
 }
 
 impl fmt::Display for Error {

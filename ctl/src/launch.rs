@@ -19,7 +19,7 @@ use std::os::unix::process::CommandExt;
 
 use crate::app::App;
 use crate::error::{Error, Result};
-use crate::instance::Store;
+use crate::store::Store;
 
 /// Execs `argv` (absolute program, then its arguments) with the instance's
 /// environment. Returns only on failure.
@@ -33,7 +33,7 @@ pub fn run(app: &App, instance: &str, argv: &[OsString]) -> Result<()> {
             ),
         });
     }
-    app.check_instance(instance)?;
+    let instance = &app.instance(instance)?;
     let (program, args) = argv.split_first().ok_or_else(|| {
         Error::usage(
             "launch needs the program to run",
@@ -50,8 +50,8 @@ pub fn run(app: &App, instance: &str, argv: &[OsString]) -> Result<()> {
         ));
     }
     let store = Store::open(app)?;
-    let vars = store.environment(instance)?.ok_or_else(|| {
-        if store.exists(instance) {
+    let env = store.environment(instance)?.ok_or_else(|| {
+        if store.exists(instance.as_str()) {
             Error::Config {
                 what: format!(
                     "instance '{instance}' has no environment file {}",
@@ -61,13 +61,13 @@ pub fn run(app: &App, instance: &str, argv: &[OsString]) -> Result<()> {
             }
         } else {
             Error::NoSuchInstance {
-                instance: instance.to_owned(),
+                instance: instance.to_string(),
             }
         }
     })?;
     let args = args
         .iter()
-        .map(|a| expand(a, &vars))
+        .map(|a| expand(a, &env.vars))
         .collect::<std::result::Result<Vec<_>, String>>()
         .map_err(|why| Error::Config {
             what: format!("launch of instance '{instance}': {why}"),
@@ -77,7 +77,7 @@ pub fn run(app: &App, instance: &str, argv: &[OsString]) -> Result<()> {
         })?;
     let err = std::process::Command::new(program)
         .args(args)
-        .envs(vars.iter().map(|(k, v)| (k, v)))
+        .envs(env.vars.iter().map(|(k, v)| (k, v)))
         .exec();
     Err(match err.kind() {
         std::io::ErrorKind::NotFound => Error::Config {

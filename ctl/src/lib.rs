@@ -3,8 +3,9 @@
 //! Runs as the app's service account (or any caller the app lists), owns
 //! the instance state directories, drives systemd only through the
 //! privileged helper `unitgate-systemctl`, and reads state straight from
-//! systemd over D-Bus. Every failure is an [`error::Error`] value that
-//! [`main`] prints as one line and turns into the exit code.
+//! systemd over D-Bus. Every command returns a value; [`main`] is the one
+//! place that turns a failure into its stderr line, its exit code and,
+//! under `--json`, its `{"error": …}` document.
 
 pub mod account;
 pub mod app;
@@ -13,16 +14,21 @@ pub mod dirfd;
 pub mod envfile;
 pub mod error;
 pub mod helper;
-pub mod instance;
+pub mod install;
 pub mod launch;
 pub mod lifecycle;
 pub mod lock;
 pub mod logs;
+pub mod name;
+pub mod output;
 pub mod relay;
 pub mod scaffold;
+pub mod snapshot;
 pub mod status;
+pub mod store;
 pub mod system;
 pub mod systemd;
+pub mod unit;
 pub mod walk;
 pub mod watch;
 
@@ -33,47 +39,75 @@ use clap::Parser;
 
 use cli::{Cli, Command};
 use error::{Error, Result};
+use lifecycle::plan::Verb;
+use lifecycle::Context;
 use lock::Waiter;
+use output::{note, Output};
 
 pub fn main() -> ExitCode {
+    let json = std::env::args_os().skip(1).any(|a| a == "--json");
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version: the text on stdout, a closed pipe quiet.
+            let text = e.render().to_string();
+            return finish(Output { json: false }.text(&text));
+        }
         Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() {
-                error::code::USAGE
-            } else {
-                error::code::OK
-            });
+            let msg = e.render().to_string();
+            let line = msg.lines().next().unwrap_or("invalid command line");
+            let err = Error::usage(
+                line.trim_start_matches("error: ").to_owned(),
+                "see `unitgate --help`",
+            );
+            // clap's own text (with its usage lines) for people.
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), msg.as_bytes());
+            if json {
+                let _ = Output { json }.json(&serde_json::json!({ "error": err.to_json() }));
+            }
+            return ExitCode::from(error::code::USAGE);
         }
     };
-    match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+    let out = Output { json: cli.json };
+    let result = run(cli, out);
+    if let Err(e) = &result {
+        if out.json && e.parts().is_some() && !matches!(e, Error::Partial { .. }) {
+            if let Err(Error::ClosedPipe) = out.json(&serde_json::json!({ "error": e.to_json() })) {
+                return ExitCode::SUCCESS;
+            }
+        }
+    }
+    finish(result)
+}
+
+/// The exit: 0, or the error's line on stderr and its code. A closed
+/// stdout ends a command quietly with 0, as `head` expects.
+fn finish(result: Result<()>) -> ExitCode {
+    match result {
+        Ok(()) | Err(Error::ClosedPipe) => ExitCode::SUCCESS,
         Err(e) => {
             if let Some(msg) = e.message() {
-                eprintln!("unitgate: {msg}");
+                note(&format!("unitgate: {msg}"));
             }
             ExitCode::from(e.code())
         }
     }
 }
 
-fn run(cli: Cli) -> Result<()> {
+fn run(cli: Cli, out: Output) -> Result<()> {
     let waiter = Waiter {
         timeout: Duration::from_secs(cli.wait),
     };
-    let json = cli.json;
     // Commands that need no app first.
     match &cli.command {
         Command::Completions { shell } => {
-            cli::completions(*shell, &mut std::io::stdout());
-            return Ok(());
+            return output::through(|buf| {
+                cli::completions(*shell, buf);
+                Ok(())
+            })
         }
-        Command::Man => {
-            return cli::man_page(&mut std::io::stdout())
-                .map_err(|e| Error::io("cannot write the man page", e));
-        }
-        Command::NewApp(args) => return new_app(args),
+        Command::Man => return output::through(|buf| cli::man_page(buf)),
+        Command::NewApp(args) => return new_app(args, out),
         // Before anything changes the process: the program inherits it.
         Command::Launch { instance, command } => {
             let app = app::select(cli.app.as_deref())?;
@@ -88,18 +122,40 @@ fn run(cli: Cli) -> Result<()> {
         // Root acts on an app's state only as the account that controls it.
         account::act_for_state_of(&app)?;
     }
+    // Judged before anything is touched: a caller the app does not list
+    // is told so, not that some directory is unreadable.
+    app::Me::current()?.check_may_drive(&app)?;
+    let cx = |settle: Option<u64>| Context {
+        app: &app,
+        waiter,
+        settle: settle.map_or(app.settle, Duration::from_secs),
+        out,
+    };
     match cli.command {
-        Command::Install { force } => lifecycle::install(&app, waiter, force, json),
-        Command::Init { instance, set } => lifecycle::init(&app, waiter, &instance, &set, json),
-        Command::Start(i) => lifecycle::start(&app, waiter, &i.instances, json),
-        Command::Stop(i) => lifecycle::stop(&app, waiter, &i.instances, json),
-        Command::Restart(i) => lifecycle::restart(&app, waiter, &i.instances, json),
-        Command::Delete(i) => lifecycle::delete(&app, waiter, &i.instances, json),
-        Command::Status { instances } => status_command(&app, &instances, json),
+        Command::Install { force } => install::run(&app, waiter, force, out),
+        Command::Init {
+            instance,
+            set,
+            exist_ok,
+        } => lifecycle::state::init(&cx(None), &instance, &set, exist_ok),
+        Command::Start(s) => lifecycle::run(&cx(s.settle), Verb::Start, &s.instances.instances),
+        Command::Stop(i) => lifecycle::run(&cx(None), Verb::Stop, &i.instances),
+        Command::Restart(s) => lifecycle::run(&cx(s.settle), Verb::Restart, &s.instances.instances),
+        Command::Delete {
+            missing_ok,
+            instances,
+        } => lifecycle::run(&cx(None), Verb::Delete { missing_ok }, &instances.instances),
+        Command::Reset(i) => lifecycle::run(&cx(None), Verb::Reset, &i.instances),
+        Command::Reconfigure { restart, instances } => {
+            lifecycle::state::reconfigure(&cx(None), &instances, restart)
+        }
+        Command::Status {
+            fail_on_drift,
+            instances,
+        } => status::run(&app, out, &instances, fail_on_drift),
         Command::Watch { heal, interval } => watch::run(
-            &app,
+            &cx(None),
             watch::Options {
-                json,
                 heal,
                 interval: Duration::from_secs(interval),
             },
@@ -108,10 +164,7 @@ fn run(cli: Cli) -> Result<()> {
             instance,
             follow,
             lines,
-        } => {
-            app.check_instance(&instance)?;
-            logs::show(&app, &instance, follow, lines)
-        }
+        } => logs::show(&app, &app.instance(&instance)?, follow, lines, out.json),
         Command::Completions { .. }
         | Command::Man
         | Command::NewApp(_)
@@ -119,7 +172,7 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
-fn new_app(args: &cli::NewAppArgs) -> Result<()> {
+fn new_app(args: &cli::NewAppArgs, out: Output) -> Result<()> {
     let opts = scaffold::NewApp {
         name: args.name.clone(),
         exec: args.exec.clone(),
@@ -135,27 +188,8 @@ fn new_app(args: &cli::NewAppArgs) -> Result<()> {
         network: args.network.as_deref().map(str::parse).transpose()?,
     };
     let dir = scaffold::run(&opts, &args.dir)?;
-    print!("{}", scaffold::next_steps(&opts, &dir));
-    Ok(())
-}
-
-fn status_command(app: &app::App, names: &[String], json: bool) -> Result<()> {
-    let names = if names.is_empty() {
-        None
-    } else {
-        Some(lifecycle::check_names(app, names)?)
-    };
-    let rows = status::collect(app, names.as_deref())?;
-    if json {
-        println!("{}", status::to_json(app, &rows));
-    } else {
-        print!(
-            "{}",
-            status::render_table(&rows, status::now_usec(), status::use_colour())
-        );
+    if out.json {
+        return out.json(&serde_json::json!({ "app": opts.name, "dir": dir }));
     }
-    match names {
-        Some(_) => status::named_outcome(&rows),
-        None => Ok(()),
-    }
+    out.text(&scaffold::next_steps(&opts, &dir))
 }

@@ -17,13 +17,14 @@ use std::time::{Duration, Instant};
 
 use crate::dirfd::DirFd;
 use crate::error::{Error, Result};
-use crate::instance::Store;
+use crate::name::InstanceName;
+use crate::store::Store;
 use crate::system;
 
 const APP_LOCK: &str = "app.lock";
 
 /// The lock file of an instance.
-pub fn instance_lock_name(instance: &str) -> String {
+pub fn instance_lock_name(instance: &InstanceName) -> String {
     format!("instance.{instance}.lock")
 }
 
@@ -41,7 +42,7 @@ pub struct Waiter {
 
 impl Waiter {
     /// The instance's lock.
-    pub fn instance(&self, store: &Store<'_>, instance: &str) -> Result<Lock> {
+    pub fn instance(&self, store: &Store<'_>, instance: &InstanceName) -> Result<Lock> {
         let dir = store.lock_dir()?;
         self.acquire(
             &dir,
@@ -52,8 +53,8 @@ impl Waiter {
 
     /// Locks for several instances, taken in sorted order so that two bulk
     /// commands can never deadlock.
-    pub fn instances(&self, store: &Store<'_>, instances: &[String]) -> Result<Vec<Lock>> {
-        let mut sorted: Vec<&String> = instances.iter().collect();
+    pub fn instances(&self, store: &Store<'_>, instances: &[InstanceName]) -> Result<Vec<Lock>> {
+        let mut sorted: Vec<&InstanceName> = instances.iter().collect();
         sorted.sort();
         sorted.dedup();
         let dir = store.lock_dir()?;

@@ -10,18 +10,22 @@ use std::process::Command;
 
 use crate::app::App;
 use crate::error::{Error, Result};
+use crate::name::InstanceName;
 
 const JOURNALCTL: &[&str] = &["/usr/bin/journalctl", "/bin/journalctl"];
 const JOURNAL_GROUPS: &[&str] = &["systemd-journal", "adm", "wheel"];
 
 /// Execs journalctl for the instance's unit (replaces this process, so
 /// `-f` and Ctrl-C behave as with journalctl itself).
-pub fn show(app: &App, instance: &str, follow: bool, lines: u32) -> Result<()> {
-    let unit = app.unit(instance).ok_or_else(|| Error::BadName {
-        kind: "instance",
-        name: instance.to_owned(),
-        rule: "invalid unit name".into(),
-    })?;
+/// With `json`, the journal's own JSON export format, one object per line.
+pub fn show(
+    app: &App,
+    instance: &InstanceName,
+    follow: bool,
+    lines: u32,
+    json: bool,
+) -> Result<()> {
+    let unit = app.unit(instance);
     let journalctl = JOURNALCTL
         .iter()
         .map(Path::new)
@@ -32,7 +36,12 @@ pub fn show(app: &App, instance: &str, follow: bool, lines: u32) -> Result<()> {
         })?;
     check_access()?;
     let mut cmd = Command::new(journalctl);
-    cmd.args(["--no-pager", "--output=short-iso", "--unit"])
+    let format = if json {
+        "--output=json"
+    } else {
+        "--output=short-iso"
+    };
+    cmd.args(["--no-pager", format, "--unit"])
         .arg(&unit)
         .arg(format!("--lines={lines}"));
     if follow {
@@ -43,6 +52,31 @@ pub fn show(app: &App, instance: &str, follow: bool, lines: u32) -> Result<()> {
         format!("cannot run {}", journalctl.display()),
         err,
     ))
+}
+
+/// The unit's last `n` journal lines (messages only, control characters
+/// removed), or nothing when the caller may not read the journal: for the
+/// error of an instance that did not stay up.
+pub fn last_lines(unit: &str, n: u32) -> Vec<String> {
+    let Some(journalctl) = JOURNALCTL.iter().map(Path::new).find(|p| p.exists()) else {
+        return Vec::new();
+    };
+    if check_access().is_err() {
+        return Vec::new();
+    }
+    let out = Command::new(journalctl)
+        .args(["--no-pager", "--output=cat", "--unit"])
+        .arg(unit)
+        .arg(format!("--lines={n}"))
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output();
+    let Ok(out) = out else { return Vec::new() };
+    out.stdout
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(crate::relay::printable)
+        .collect()
 }
 
 /// Root, a journal group, or a readable system journal file: fine.

@@ -1,47 +1,23 @@
-//! `status`: systemd's view joined with the state directories, drift, and
-//! the two renderings (table and the `--json` schema).
+//! `status`: a [`Snapshot`] rendered — the JSON element of each instance
+//! (the `--json` schema, `docs/schema/status.schema.json`) and the table.
 //!
-//! [`InstanceStatus`] is the one per-instance element of the JSON schema;
-//! `status --json` prints `{"app": …, "instances": [InstanceStatus…]}`.
+//! [`InstanceStatus`] is the one per-instance element; `status --json`
+//! prints `{"app": …, "instances": [InstanceStatus…]}` and `watch --json`
+//! the same element with event fields.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::io::IsTerminal;
 
 use serde::Serialize;
 
 use crate::app::App;
 use crate::error::{Error, Result};
-use crate::instance::Store;
-use crate::systemd::{Detail, Systemd, UnitInfo};
+use crate::output::Output;
+pub use crate::snapshot::Drift;
+use crate::snapshot::{Instance, Snapshot};
+use crate::store::Store;
+use crate::systemd::{Detail, Systemd};
 
-/// The gap between what should be (initialized + enabled) and what is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Drift {
-    /// Initialized and enabled, but not running (crash past the restart
-    /// limit, OOM kill, manual `systemctl stop`).
-    ShouldRunButInactive,
-    /// Running, but not enabled: will not come back after a reboot.
-    RunningButNotEnabled,
-    /// The unit is enabled or running but its state directory is gone
-    /// (e.g. a crashed `delete`, or a state dir removed by hand).
-    UnitWithoutState,
-    /// systemd reports the unit `failed`.
-    Failed,
-}
-
-impl Drift {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Drift::ShouldRunButInactive => "should-run-but-inactive",
-            Drift::RunningButNotEnabled => "running-but-not-enabled",
-            Drift::UnitWithoutState => "unit-without-state",
-            Drift::Failed => "failed",
-        }
-    }
-}
-
-/// One instance, as `status --json` (and later `watch --json`) prints it.
+/// One instance, as `status --json` (and `watch --json`) prints it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct InstanceStatus {
     pub instance: String,
@@ -68,139 +44,71 @@ pub struct InstanceStatus {
 }
 
 impl InstanceStatus {
-    pub fn is_active(&self) -> bool {
-        matches!(
-            self.active_state.as_str(),
-            "active" | "reloading" | "activating"
-        )
-    }
-
-    /// Joins one unit's state (None: systemd does not know the unit) with
-    /// whether its state directory exists.
-    pub fn new(
-        instance: &str,
-        unit: &str,
-        initialized: bool,
-        info: Option<&UnitInfo>,
-    ) -> InstanceStatus {
-        let (enabled, active, sub) = match info {
-            Some(u) => (u.is_enabled(), u.active_state.clone(), u.sub_state.clone()),
-            None => (false, "inactive".to_owned(), "dead".to_owned()),
-        };
-        let since_usec = info.and_then(|u| u.since_usec);
+    pub fn of(i: &Instance) -> InstanceStatus {
+        let u = i.unit_state.as_ref();
         InstanceStatus {
-            instance: instance.to_owned(),
-            unit: unit.to_owned(),
-            initialized,
-            enabled,
-            drift: drift(initialized, enabled, &active),
-            active_state: active,
-            sub_state: sub,
-            since: since_usec.map(rfc3339),
-            main_pid: info.map(|u| u.main_pid).filter(|&p| p != 0),
-            restarts: info.and_then(|u| u.restarts),
-            memory_bytes: info.and_then(|u| u.memory_bytes),
-            since_usec,
+            instance: i.name.to_string(),
+            unit: i.unit.clone(),
+            initialized: i.initialized,
+            enabled: i.enabled(),
+            active_state: i.active().as_str().to_owned(),
+            sub_state: u.map_or("dead", |u| u.sub.as_str()).to_owned(),
+            since: u.and_then(|u| u.since_usec).map(rfc3339),
+            main_pid: u.map(|u| u.main_pid).filter(|&p| p != 0),
+            restarts: u.and_then(|u| u.restarts),
+            memory_bytes: u.and_then(|u| u.memory_bytes),
+            drift: i.drift(),
+            since_usec: u.and_then(|u| u.since_usec),
         }
     }
 }
 
-/// Drift from the three facts that define it.
-pub fn drift(initialized: bool, enabled: bool, active_state: &str) -> Option<Drift> {
-    let running = matches!(
-        active_state,
-        "active" | "activating" | "reloading" | "deactivating"
-    );
-    let failed = active_state == "failed";
-    if !initialized && (enabled || running || failed) {
-        return Some(Drift::UnitWithoutState);
-    }
-    if failed {
-        return Some(Drift::Failed);
-    }
-    if initialized && enabled && !matches!(active_state, "active" | "activating" | "reloading") {
-        return Some(Drift::ShouldRunButInactive);
-    }
-    if initialized && !enabled && running {
-        return Some(Drift::RunningButNotEnabled);
-    }
-    None
-}
-
-/// Status of `names` (validated by the caller), or of every instance: each
-/// initialized one and each unit systemd knows that has drifted.
-pub fn collect(app: &App, names: Option<&[String]>) -> Result<Vec<InstanceStatus>> {
-    collect_with(&Systemd::connect()?, app, names)
-}
-
-pub fn collect_with(
-    sd: &Systemd,
-    app: &App,
-    names: Option<&[String]>,
-) -> Result<Vec<InstanceStatus>> {
-    let patterns: Vec<String> = match names {
-        Some(ns) => ns.iter().filter_map(|n| app.unit(n)).collect(),
-        None => vec![app.unit_glob()],
+/// `status [NAME…] [--fail-on-drift]`.
+///
+/// Exit status: with names, 66 if one is no instance at all, 3 if one is
+/// not running (a crash loop included); with `--fail-on-drift`, 3 if any
+/// instance listed has drifted.
+pub fn run(app: &App, out: Output, names: &[String], fail_on_drift: bool) -> Result<()> {
+    let names = if names.is_empty() {
+        None
+    } else {
+        Some(app.instances(names)?)
     };
     let store = Store::open(app)?;
-    let units = if patterns.is_empty() {
-        BTreeMap::new()
+    let sd = Systemd::connect()?;
+    // A caller who cannot write `.locks/` just does not cache.
+    let cache = store.lock_dir().ok();
+    let snapshot = match &names {
+        Some(ns) => Snapshot::of(&store, &sd, ns, Detail::Full, cache.as_ref())?,
+        None => Snapshot::all(&store, &sd, Detail::Full, cache.as_ref())?,
+    };
+    let rows: Vec<InstanceStatus> = snapshot.instances.iter().map(InstanceStatus::of).collect();
+    if out.json {
+        out.json(&StatusJson {
+            app: &app.name,
+            instances: &rows,
+        })?;
     } else {
-        // A caller who cannot write `.locks/` just does not cache.
-        let cache = store.lock_dir().ok();
-        sd.units(&patterns, Detail::Full, cache.as_ref())?
-    };
-    let on_disk: BTreeSet<String> = match names {
-        Some(ns) => ns.iter().filter(|n| store.exists(n)).cloned().collect(),
-        None => store.list()?.into_iter().collect(),
-    };
-    let mut by_instance: BTreeMap<String, &UnitInfo> = BTreeMap::new();
-    for (unit, info) in &units {
-        if let Some(inst) = app.instance_of(unit) {
-            by_instance.insert(inst.to_owned(), info);
-        }
+        out.text(&render_table(&rows, now_usec(), use_colour()))?;
     }
-    let wanted: Vec<String> = match names {
-        Some(ns) => {
-            let mut v: Vec<String> = ns.to_vec();
-            let mut seen = BTreeSet::new();
-            v.retain(|n| seen.insert(n.clone()));
-            v
+    if names.is_some() {
+        if let Some(i) = snapshot.instances.iter().find(|i| !i.exists()) {
+            return Err(Error::NoSuchInstance {
+                instance: i.name.to_string(),
+            });
         }
-        None => on_disk
+        if snapshot
+            .instances
             .iter()
-            .chain(by_instance.keys())
-            .cloned()
-            .collect::<BTreeSet<_>>()
-            .into_iter()
-            .collect(),
-    };
-    let mut out = Vec::with_capacity(wanted.len());
-    for inst in wanted {
-        let Some(unit) = app.unit(&inst) else {
-            continue;
-        };
-        let st = InstanceStatus::new(
-            &inst,
-            &unit,
-            on_disk.contains(&inst),
-            by_instance.get(&inst).copied(),
-        );
-        // Listing everything: a unit without state is only interesting when
-        // it drifted (an inactive leftover a `delete` already stopped is not
-        // an instance).
-        if names.is_none() && !st.initialized && st.drift.is_none() {
-            continue;
+            .any(|i| !i.is_running() || i.is_crash_looping())
+        {
+            return Err(Error::NotActive);
         }
-        out.push(st);
     }
-    Ok(out)
-}
-
-/// Whether a named instance exists in any sense (state, or a unit that
-/// systemd runs or would start).
-pub fn is_known(st: &InstanceStatus) -> bool {
-    st.initialized || st.enabled || st.active_state != "inactive"
+    if fail_on_drift && rows.iter().any(|r| r.drift.is_some()) {
+        return Err(Error::NotActive);
+    }
+    Ok(())
 }
 
 #[derive(Serialize)]
@@ -209,17 +117,12 @@ struct StatusJson<'a> {
     instances: &'a [InstanceStatus],
 }
 
-pub fn to_json(app: &App, rows: &[InstanceStatus]) -> String {
-    serde_json::to_string_pretty(&StatusJson {
-        app: &app.name,
-        instances: rows,
-    })
-    .expect("plain data serializes")
-}
-
-/// Colour on a terminal only, never under `NO_COLOR`.
+/// Colour on a terminal only, never under a non-empty `NO_COLOR` or with
+/// `TERM=dumb` (the usual rules).
 pub fn use_colour() -> bool {
-    std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal()
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let dumb = std::env::var_os("TERM").is_some_and(|t| t == "dumb");
+    !no_color && !dumb && std::io::stdout().is_terminal()
 }
 
 pub fn render_table(rows: &[InstanceStatus], now_usec: u64, colour: bool) -> String {
@@ -357,85 +260,46 @@ pub fn rfc3339(usec: u64) -> String {
     )
 }
 
-/// `status NAMES…` exit status: 66 if one is unknown, 3 if one is not active.
-pub fn named_outcome(rows: &[InstanceStatus]) -> Result<()> {
-    if let Some(r) = rows.iter().find(|r| !is_known(r)) {
-        return Err(Error::NoSuchInstance {
-            instance: r.instance.clone(),
-        });
-    }
-    if rows.iter().any(|r| !r.is_active()) {
-        return Err(Error::NotActive);
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::name::InstanceName;
+    use crate::unit::{Active, Sub, UnitInfo};
+    use std::collections::BTreeSet;
 
-    fn info(active: &str, file_state: Option<&str>) -> UnitInfo {
-        UnitInfo {
-            unit: "demo@a.service".into(),
-            load_state: "loaded".into(),
-            active_state: active.into(),
-            sub_state: if active == "active" {
-                "running".into()
-            } else {
-                "dead".into()
-            },
-            unit_file_state: file_state.map(str::to_owned),
-            main_pid: if active == "active" { 42 } else { 0 },
-            restarts: Some(0),
-            since_usec: Some(1_714_564_800_000_000),
-            memory_bytes: Some(1 << 20),
-            control_group: None,
-            job_id: 0,
+    fn inst(name: &str, initialized: bool, active: &str, file_state: Option<&str>) -> Instance {
+        Instance {
+            name: InstanceName::checked(name),
+            unit: format!("demo@{name}.service"),
+            initialized,
+            has_trash: false,
+            unit_state: Some(UnitInfo {
+                unit: format!("demo@{name}.service"),
+                load_state: "loaded".into(),
+                active: Active::parse(active),
+                sub: Sub::parse(if active == "active" {
+                    "running"
+                } else {
+                    "dead"
+                }),
+                unit_file_state: file_state.map(str::to_owned),
+                main_pid: if active == "active" { 42 } else { 0 },
+                restarts: Some(0),
+                since_usec: Some(1_714_564_800_000_000),
+                memory_bytes: Some(1 << 20),
+                control_group: None,
+                job_id: 0,
+            }),
         }
     }
 
     #[test]
-    fn drift_kinds() {
-        assert_eq!(drift(true, true, "active"), None);
-        assert_eq!(drift(true, false, "inactive"), None);
-        assert_eq!(drift(false, false, "inactive"), None);
-        assert_eq!(
-            drift(true, true, "inactive"),
-            Some(Drift::ShouldRunButInactive)
-        );
-        assert_eq!(
-            drift(true, true, "deactivating"),
-            Some(Drift::ShouldRunButInactive)
-        );
-        assert_eq!(
-            drift(true, false, "active"),
-            Some(Drift::RunningButNotEnabled)
-        );
-        assert_eq!(drift(false, true, "active"), Some(Drift::UnitWithoutState));
-        assert_eq!(
-            drift(false, true, "inactive"),
-            Some(Drift::UnitWithoutState)
-        );
-        assert_eq!(drift(false, false, "active"), Some(Drift::UnitWithoutState));
-        assert_eq!(drift(true, true, "failed"), Some(Drift::Failed));
-        assert_eq!(drift(true, false, "failed"), Some(Drift::Failed));
-        assert_eq!(
-            drift(true, true, "activating"),
-            None,
-            "auto-restart is still trying"
-        );
-    }
-
-    #[test]
     fn json_schema_has_every_field_with_its_type() {
+        let mut b = inst("b", true, "inactive", None);
+        b.unit_state = None;
         let rows = vec![
-            InstanceStatus::new(
-                "a",
-                "demo@a.service",
-                true,
-                Some(&info("active", Some("enabled"))),
-            ),
-            InstanceStatus::new("b", "demo@b.service", true, None),
+            InstanceStatus::of(&inst("a", true, "active", Some("enabled"))),
+            InstanceStatus::of(&b),
         ];
         let v: serde_json::Value = serde_json::to_value(StatusJson {
             app: "demo",
@@ -476,12 +340,8 @@ mod tests {
         let b = &v["instances"][1];
         assert!(b["main_pid"].is_null());
         assert_eq!(b["active_state"], "inactive");
-        let drifted = InstanceStatus::new(
-            "c",
-            "demo@c.service",
-            true,
-            Some(&info("inactive", Some("enabled"))),
-        );
+        assert_eq!(b["sub_state"], "dead");
+        let drifted = InstanceStatus::of(&inst("c", true, "inactive", Some("enabled")));
         assert_eq!(
             serde_json::to_value(&drifted).unwrap()["drift"],
             "should-run-but-inactive"
@@ -490,12 +350,12 @@ mod tests {
 
     #[test]
     fn table_has_no_colour_unless_asked() {
-        let rows = vec![InstanceStatus::new(
+        let rows = vec![InstanceStatus::of(&inst(
             "a",
-            "demo@a.service",
             true,
-            Some(&info("failed", Some("enabled"))),
-        )];
+            "failed",
+            Some("enabled"),
+        ))];
         let plain = render_table(&rows, 1_714_564_860_000_000, false);
         assert!(!plain.contains('\x1b'));
         assert!(
@@ -513,25 +373,5 @@ mod tests {
         assert_eq!(ago(10_000_000, 4_000_000), "6s ago");
         assert_eq!(human_bytes(512), "512B");
         assert_eq!(human_bytes(3 << 30), "3.0G");
-    }
-
-    #[test]
-    fn named_outcomes() {
-        let active = InstanceStatus::new(
-            "a",
-            "demo@a.service",
-            true,
-            Some(&info("active", Some("enabled"))),
-        );
-        let stopped = InstanceStatus::new("b", "demo@b.service", true, None);
-        let unknown = InstanceStatus::new("c", "demo@c.service", false, None);
-        assert!(named_outcome(std::slice::from_ref(&active)).is_ok());
-        assert_eq!(
-            named_outcome(&[active.clone(), stopped])
-                .unwrap_err()
-                .code(),
-            3
-        );
-        assert_eq!(named_outcome(&[active, unknown]).unwrap_err().code(), 66);
     }
 }

@@ -17,6 +17,8 @@ use zbus::zvariant::{OwnedObjectPath, OwnedValue};
 
 use crate::dirfd::DirFd;
 use crate::error::{Error, Result};
+pub use crate::unit::UnitInfo;
+use crate::unit::{Active, Sub};
 
 const DEST: &str = "org.freedesktop.systemd1";
 const PATH: &str = "/org/freedesktop/systemd1";
@@ -28,49 +30,52 @@ const PROPS: &str = "org.freedesktop.DBus.Properties";
 /// `max_replies_per_connection` of 128).
 const WINDOW: usize = 100;
 
-/// What systemd knows about one unit. Units systemd has not loaded (never
-/// started, not enabled) are simply absent from a [`Systemd::units`] map.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct UnitInfo {
-    pub unit: String,
-    pub load_state: String,
-    pub active_state: String,
-    pub sub_state: String,
-    /// `enabled`, `disabled`, `linked`, … (None when unknown).
-    pub unit_file_state: Option<String>,
-    pub main_pid: u32,
+/// How a service's last run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceOutcome {
+    pub result: Option<String>,
+    pub main_exit: Option<MainExit>,
     pub restarts: Option<u32>,
-    /// Last state change, µs since the epoch.
-    pub since_usec: Option<u64>,
-    pub memory_bytes: Option<u64>,
-    /// The unit's cgroup, relative to the cgroup root.
-    pub control_group: Option<String>,
-    /// Id of the job queued for the unit (a start or stop in progress), 0
-    /// when none.
-    pub job_id: u32,
 }
 
-impl UnitInfo {
-    /// `enabled` (or `enabled-runtime`, `linked`, `alias`): will start at boot.
-    pub fn is_enabled(&self) -> bool {
-        matches!(
-            self.unit_file_state.as_deref(),
-            Some("enabled" | "enabled-runtime")
-        )
-    }
+/// The main process's end, from systemd's `ExecMainCode`/`ExecMainStatus`
+/// (a `siginfo` code: exited, killed, dumped core).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MainExit {
+    Exited(i32),
+    Signal(String),
+}
 
-    /// Stopped for good: not enabled and inactive (what `stop` and
-    /// `delete` must reach; anything else still needs a `disable --now`).
-    pub fn is_stopped(&self) -> bool {
-        !self.is_enabled() && self.active_state == "inactive"
+impl MainExit {
+    fn from_wait(code: i32, status: i32) -> Option<MainExit> {
+        match code {
+            libc::CLD_EXITED => Some(MainExit::Exited(status)),
+            libc::CLD_KILLED | libc::CLD_DUMPED => Some(MainExit::Signal(signal_name(status))),
+            _ => None,
+        }
     }
+}
 
-    pub fn is_active(&self) -> bool {
-        matches!(
-            self.active_state.as_str(),
-            "active" | "reloading" | "activating"
-        )
-    }
+/// `SIGKILL` for 9, or the number.
+fn signal_name(sig: i32) -> String {
+    let known = [
+        (libc::SIGHUP, "SIGHUP"),
+        (libc::SIGINT, "SIGINT"),
+        (libc::SIGQUIT, "SIGQUIT"),
+        (libc::SIGILL, "SIGILL"),
+        (libc::SIGABRT, "SIGABRT"),
+        (libc::SIGBUS, "SIGBUS"),
+        (libc::SIGFPE, "SIGFPE"),
+        (libc::SIGKILL, "SIGKILL"),
+        (libc::SIGSEGV, "SIGSEGV"),
+        (libc::SIGPIPE, "SIGPIPE"),
+        (libc::SIGTERM, "SIGTERM"),
+        (libc::SIGSYS, "SIGSYS"),
+    ];
+    known
+        .iter()
+        .find(|(n, _)| *n == sig)
+        .map_or_else(|| format!("signal {sig}"), |(_, name)| (*name).to_owned())
 }
 
 /// How much to read per unit.
@@ -78,6 +83,8 @@ impl UnitInfo {
 pub enum Detail {
     /// States and enablement only (what lifecycle commands check).
     States,
+    /// Also main PID and restarts (what settling watches).
+    Progress,
     /// Also main PID, restarts, memory and since (what `status` shows).
     Full,
 }
@@ -138,8 +145,8 @@ impl Systemd {
                 UnitInfo {
                     unit: name,
                     load_state: load,
-                    active_state: active,
-                    sub_state: sub,
+                    active: Active::parse(&active),
+                    sub: Sub::parse(&sub),
                     job_id,
                     ..Default::default()
                 },
@@ -156,8 +163,8 @@ impl Systemd {
             let e = out.entry(name.clone()).or_insert_with(|| UnitInfo {
                 unit: name,
                 load_state: "not-loaded".into(),
-                active_state: "inactive".into(),
-                sub_state: "dead".into(),
+                active: Active::Inactive,
+                sub: Sub::Dead,
                 ..Default::default()
             });
             e.unit_file_state = Some(state.into());
@@ -167,10 +174,50 @@ impl Systemd {
                 .get_or_insert_with(|| "disabled".into());
         }
 
-        if detail == Detail::Full {
-            self.details(&mut out, &paths, patterns, cache)?;
+        match detail {
+            Detail::States => {}
+            Detail::Progress => self.progress(&mut out, &paths)?,
+            Detail::Full => self.details(&mut out, &paths, patterns, cache)?,
         }
         Ok(out)
+    }
+
+    /// Main PID and restarts of the loaded units: what tells a unit that
+    /// stays up from one systemd keeps restarting (one pipelined burst).
+    fn progress(
+        &self,
+        out: &mut BTreeMap<String, UnitInfo>,
+        paths: &[(String, OwnedObjectPath)],
+    ) -> Result<()> {
+        let mut wanted = Vec::new();
+        let mut calls = Vec::new();
+        for (name, path) in paths {
+            if out.get(name).map_or(true, |u| u.load_state != "loaded") {
+                continue;
+            }
+            for prop in ["MainPID", "NRestarts"] {
+                let msg = Message::method_call(path.as_str(), "Get")
+                    .and_then(|b| b.destination(DEST))
+                    .and_then(|b| b.interface(PROPS))
+                    .and_then(|b| b.build(&(SERVICE, prop)))
+                    .map_err(|e| dbus_err("building a request", e))?;
+                calls.push(msg);
+                wanted.push((name.clone(), prop));
+            }
+        }
+        for ((name, prop), reply) in wanted.into_iter().zip(self.pipeline(&calls)?) {
+            let Some(value) = reply.and_then(|m| m.body().deserialize::<OwnedValue>().ok()) else {
+                continue;
+            };
+            let Some(info) = out.get_mut(&name) else {
+                continue;
+            };
+            match prop {
+                "MainPID" => info.main_pid = u32::try_from(value).unwrap_or(0),
+                _ => info.restarts = u32::try_from(value).ok(),
+            }
+        }
+        Ok(())
     }
 
     /// Main PID, restarts, since and memory of the loaded units.
@@ -199,7 +246,7 @@ impl Systemd {
             if info.load_state != "loaded" {
                 continue;
             }
-            let steady = info.active_state == "active" && info.sub_state == "running";
+            let steady = info.active == Active::Active && info.sub == Sub::Running;
             let mut props: Vec<(&str, &'static str)> = Vec::new();
             if steady {
                 let inv = invocation_id(name);
@@ -223,7 +270,7 @@ impl Systemd {
                 ]);
             } else {
                 props.push((UNIT, "StateChangeTimestamp"));
-                if info.active_state != "inactive" && info.active_state != "failed" {
+                if !info.active.is_down() {
                     props.extend([(SERVICE, "MainPID"), (SERVICE, "ControlGroup")]);
                 }
             }
@@ -273,7 +320,7 @@ impl Systemd {
             );
         }
         for info in out.values_mut() {
-            if info.active_state != "inactive" && info.active_state != "failed" {
+            if !info.active.is_down() {
                 info.memory_bytes = info.control_group.as_deref().and_then(memory_current);
             }
         }
@@ -284,6 +331,47 @@ impl Systemd {
             }
         }
         Ok(())
+    }
+
+    /// How the unit's last run ended: systemd's `Result`, the main
+    /// process's exit code or signal, and its restart count. `None` when
+    /// systemd does not have the unit loaded.
+    pub fn service_outcome(&self, unit: &str) -> Result<Option<ServiceOutcome>> {
+        let get_unit = self.method(MANAGER, "GetUnit", &(unit,))?;
+        let Some(Some(reply)) = self.pipeline(&[get_unit])?.into_iter().next() else {
+            return Ok(None);
+        };
+        let path: OwnedObjectPath = reply
+            .body()
+            .deserialize()
+            .map_err(|e| dbus_err("GetUnit", e))?;
+        let props = ["Result", "ExecMainCode", "ExecMainStatus", "NRestarts"];
+        let calls = props
+            .iter()
+            .map(|p| {
+                Message::method_call(path.as_str(), "Get")
+                    .and_then(|b| b.destination(DEST))
+                    .and_then(|b| b.interface(PROPS))
+                    .and_then(|b| b.build(&(SERVICE, *p)))
+                    .map_err(|e| dbus_err("building a request", e))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut values = self
+            .pipeline(&calls)?
+            .into_iter()
+            .map(|reply| reply.and_then(|m| m.body().deserialize::<OwnedValue>().ok()));
+        let mut next = || values.next().flatten();
+        let result = next().and_then(|v| String::try_from(v).ok());
+        let code = next().and_then(|v| i32::try_from(v).ok());
+        let status = next().and_then(|v| i32::try_from(v).ok());
+        let restarts = next().and_then(|v| u32::try_from(v).ok());
+        Ok(Some(ServiceOutcome {
+            result,
+            main_exit: code
+                .zip(status)
+                .and_then(|(c, s)| MainExit::from_wait(c, s)),
+            restarts,
+        }))
     }
 
     fn method<B>(&self, iface: &str, member: &str, args: &B) -> Result<Message>

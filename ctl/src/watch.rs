@@ -24,7 +24,6 @@ mod heal;
 mod sources;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
@@ -32,15 +31,18 @@ use serde::Serialize;
 
 use crate::app::App;
 use crate::error::{Error, Result};
-use crate::instance::Store;
+use crate::lifecycle::Context;
+use crate::name::InstanceName;
+use crate::output::{note, Output};
+use crate::snapshot::{Instance, Snapshot};
 use crate::status::{self, InstanceStatus};
+use crate::store::Store;
 use crate::systemd::{Detail, Systemd};
 
 pub use heal::{FIRST_WINDOW as HEAL_FIRST_WINDOW, MAX_WINDOW as HEAL_MAX_WINDOW};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Options {
-    pub json: bool,
     pub heal: bool,
     /// Full re-read period (the safety net).
     pub interval: Duration,
@@ -50,7 +52,7 @@ pub struct Options {
 #[derive(Debug)]
 pub(crate) enum Ev {
     /// Re-read this instance.
-    Dirty(String),
+    Dirty(InstanceName),
     /// Re-read everything.
     All,
     /// Unit files changed: re-read enablement (from disk) now.
@@ -61,7 +63,7 @@ pub(crate) enum Ev {
     /// delay before the next attempt).
     BusDown(String, Duration),
     /// A heal finished.
-    Healed(Vec<(String, heal::Outcome)>),
+    Healed(Vec<(InstanceName, heal::Outcome)>),
     /// Stop: a signal, or stdout closed.
     Quit,
 }
@@ -72,18 +74,19 @@ const FULL_READ_ABOVE: usize = 32;
 /// After the first event, how long to gather more before re-reading.
 const SETTLE: Duration = Duration::from_millis(5);
 
-pub fn run(app: &App, opts: Options) -> Result<()> {
+pub fn run(cx: &Context<'_>, opts: Options) -> Result<()> {
+    let app = cx.app;
     sources::block_quit_signals();
     let (tx, rx) = mpsc::channel();
     sources::spawn_signals(tx.clone());
     sources::spawn_stdout_watch(tx.clone());
-    sources::spawn_state_dir_watch(app.state_dir.clone(), tx.clone());
+    sources::spawn_state_dir_watch(app.clone(), tx.clone());
     bus::spawn(app.clone(), tx.clone());
     let mut w = Watcher {
         app,
         opts,
         tx,
-        out: Out { json: opts.json },
+        out: Out { out: cx.out },
         sd: None,
         known: BTreeMap::new(),
         healer: heal::Healer::default(),
@@ -112,7 +115,7 @@ impl From<Error> for Stop {
 #[derive(Debug, Default)]
 struct Scope {
     all: bool,
-    names: BTreeSet<String>,
+    names: BTreeSet<InstanceName>,
     /// Enablement and state directories only (no systemd call).
     files: bool,
 }
@@ -130,7 +133,7 @@ struct Watcher<'a> {
     out: Out,
     sd: Option<Systemd>,
     /// The last state seen of each instance (what `status` would list).
-    known: BTreeMap<String, InstanceStatus>,
+    known: BTreeMap<InstanceName, Instance>,
     healer: heal::Healer,
     bus_down: bool,
     read_failing: bool,
@@ -174,7 +177,7 @@ impl Watcher<'_> {
         let now_usec = status::now_usec();
         self.out.initial(&rows, now_usec)?;
         for r in rows {
-            self.known.insert(r.instance.clone(), r);
+            self.known.insert(r.name.clone(), r);
         }
         self.out.synced(self.known.len(), now_usec)?;
         let mut next_full = Instant::now() + self.opts.interval;
@@ -316,8 +319,9 @@ impl Watcher<'_> {
                 let usec = status::now_usec();
                 for (name, outcome) in outcomes {
                     if let Some((attempt, wait)) = self.healer.finished(&name, &outcome, now) {
-                        let unit = self.app.unit(&name).unwrap_or_default();
-                        self.out.heal(&name, &unit, &outcome, attempt, wait, usec)?;
+                        let unit = self.app.unit(&name);
+                        self.out
+                            .heal(name.as_str(), &unit, &outcome, attempt, wait, usec)?;
                     }
                     pending.names.insert(name);
                 }
@@ -334,28 +338,25 @@ impl Watcher<'_> {
         Ok(self.sd.as_ref().expect("just set"))
     }
 
-    /// Every instance, as `status` lists them.
-    fn read_all(&mut self) -> Result<Vec<InstanceStatus>> {
-        let app = self.app;
-        status::collect_with(self.systemd()?, app, None)
+    /// Every instance, as `status` lists them (with the status cache).
+    fn read_all(&mut self) -> Result<Vec<Instance>> {
+        let store = Store::open(self.app)?;
+        let cache = store.lock_dir().ok();
+        Ok(Snapshot::all(&store, self.systemd()?, Detail::Full, cache.as_ref())?.instances)
     }
 
     /// The named instances; those that are no instance (no state, nothing
     /// running or enabled) are left out, as `status` leaves them out.
-    fn read_named(&mut self, names: &BTreeSet<String>) -> Result<Vec<InstanceStatus>> {
-        let app = self.app;
-        let units: Vec<String> = names.iter().filter_map(|n| app.unit(n)).collect();
+    fn read_named(&mut self, names: &BTreeSet<InstanceName>) -> Result<Vec<Instance>> {
+        let store = Store::open(self.app)?;
+        let names: Vec<InstanceName> = names.iter().cloned().collect();
         // No status cache here: it holds every running unit, and writing
         // back a subset would empty it for the next full read.
-        let infos = self.systemd()?.units(&units, Detail::Full, None)?;
-        let store = Store::open(app)?;
-        Ok(names
-            .iter()
-            .filter_map(|n| {
-                let unit = app.unit(n)?;
-                let st = InstanceStatus::new(n, &unit, store.exists(n), infos.get(&unit));
-                (st.initialized || st.drift.is_some()).then_some(st)
-            })
+        let snap = Snapshot::of(&store, self.systemd()?, &names, Detail::Full, None)?;
+        Ok(snap
+            .instances
+            .into_iter()
+            .filter(|i| i.initialized || i.drift().is_some())
             .collect())
     }
 
@@ -366,10 +367,10 @@ impl Watcher<'_> {
                 return Ok(());
             }
         }
-        let (rows, names): (Vec<InstanceStatus>, BTreeSet<String>) = if scope.all {
+        let (rows, names): (Vec<Instance>, BTreeSet<InstanceName>) = if scope.all {
             let rows = self.read_all()?;
-            let mut names: BTreeSet<String> = self.known.keys().cloned().collect();
-            names.extend(rows.iter().map(|r| r.instance.clone()));
+            let mut names: BTreeSet<InstanceName> = self.known.keys().cloned().collect();
+            names.extend(rows.iter().map(|r| r.name.clone()));
             (rows, names)
         } else {
             (self.read_named(&scope.names)?, scope.names.clone())
@@ -384,28 +385,28 @@ impl Watcher<'_> {
     fn refresh_files(&mut self) -> Result<(), Stop> {
         let app = self.app;
         let enabled = crate::systemd::enabled_units(&[app.unit_glob()]);
-        let on_disk: BTreeSet<String> = Store::open(app)?.list()?.into_iter().collect();
+        let on_disk: BTreeSet<InstanceName> = Store::open(app)?.list()?.into_iter().collect();
         let mut rows = Vec::new();
         let mut names = BTreeSet::new();
         let mut unknown = BTreeSet::new();
         for (name, old) in &self.known {
-            let en = enabled.contains_key(&old.unit);
+            let en = enabled.get(&old.unit).copied();
             let init = on_disk.contains(name);
-            if en != old.enabled || init != old.initialized {
+            if en.is_some() != old.enabled() || init != old.initialized {
                 let mut new = old.clone();
-                new.enabled = en;
                 new.initialized = init;
-                new.drift = status::drift(init, en, &new.active_state);
+                let state = new.unit_state.get_or_insert_with(Default::default);
+                state.unit_file_state = Some(en.unwrap_or("disabled").to_owned());
                 names.insert(name.clone());
-                if new.initialized || new.drift.is_some() {
+                if new.initialized || new.drift().is_some() {
                     rows.push(new);
                 }
             }
         }
         for unit in enabled.keys() {
             if let Some(inst) = app.instance_of(unit) {
-                if !self.known.contains_key(inst) {
-                    unknown.insert(inst.to_owned());
+                if !self.known.contains_key(&inst) {
+                    unknown.insert(inst);
                 }
             }
         }
@@ -420,33 +421,40 @@ impl Watcher<'_> {
 
     /// Reports the difference between `rows` (the fresh state of the
     /// instances in `names` that exist) and what was seen last.
-    fn apply(&mut self, rows: Vec<InstanceStatus>, names: BTreeSet<String>) -> Result<(), Stop> {
+    fn apply(&mut self, rows: Vec<Instance>, names: BTreeSet<InstanceName>) -> Result<(), Stop> {
         let usec = status::now_usec();
         let now = Instant::now();
-        let mut fresh: BTreeMap<String, InstanceStatus> =
-            rows.into_iter().map(|r| (r.instance.clone(), r)).collect();
+        let mut fresh: BTreeMap<InstanceName, Instance> =
+            rows.into_iter().map(|r| (r.name.clone(), r)).collect();
         for name in names {
             let new = fresh.remove(&name);
             let old = self.known.get(&name);
             match (old, new) {
                 (None, None) => {}
                 (None, Some(new)) => {
-                    self.out.change("change", &new, None, usec)?;
+                    self.out
+                        .change("change", &InstanceStatus::of(&new), None, usec)?;
                     self.healer.observe(&new, now);
                     self.known.insert(name, new);
                 }
                 (Some(old), Some(new)) => {
-                    if differs(old, &new) {
-                        self.out.change("change", &new, Some(old), usec)?;
+                    let (was, is) = (InstanceStatus::of(old), InstanceStatus::of(&new));
+                    if differs(&was, &is) {
+                        self.out.change("change", &is, Some(&was), usec)?;
                     }
                     self.healer.observe(&new, now);
                     self.known.insert(name, new);
                 }
                 (Some(_), None) => {
                     let old = self.known.remove(&name).expect("present");
-                    let unit = self.app.unit(&name).unwrap_or_default();
-                    let gone = InstanceStatus::new(&name, &unit, false, None);
-                    self.out.change("removed", &gone, Some(&old), usec)?;
+                    let gone = Instance {
+                        initialized: false,
+                        has_trash: false,
+                        unit_state: None,
+                        ..old.clone()
+                    };
+                    let (was, is) = (InstanceStatus::of(&old), InstanceStatus::of(&gone));
+                    self.out.change("removed", &is, Some(&was), usec)?;
                     self.healer.forget(&name);
                 }
             }
@@ -479,7 +487,7 @@ fn differs(a: &InstanceStatus, b: &InstanceStatus) -> bool {
 }
 
 fn warn(msg: &str) {
-    let _ = writeln!(std::io::stderr(), "unitgate: watch: {msg}");
+    note(&format!("unitgate: watch: {msg}"));
 }
 
 /// µs since the epoch → `YYYY-MM-DDTHH:MM:SS.uuuuuuZ`.
@@ -509,25 +517,25 @@ struct HealJson<'a> {
     next_heal_after_secs: u64,
 }
 
-/// Writes the stream; a write error means nobody reads any more.
+/// Writes the stream; a closed pipe means nobody reads any more.
 struct Out {
-    json: bool,
+    out: Output,
 }
 
 impl Out {
     fn write(&self, text: &str) -> Result<(), Stop> {
-        let mut o = std::io::stdout().lock();
-        match o.write_all(text.as_bytes()).and_then(|()| o.flush()) {
+        match self.out.text(text) {
             Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(Stop::Quit),
-            Err(e) => Err(Stop::Error(Error::io("cannot write to stdout", e))),
+            Err(Error::ClosedPipe) => Err(Stop::Quit),
+            Err(e) => Err(Stop::Error(e)),
         }
     }
 
-    fn initial(&self, rows: &[InstanceStatus], usec: u64) -> Result<(), Stop> {
-        if self.json {
+    fn initial(&self, instances: &[Instance], usec: u64) -> Result<(), Stop> {
+        let rows: Vec<InstanceStatus> = instances.iter().map(InstanceStatus::of).collect();
+        if self.out.json {
             let mut s = String::new();
-            for r in rows {
+            for r in &rows {
                 s.push_str(&line(&ChangeJson {
                     event: "initial",
                     time: rfc3339_usec(usec),
@@ -537,12 +545,12 @@ impl Out {
             }
             self.write(&s)
         } else {
-            self.write(&status::render_table(rows, usec, status::use_colour()))
+            self.write(&status::render_table(&rows, usec, status::use_colour()))
         }
     }
 
     fn synced(&self, n: usize, usec: u64) -> Result<(), Stop> {
-        if self.json {
+        if self.out.json {
             self.write(&line(&serde_json::json!({
                 "event": "synced",
                 "time": rfc3339_usec(usec),
@@ -563,7 +571,7 @@ impl Out {
         previous: Option<&InstanceStatus>,
         usec: u64,
     ) -> Result<(), Stop> {
-        if self.json {
+        if self.out.json {
             return self.write(&line(&ChangeJson {
                 event,
                 time: rfc3339_usec(usec),
@@ -620,7 +628,7 @@ impl Out {
             heal::Outcome::Busy => ("busy", None),
             heal::Outcome::NotNeeded => ("not-needed", None),
         };
-        if self.json {
+        if self.out.json {
             return self.write(&line(&HealJson {
                 event: "heal",
                 time: rfc3339_usec(usec),
@@ -642,7 +650,8 @@ impl Out {
 }
 
 fn line<T: Serialize>(v: &T) -> String {
-    let mut s = serde_json::to_string(v).expect("plain data serializes");
+    // Plain data (strings, numbers, options): encoding cannot fail.
+    let mut s = serde_json::to_string(v).unwrap_or_default();
     s.push('\n');
     s
 }
@@ -665,10 +674,20 @@ mod tests {
 
     #[test]
     fn change_line_is_the_status_element_plus_event_time_previous() {
-        let a = InstanceStatus::new("a", "demo@a.service", true, None);
-        let mut b = a.clone();
-        b.enabled = true;
-        b.drift = status::drift(true, true, "inactive");
+        let i = Instance {
+            name: crate::name::InstanceName::checked("a"),
+            unit: "demo@a.service".into(),
+            initialized: true,
+            has_trash: false,
+            unit_state: None,
+        };
+        let a = InstanceStatus::of(&i);
+        let mut enabled = i.clone();
+        enabled.unit_state = Some(crate::unit::UnitInfo {
+            unit_file_state: Some("enabled".into()),
+            ..Default::default()
+        });
+        let b = InstanceStatus::of(&enabled);
         let v: serde_json::Value = serde_json::from_str(&line(&ChangeJson {
             event: "change",
             time: rfc3339_usec(1),

@@ -140,7 +140,7 @@ fn classify(app: &App, msg: &Message) -> (Option<Ev>, Option<Resubscribe>) {
     let header = msg.header();
     let iface = header.interface().map(|i| i.as_str()).unwrap_or("");
     let member = header.member().map(|m| m.as_str()).unwrap_or("");
-    let dirty_unit = |unit: &str| app.instance_of(unit).map(|i| Ev::Dirty(i.to_owned()));
+    let dirty_unit = |unit: &str| app.instance_of(unit).map(Ev::Dirty);
     match (iface, member) {
         (PROPS, "PropertiesChanged") => {
             let ev = header

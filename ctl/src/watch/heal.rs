@@ -9,11 +9,11 @@
 //!
 //! A heal runs in a thread of its own (so a slow start never delays the
 //! stream): it takes each instance's lock without waiting (a concurrent
-//! `unitgate stop`/`start` wins; the instance is tried again later),
-//! re-reads the candidates under their locks (still initialized, enabled,
-//! inactive/failed and with no job queued), then does what `unitgate start`
-//! does through the helper, batched: `reset-failed` for the failed ones,
-//! then `enable` (`enable --now`).
+//! `unitgate stop`/`start` wins; the instance is tried again later), then
+//! walks the lifecycle commands' own path with the heal plan: re-read under
+//! the locks (still initialized, enabled, down and with no job queued),
+//! `reset-failed` the failed, `enable --now`, and settle — a heal counts as
+//! started only once the instance stays up, as `unitgate start` does.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::mpsc::Sender;
@@ -21,12 +21,13 @@ use std::time::{Duration, Instant};
 
 use super::Ev;
 use crate::app::App;
-use crate::error::{Error, Result};
-use crate::helper::{self, Action};
-use crate::instance::Store;
+use crate::error::Error;
+use crate::lifecycle::{self, plan::Verb, Context};
 use crate::lock::Waiter;
-use crate::status::InstanceStatus;
-use crate::systemd::{Detail, Systemd};
+use crate::name::InstanceName;
+use crate::output::Output;
+use crate::snapshot::Instance;
+use crate::store::Store;
 
 pub const FIRST_WINDOW: Duration = Duration::from_secs(10);
 pub const MAX_WINDOW: Duration = Duration::from_secs(600);
@@ -61,31 +62,27 @@ struct Record {
 
 #[derive(Debug, Default)]
 pub struct Healer {
-    records: HashMap<String, Record>,
-    in_flight: BTreeSet<String>,
-}
-
-pub fn wants_heal(st: &InstanceStatus) -> bool {
-    st.initialized && st.enabled && matches!(st.active_state.as_str(), "inactive" | "failed")
+    records: HashMap<InstanceName, Record>,
+    in_flight: BTreeSet<InstanceName>,
 }
 
 impl Healer {
     /// Updates an instance's back-off from its current state.
-    pub fn observe(&mut self, st: &InstanceStatus, now: Instant) {
-        let Some(rec) = self.records.get_mut(&st.instance) else {
+    pub fn observe(&mut self, i: &Instance, now: Instant) {
+        let Some(rec) = self.records.get_mut(&i.name) else {
             return;
         };
-        if st.is_active() && st.drift.is_none() {
+        if i.is_running() && i.drift().is_none() {
             let up = *rec.up_since.get_or_insert(now);
             if now.duration_since(up) >= rec.window {
-                self.records.remove(&st.instance);
+                self.records.remove(&i.name);
             }
         } else {
             rec.up_since = None;
         }
     }
 
-    pub fn forget(&mut self, instance: &str) {
+    pub fn forget(&mut self, instance: &InstanceName) {
         self.records.remove(instance);
     }
 
@@ -96,18 +93,18 @@ impl Healer {
     /// Candidates due now, and when the next one not yet due will be.
     pub fn due<'a>(
         &self,
-        states: impl Iterator<Item = &'a InstanceStatus>,
+        instances: impl Iterator<Item = &'a Instance>,
         now: Instant,
-    ) -> (Vec<String>, Option<Instant>) {
+    ) -> (Vec<InstanceName>, Option<Instant>) {
         let mut due = Vec::new();
         let mut next: Option<Instant> = None;
-        for st in states {
-            if !wants_heal(st) || self.in_flight.contains(&st.instance) {
+        for i in instances {
+            if !i.wants_heal() || self.in_flight.contains(&i.name) {
                 continue;
             }
-            match self.records.get(&st.instance).and_then(|r| r.not_before) {
+            match self.records.get(&i.name).and_then(|r| r.not_before) {
                 Some(t) if t > now => next = Some(next.map_or(t, |n| n.min(t))),
-                _ => due.push(st.instance.clone()),
+                _ => due.push(i.name.clone()),
             }
         }
         (due, next)
@@ -115,7 +112,7 @@ impl Healer {
 
     /// Runs a heal of `names` in a thread; its outcome comes back as
     /// `Ev::Healed`.
-    pub fn dispatch(&mut self, app: &App, names: Vec<String>, tx: &Sender<Ev>) {
+    pub fn dispatch(&mut self, app: &App, names: Vec<InstanceName>, tx: &Sender<Ev>) {
         self.in_flight.extend(names.iter().cloned());
         let (app, tx) = (app.clone(), tx.clone());
         std::thread::Builder::new()
@@ -131,7 +128,7 @@ impl Healer {
     /// next one) for the heals that were tried.
     pub fn finished(
         &mut self,
-        instance: &str,
+        instance: &InstanceName,
         outcome: &Outcome,
         now: Instant,
     ) -> Option<(u32, Duration)> {
@@ -140,13 +137,13 @@ impl Healer {
             Outcome::NotNeeded => return None,
             Outcome::Busy => {
                 // Not an attempt: the other command wins, we look again.
-                let rec = self.records.entry(instance.to_owned()).or_default();
+                let rec = self.records.entry(instance.clone()).or_default();
                 rec.not_before = Some(now + BUSY_RETRY);
                 return None;
             }
             Outcome::Started | Outcome::Failed(_) => {}
         }
-        let rec = self.records.entry(instance.to_owned()).or_default();
+        let rec = self.records.entry(instance.clone()).or_default();
         if rec.window.is_zero() {
             rec.window = FIRST_WINDOW;
         }
@@ -159,25 +156,27 @@ impl Healer {
     }
 }
 
-/// The heal itself (in its own thread).
-fn heal(app: &App, names: &[String]) -> Vec<(String, Outcome)> {
-    let mut out: BTreeMap<String, Outcome> = BTreeMap::new();
-    let nowait = Waiter {
-        timeout: Duration::ZERO,
+/// The heal itself (in its own thread): the instances it can lock now,
+/// down `unitgate start`'s path with the heal plan.
+fn heal(app: &App, names: &[InstanceName]) -> Vec<(InstanceName, Outcome)> {
+    let failed_all = |e: &Error| {
+        let m = message(e);
+        names
+            .iter()
+            .map(|n| (n.clone(), Outcome::Failed(m.clone())))
+            .collect()
     };
     let store = match Store::open_or_create(app) {
         Ok(s) => s,
-        Err(e) => {
-            let m = message(&e);
-            return names
-                .iter()
-                .map(|n| (n.clone(), Outcome::Failed(m.clone())))
-                .collect();
-        }
+        Err(e) => return failed_all(&e),
     };
+    let nowait = Waiter {
+        timeout: Duration::ZERO,
+    };
+    let mut out: BTreeMap<InstanceName, Outcome> = BTreeMap::new();
     let mut locks = Vec::new();
     let mut locked = Vec::new();
-    let mut sorted: Vec<&String> = names.iter().collect();
+    let mut sorted: Vec<&InstanceName> = names.iter().collect();
     sorted.sort();
     for n in sorted {
         match nowait.instance(&store, n) {
@@ -193,14 +192,29 @@ fn heal(app: &App, names: &[String]) -> Vec<(String, Outcome)> {
             }
         }
     }
-    if !locked.is_empty() {
-        match heal_locked(&store, &locked) {
-            Ok(res) => out.extend(res),
-            Err(e) => {
-                let m = message(&e);
-                for n in &locked {
-                    out.insert(n.clone(), Outcome::Failed(m.clone()));
-                }
+    let cx = Context {
+        app,
+        waiter: Waiter {
+            timeout: HELPER_WAIT,
+        },
+        settle: app.settle,
+        out: Output { json: false },
+    };
+    match lifecycle::run_locked(&cx, &store, Verb::Heal, &locked) {
+        Ok(outcomes) => {
+            for o in outcomes {
+                let outcome = match o.result {
+                    Ok("not needed") => Outcome::NotNeeded,
+                    Ok(_) => Outcome::Started,
+                    Err(e) => Outcome::Failed(message(&e)),
+                };
+                out.insert(o.instance, outcome);
+            }
+        }
+        Err(e) => {
+            let m = message(&e);
+            for n in &locked {
+                out.insert(n.clone(), Outcome::Failed(m.clone()));
             }
         }
     }
@@ -215,90 +229,31 @@ fn message(e: &Error) -> String {
     e.message().unwrap_or_else(|| format!("{e:?}"))
 }
 
-fn heal_locked(store: &Store<'_>, names: &[String]) -> Result<Vec<(String, Outcome)>> {
-    let app = store.app;
-    let units: Vec<String> = names.iter().filter_map(|n| app.unit(n)).collect();
-    // Fresh states, enablement and queued jobs, under the locks.
-    let states = Systemd::connect()?.units(&units, Detail::States, None)?;
-    let mut results = Vec::new();
-    let (mut reset, mut go) = (Vec::new(), Vec::new());
-    for n in names {
-        let Some(unit) = app.unit(n) else { continue };
-        let info = states.get(&unit);
-        let active = info.map_or("inactive", |u| u.active_state.as_str());
-        let still = store.exists(n)
-            && info.is_some_and(|u| u.is_enabled() && u.job_id == 0)
-            && matches!(active, "inactive" | "failed");
-        if !still {
-            results.push((n.clone(), Outcome::NotNeeded));
-            continue;
-        }
-        if active == "failed" {
-            reset.push(n.clone());
-        }
-        go.push(n.clone());
-    }
-    if go.is_empty() {
-        return Ok(results);
-    }
-    if !reset.is_empty() {
-        helper::run(app, Action::ResetFailed, &reset, HELPER_WAIT)?;
-    }
-    let call_err = helper::run(app, Action::Enable, &go, HELPER_WAIT)?;
-    let go_units: Vec<String> = go.iter().filter_map(|n| app.unit(n)).collect();
-    let after = Systemd::connect()?.units(&go_units, Detail::States, None)?;
-    for n in go {
-        let info = app.unit(&n).and_then(|u| after.get(&u));
-        let outcome = match info {
-            Some(u) if u.is_active() => Outcome::Started,
-            Some(u) => Outcome::Failed(format!(
-                "still {}/{}{}",
-                u.active_state,
-                u.sub_state,
-                call_err
-                    .as_ref()
-                    .map(|e| format!("; {}", message(e)))
-                    .unwrap_or_default()
-            )),
-            None => Outcome::Failed(
-                call_err
-                    .as_ref()
-                    .map(message)
-                    .unwrap_or_else(|| "the unit is not loaded".into()),
-            ),
-        };
-        results.push((n, outcome));
-    }
-    Ok(results)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn st(name: &str, init: bool, enabled: bool, active: &str) -> InstanceStatus {
-        let mut s = InstanceStatus::new(name, &format!("demo@{name}.service"), init, None);
-        s.enabled = enabled;
-        s.active_state = active.into();
-        s.drift = crate::status::drift(init, enabled, active);
-        s
+    fn st(name: &str, init: bool, enabled: bool, active: &str) -> Instance {
+        Instance {
+            name: InstanceName::checked(name),
+            unit: format!("demo@{name}.service"),
+            initialized: init,
+            has_trash: false,
+            unit_state: Some(crate::unit::UnitInfo {
+                active: crate::unit::Active::parse(active),
+                sub: crate::unit::Sub::parse(if active == "active" {
+                    "running"
+                } else {
+                    "dead"
+                }),
+                unit_file_state: Some(if enabled { "enabled" } else { "disabled" }.into()),
+                ..Default::default()
+            }),
+        }
     }
 
-    #[test]
-    fn only_initialized_enabled_and_down_instances_are_candidates() {
-        assert!(wants_heal(&st("a", true, true, "inactive")));
-        assert!(wants_heal(&st("a", true, true, "failed")));
-        assert!(
-            !wants_heal(&st("a", true, false, "inactive")),
-            "stopped on purpose"
-        );
-        assert!(!wants_heal(&st("a", false, true, "inactive")), "no state");
-        assert!(!wants_heal(&st("a", true, true, "activating")));
-        assert!(
-            !wants_heal(&st("a", true, true, "deactivating")),
-            "a stop job runs"
-        );
-        assert!(!wants_heal(&st("a", true, true, "active")));
+    fn a() -> InstanceName {
+        InstanceName::checked("a")
     }
 
     #[test]
@@ -306,11 +261,11 @@ mod tests {
         let mut h = Healer::default();
         let t0 = Instant::now();
         let down = [st("a", true, true, "failed")];
-        assert_eq!(h.due(down.iter(), t0).0, vec!["a"]);
-        h.in_flight.insert("a".into());
+        assert_eq!(h.due(down.iter(), t0).0, vec![a()]);
+        h.in_flight.insert(a());
         assert!(h.due(down.iter(), t0).0.is_empty(), "in flight");
         assert_eq!(
-            h.finished("a", &Outcome::Failed("x".into()), t0),
+            h.finished(&a(), &Outcome::Failed("x".into()), t0),
             Some((1, FIRST_WINDOW))
         );
         let (due, next) = h.due(down.iter(), t0 + Duration::from_secs(1));
@@ -320,25 +275,25 @@ mod tests {
         let mut waits = Vec::new();
         for _ in 0..10 {
             t += Duration::from_secs(10_000);
-            assert_eq!(h.due(down.iter(), t).0, vec!["a"]);
-            waits.push(h.finished("a", &Outcome::Started, t).unwrap().1.as_secs());
+            assert_eq!(h.due(down.iter(), t).0, vec![a()]);
+            waits.push(h.finished(&a(), &Outcome::Started, t).unwrap().1.as_secs());
         }
         assert_eq!(waits, [20, 40, 80, 160, 320, 600, 600, 600, 600, 600]);
         // Busy or not needed: no attempt booked; busy retries after a pause.
-        assert_eq!(h.finished("a", &Outcome::NotNeeded, t), None);
+        assert_eq!(h.finished(&a(), &Outcome::NotNeeded, t), None);
         t += Duration::from_secs(10_000);
-        assert_eq!(h.finished("a", &Outcome::Busy, t), None);
+        assert_eq!(h.finished(&a(), &Outcome::Busy, t), None);
         let (due, next) = h.due(down.iter(), t);
         assert!(due.is_empty(), "retried at once after busy");
         assert_eq!(next, Some(t + BUSY_RETRY));
-        assert_eq!(h.due(down.iter(), t + BUSY_RETRY).0, vec!["a"]);
+        assert_eq!(h.due(down.iter(), t + BUSY_RETRY).0, vec![a()]);
         // Up for a whole window: back to the first window.
         let up = st("a", true, true, "active");
         h.observe(&up, t);
         h.observe(&up, t + MAX_WINDOW);
         assert!(h.records.is_empty());
         assert_eq!(
-            h.finished("a", &Outcome::Started, t).unwrap().1,
+            h.finished(&a(), &Outcome::Started, t).unwrap().1,
             FIRST_WINDOW
         );
     }

@@ -4,11 +4,11 @@
 //! on fd 1), and instances appearing or vanishing in the state directory
 //! (inotify).
 
-use std::path::PathBuf;
 use std::sync::mpsc::Sender;
 use std::time::Duration;
 
 use super::Ev;
+use crate::app::App;
 use crate::system;
 
 const QUIT_SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
@@ -61,10 +61,10 @@ pub fn spawn_stdout_watch(tx: Sender<Ev>) {
 /// in or out, or removed is `Ev::Dirty(instance)`; the state directory
 /// itself vanishing (or an event queue overflow) is `Ev::All`, and it is
 /// watched again once it exists.
-pub fn spawn_state_dir_watch(dir: PathBuf, tx: Sender<Ev>) {
+pub fn spawn_state_dir_watch(app: App, tx: Sender<Ev>) {
     std::thread::Builder::new()
         .name("watch-inotify".into())
-        .spawn(move || inotify_loop(dir, tx))
+        .spawn(move || inotify_loop(&app, tx))
         .expect("spawning a thread");
 }
 
@@ -72,7 +72,8 @@ pub fn spawn_state_dir_watch(dir: PathBuf, tx: Sender<Ev>) {
 /// component (the libc crate does not name it).
 const IN_DONTFOLLOW: u32 = 0x0200_0000;
 
-fn inotify_loop(dir: PathBuf, tx: Sender<Ev>) {
+fn inotify_loop(app: &App, tx: Sender<Ev>) {
+    let dir = &app.state_dir;
     let Ok(inotify) = system::Inotify::new() else {
         return; // the interval re-read still notices
     };
@@ -131,11 +132,12 @@ fn inotify_loop(dir: PathBuf, tx: Sender<Ev>) {
                 }
                 tx.send(Ev::All)
             } else {
-                match std::str::from_utf8(name) {
-                    Ok(n) if unitgate_helper::name::is_valid_instance(n) => {
-                        tx.send(Ev::Dirty(n.to_owned()))
-                    }
-                    _ => Ok(()),
+                match std::str::from_utf8(name)
+                    .ok()
+                    .and_then(|n| app.instance(n).ok())
+                {
+                    Some(n) => tx.send(Ev::Dirty(n)),
+                    None => Ok(()),
                 }
             };
             if sent.is_err() {

@@ -33,6 +33,7 @@ pub const CLI_KEYS: &[&str] = &[
     "port_range",
     "install_command",
     "stop_timeout",
+    "settle",
 ];
 /// Tables owned by the CLI, accepted with any content.
 pub const CLI_TABLES: &[&str] = &["env"];

@@ -16,8 +16,9 @@
 //! open (reached by [`walk`], which follows no link another account could
 //! have planted) and does everything relative to it through [`DirFd`],
 //! never following a link and creating every file with `O_EXCL`. Every
-//! name used passed [`App::check_instance`] (the helper crate's rules), so
-//! no name can reach outside `<state_dir>/` or touch another instance.
+//! instance is an [`InstanceName`] (the helper crate's rules, checked by
+//! [`App::instance`]), so no name can reach outside `<state_dir>/` or
+//! touch another instance.
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -28,6 +29,7 @@ use crate::app::{is_valid_env_key, App, PORT_VAR};
 use crate::dirfd::{DirFd, Kind};
 use crate::envfile;
 use crate::error::{shown, Error, Result};
+use crate::name::InstanceName;
 use crate::walk::{self, Missing};
 
 const INIT_PREFIX: &str = ".init-";
@@ -95,7 +97,7 @@ impl<'a> Store<'a> {
 
     /// Names of the initialized instances (sorted). Hidden entries, links,
     /// non-directories and names the built-in rule rejects are not instances.
-    pub fn list(&self) -> Result<Vec<String>> {
+    pub fn list(&self) -> Result<Vec<InstanceName>> {
         let Some(dir) = &self.dir else {
             return Ok(Vec::new());
         };
@@ -104,15 +106,12 @@ impl<'a> Store<'a> {
             .map_err(|e| Error::io_path("list", dir.path(), e))?;
         let mut names = Vec::new();
         for (name, kind) in entries {
-            let Ok(name) = name.into_string() else {
+            let Some(name) = name.to_str().and_then(|n| self.app.instance(n).ok()) else {
                 continue;
             };
-            if !unitgate_helper::name::is_valid_instance(&name) {
-                continue;
-            }
             let is_dir = match kind {
                 Some(k) => k == Kind::Dir,
-                None => dir.is_dir(OsStr::new(&name)),
+                None => dir.is_dir(OsStr::new(name.as_str())),
             };
             if is_dir {
                 names.push(name);
@@ -136,12 +135,13 @@ impl<'a> Store<'a> {
             .is_some_and(|d| matches!(d.kind(OsStr::new(&trash_name(instance))), Ok(Some(_))))
     }
 
-    /// The instance's environment file, parsed; `None` when it has none.
-    pub fn environment(&self, instance: &str) -> Result<Option<Vec<(String, String)>>> {
+    /// The instance's environment file: its text, parsed; `None` when it
+    /// has none.
+    pub fn environment(&self, instance: &InstanceName) -> Result<Option<Environment>> {
         let Some(inst) = self
             .dir()?
-            .open_dir(OsStr::new(instance))
-            .map_err(|e| self.io("open", instance, e))?
+            .open_dir(OsStr::new(instance.as_str()))
+            .map_err(|e| self.io("open", instance.as_str(), e))?
         else {
             return Ok(None);
         };
@@ -152,27 +152,24 @@ impl<'a> Store<'a> {
         else {
             return Ok(None);
         };
-        let text = String::from_utf8_lossy(&bytes);
-        envfile::parse(&text)
-            .map(Some)
-            .map_err(|why| Error::Config {
-                what: format!("{}: {why}", inst.child_path(name).display()),
-                hint: "fix the file (KEY=\"VALUE\" lines), or delete and re-init the instance"
-                    .into(),
-            })
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let vars = envfile::parse(&text).map_err(|why| Error::Config {
+            what: format!("{}: {why}", inst.child_path(name).display()),
+            hint: "fix the file (KEY=\"VALUE\" lines), or `unitgate reset` the instance".into(),
+        })?;
+        Ok(Some(Environment { text, vars }))
     }
 
     /// Ports in use by the existing instances, with their owners.
-    pub fn ports_in_use(&self) -> Result<BTreeMap<u16, String>> {
+    pub fn ports_in_use(&self) -> Result<BTreeMap<u16, InstanceName>> {
         let mut used = BTreeMap::new();
         for inst in self.list()? {
             // An instance whose file is unreadable or malformed holds no
             // port we can see; `launch` reports its file when it starts.
-            let Ok(Some(vars)) = self.environment(&inst) else {
+            let Ok(Some(env)) = self.environment(&inst) else {
                 continue;
             };
-            let port = vars.iter().find(|(k, _)| k == PORT_VAR);
-            if let Some(p) = port.and_then(|(_, v)| v.parse::<u16>().ok()) {
+            if let Some(p) = env.port() {
                 used.insert(p, inst);
             }
         }
@@ -184,31 +181,18 @@ impl<'a> Store<'a> {
     /// for the port allocation (which must see every other instance's port).
     pub fn init(
         &self,
-        instance: &str,
+        instance: &InstanceName,
         sets: &[(String, String)],
         app_lock: impl FnOnce() -> Result<crate::lock::Lock>,
     ) -> Result<Created> {
         let app = self.app;
         let dir = self.dir()?;
-        if self.exists(instance) {
+        if self.exists(instance.as_str()) {
             return Err(Error::Exists {
-                instance: instance.to_owned(),
+                instance: instance.to_string(),
             });
         }
-        let skeleton = match &app.skeleton_dir {
-            None => None,
-            Some(skel) => Some(
-                walk::open_dir(skel, Missing::Absent)?
-                    .map(|(d, _)| d)
-                    .ok_or_else(|| Error::Config {
-                        what: format!("skeleton_dir {} is not a directory", skel.display()),
-                        hint: format!(
-                            "create it, or remove skeleton_dir from {}",
-                            app.config_path.display()
-                        ),
-                    })?,
-            ),
-        };
+        let skeleton = self.skeleton()?;
         self.remove_leftovers(instance)?;
         // Ports are allocated under the app lock, held until the rename, so
         // two concurrent inits can never pick the same port.
@@ -232,17 +216,15 @@ impl<'a> Store<'a> {
             .filter(|(k, _)| port.is_none() || k != PORT_VAR)
             .cloned()
             .collect();
-        let tmp = format!("{INIT_PREFIX}{instance}.{}", std::process::id());
-        let built = self.build(&tmp, skeleton.as_ref(), instance, port, &sets);
-        let placed = built.and_then(|()| {
-            dir.rename_noreplace(OsStr::new(&tmp), OsStr::new(instance))
-                .map_err(|e| match e.kind() {
-                    std::io::ErrorKind::AlreadyExists => Error::Exists {
-                        instance: instance.to_owned(),
-                    },
-                    _ => self.io("rename into place", instance, e),
-                })
-        });
+        let tmp = self.build(skeleton.as_ref(), instance, port, &sets)?;
+        let placed = dir
+            .rename_noreplace(OsStr::new(&tmp), OsStr::new(instance.as_str()))
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::AlreadyExists => Error::Exists {
+                    instance: instance.to_string(),
+                },
+                _ => self.io("rename into place", instance.as_str(), e),
+            });
         if let Err(e) = placed {
             let _ = dir.remove_tree(OsStr::new(&tmp));
             return Err(e);
@@ -255,39 +237,122 @@ impl<'a> Store<'a> {
         })
     }
 
-    fn build(
-        &self,
-        tmp: &str,
-        skeleton: Option<&DirFd>,
-        instance: &str,
-        port: Option<u16>,
-        sets: &[(String, String)],
-    ) -> Result<()> {
-        let target = self
-            .dir()?
-            .create_dir(OsStr::new(tmp), 0o750)
-            .map_err(|e| self.io("create", tmp, e))?;
-        if let Some(skel) = skeleton {
-            copy_tree(skel, &target, 0)?;
+    /// `reset`'s state part: a fresh instance from the skeleton with the
+    /// same port and `--set` values, swapped with the old one in one step
+    /// (`RENAME_EXCHANGE`: at every moment the instance exists, old or
+    /// new), then the old one purged. The caller holds the instance lock
+    /// and has stopped it.
+    pub fn rebuild(&self, instance: &InstanceName) -> Result<Created> {
+        let dir = self.dir()?;
+        let old = self.environment(instance)?;
+        let (port, sets) = match &old {
+            Some(env) => (env.port(), env.sets(self.app)),
+            None => (None, Vec::new()),
+        };
+        let skeleton = self.skeleton()?;
+        self.remove_leftovers(instance)?;
+        let tmp = self.build(skeleton.as_ref(), instance, port, &sets)?;
+        if let Err(e) = dir.exchange(OsStr::new(&tmp), OsStr::new(instance.as_str())) {
+            let _ = dir.remove_tree(OsStr::new(&tmp));
+            return Err(self.io("swap in the new state of", instance.as_str(), e));
         }
-        let name = OsStr::new(&self.app.env_file);
-        let path = target.child_path(name);
-        let text = envfile::text_for(self.app, instance, port, sets);
-        let mut f = target
-            .create_file(name, 0o640)
-            .map_err(|e| Error::io_path("write", &path, e))?;
-        f.write_all(text.as_bytes())
-            .and_then(|()| f.sync_all())
-            .map_err(|e| Error::io_path("write", &path, e))?;
-        target
-            .sync()
-            .map_err(|e| Error::io_path("sync", target.path(), e))
+        dir.sync()
+            .map_err(|e| Error::io_path("sync", dir.path(), e))?;
+        // `tmp` now holds the old state: a crash from here on leaves it for
+        // the next command's `remove_leftovers`.
+        self.remove_leftovers(instance)?;
+        Ok(Created {
+            dir: self.app.instance_dir(instance),
+            port,
+        })
     }
 
-    /// Removes what killed `init`s and `delete`s of this instance left
-    /// behind. Only ever called with the instance lock held, so nothing
-    /// else is using them.
-    pub fn remove_leftovers(&self, instance: &str) -> Result<()> {
+    /// `reconfigure`'s state part: the environment file rendered again
+    /// from the app config as it is now (same port, same `--set` values)
+    /// and written over the old one in one step, if it differs. Returns
+    /// what changed.
+    pub fn reconfigure(&self, instance: &InstanceName) -> Result<Vec<Change>> {
+        let old = self
+            .environment(instance)?
+            .ok_or_else(|| Error::NoSuchInstance {
+                instance: instance.to_string(),
+            })?;
+        let text = envfile::text_for(self.app, instance, old.port(), &old.sets(self.app));
+        let new = envfile::parse(&text).unwrap_or_default();
+        let changes = changes(&old.vars, &new);
+        if text != old.text {
+            let inst = self
+                .dir()?
+                .open_dir(OsStr::new(instance.as_str()))
+                .map_err(|e| self.io("open", instance.as_str(), e))?
+                .ok_or_else(|| Error::NoSuchInstance {
+                    instance: instance.to_string(),
+                })?;
+            let name = OsStr::new(&self.app.env_file);
+            inst.replace_file(name, 0o640, text.as_bytes())
+                .map_err(|e| Error::io_path("write", &inst.child_path(name), e))?;
+        }
+        Ok(changes)
+    }
+
+    fn skeleton(&self) -> Result<Option<DirFd>> {
+        let Some(skel) = &self.app.skeleton_dir else {
+            return Ok(None);
+        };
+        let found = walk::open_dir(skel, Missing::Absent)?.map(|(d, _)| d);
+        found.map(Some).ok_or_else(|| Error::Config {
+            what: format!("skeleton_dir {} is not a directory", skel.display()),
+            hint: format!(
+                "create it, or remove skeleton_dir from {}",
+                self.app.config_path.display()
+            ),
+        })
+    }
+
+    /// A complete instance in `.init-<instance>.<pid>/` (skeleton copy and
+    /// environment file, synced); returns that name.
+    fn build(
+        &self,
+        skeleton: Option<&DirFd>,
+        instance: &InstanceName,
+        port: Option<u16>,
+        sets: &[(String, String)],
+    ) -> Result<String> {
+        let tmp = format!("{INIT_PREFIX}{instance}.{}", std::process::id());
+        let target = self
+            .dir()?
+            .create_dir(OsStr::new(&tmp), 0o750)
+            .map_err(|e| self.io("create", &tmp, e))?;
+        let built = (|| {
+            if let Some(skel) = skeleton {
+                copy_tree(skel, &target, 0)?;
+            }
+            let name = OsStr::new(&self.app.env_file);
+            let path = target.child_path(name);
+            let text = envfile::text_for(self.app, instance, port, sets);
+            let mut f = target
+                .create_file(name, 0o640)
+                .map_err(|e| Error::io_path("write", &path, e))?;
+            f.write_all(text.as_bytes())
+                .and_then(|()| f.sync_all())
+                .map_err(|e| Error::io_path("write", &path, e))?;
+            target
+                .sync()
+                .map_err(|e| Error::io_path("sync", target.path(), e))
+        })();
+        match built {
+            Ok(()) => Ok(tmp),
+            Err(e) => {
+                let _ = self.dir()?.remove_tree(OsStr::new(&tmp));
+                Err(e)
+            }
+        }
+    }
+
+    /// Removes what killed `init`s, `reset`s and `delete`s of this instance
+    /// left behind. Only ever called with the instance lock held, so
+    /// nothing else is using them.
+    pub fn remove_leftovers(&self, instance: &InstanceName) -> Result<()> {
         let Some(dir) = &self.dir else {
             return Ok(());
         };
@@ -305,7 +370,7 @@ impl<'a> Store<'a> {
                     .map_err(|e| self.io("remove", text, e))?;
             }
         }
-        let trash = trash_name(instance);
+        let trash = trash_name(instance.as_str());
         dir.remove_tree(OsStr::new(&trash))
             .map_err(|e| self.io("remove", &trash, e))?;
         Ok(())
@@ -315,18 +380,19 @@ impl<'a> Store<'a> {
     /// atomic step, after which it is no longer an instance), then purge the
     /// trash. Re-running finishes a purge a crash interrupted. Returns
     /// whether there was anything to remove.
-    pub fn retire(&self, instance: &str) -> Result<bool> {
+    pub fn retire(&self, instance: &InstanceName) -> Result<bool> {
         let Some(dir) = &self.dir else {
             return Ok(false);
         };
-        let trash = trash_name(instance);
+        let name = instance.as_str();
+        let trash = trash_name(name);
         let mut found = dir
             .remove_tree(OsStr::new(&trash))
             .map_err(|e| self.io("remove", &trash, e))?;
-        if self.exists(instance) {
+        if self.exists(name) {
             found = true;
-            dir.rename(OsStr::new(instance), OsStr::new(&trash))
-                .map_err(|e| self.io("retire", instance, e))?;
+            dir.rename(OsStr::new(name), OsStr::new(&trash))
+                .map_err(|e| self.io("retire", name, e))?;
             dir.sync()
                 .map_err(|e| Error::io_path("sync", dir.path(), e))?;
             dir.remove_tree(OsStr::new(&trash))
@@ -335,6 +401,60 @@ impl<'a> Store<'a> {
         self.remove_leftovers(instance)?;
         Ok(found)
     }
+}
+
+/// An instance's environment file as read.
+#[derive(Debug, Clone)]
+pub struct Environment {
+    pub text: String,
+    pub vars: Vec<(String, String)>,
+}
+
+impl Environment {
+    pub fn port(&self) -> Option<u16> {
+        self.get(PORT_VAR).and_then(|v| v.parse().ok())
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.vars
+            .iter()
+            .find_map(|(k, v)| (k == key).then_some(v.as_str()))
+    }
+
+    /// The `--set` values `init` was given (kept by `reset` and
+    /// `reconfigure`).
+    pub fn sets(&self, app: &App) -> Vec<(String, String)> {
+        envfile::sets(&self.text, app)
+    }
+}
+
+/// One variable of an environment file that `reconfigure` changed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Change {
+    pub name: String,
+    /// `None`: it is new.
+    pub old: Option<String>,
+    /// `None`: it is gone.
+    pub new: Option<String>,
+}
+
+fn changes(old: &[(String, String)], new: &[(String, String)]) -> Vec<Change> {
+    let get = |vars: &[(String, String)], k: &str| {
+        vars.iter().find_map(|(n, v)| (n == k).then(|| v.clone()))
+    };
+    let mut keys: Vec<&String> = old.iter().chain(new).map(|(k, _)| k).collect();
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter_map(|k| {
+            let (o, n) = (get(old, k), get(new, k));
+            (o != n).then(|| Change {
+                name: k.clone(),
+                old: o,
+                new: n,
+            })
+        })
+        .collect()
 }
 
 fn trash_name(instance: &str) -> String {
@@ -367,7 +487,7 @@ pub fn parse_set(s: &str) -> Result<(String, String)> {
 /// The lowest free port of the range, or the requested one if it is free.
 pub fn allocate_port(
     range: (u16, u16),
-    used: &BTreeMap<u16, String>,
+    used: &BTreeMap<u16, InstanceName>,
     requested: Option<&str>,
 ) -> Result<u16> {
     let (lo, hi) = range;
@@ -506,6 +626,14 @@ mod tests {
         d
     }
 
+    fn n(name: &str) -> InstanceName {
+        InstanceName::checked(name)
+    }
+
+    fn names(store: &Store<'_>) -> Vec<String> {
+        store.list().unwrap().iter().map(|n| n.to_string()).collect()
+    }
+
     fn no_lock() -> Result<crate::lock::Lock> {
         Err(Error::usage("no app lock in this test", "none"))
     }
@@ -523,10 +651,10 @@ mod tests {
     fn ports_are_lowest_free_or_requested() {
         let mut used = BTreeMap::new();
         assert_eq!(allocate_port((10, 12), &used, None).unwrap(), 10);
-        used.insert(10, "a".into());
-        used.insert(11, "b".into());
+        used.insert(10, InstanceName::checked("a"));
+        used.insert(11, InstanceName::checked("b"));
         assert_eq!(allocate_port((10, 12), &used, None).unwrap(), 12);
-        used.insert(12, "c".into());
+        used.insert(12, InstanceName::checked("c"));
         assert_eq!(allocate_port((10, 12), &used, None).unwrap_err().code(), 78);
         assert_eq!(allocate_port((10, 20), &used, Some("15")).unwrap(), 15);
         assert!(allocate_port((10, 20), &used, Some("11"))
@@ -565,7 +693,7 @@ mod tests {
             .app(&store)
         };
         let a = store
-            .init("a", &[("X".into(), "$y \"z\"".into())], lock)
+            .init(&n("a"), &[("X".into(), "$y \"z\"".into())], lock)
             .unwrap();
         assert_eq!(a.port, Some(5000));
         let text = fs::read_to_string(state.join("a/instance.env")).unwrap();
@@ -584,18 +712,18 @@ mod tests {
             .unwrap()
             .file_type()
             .is_symlink());
-        assert_eq!(store.init("a", &[], lock).unwrap_err().code(), 73);
-        assert_eq!(store.init("b", &[], lock).unwrap().port, Some(5001));
-        assert_eq!(store.init("c", &[], lock).unwrap_err().code(), 78);
+        assert_eq!(store.init(&n("a"), &[], lock).unwrap_err().code(), 73);
+        assert_eq!(store.init(&n("b"), &[], lock).unwrap().port, Some(5001));
+        assert_eq!(store.init(&n("c"), &[], lock).unwrap_err().code(), 78);
         assert!(!store.exists("c"), "a failed init leaves nothing");
-        assert!(store.retire("a").unwrap());
+        assert!(store.retire(&n("a")).unwrap());
         assert!(!store.exists("a"));
         assert_eq!(
-            store.init("c", &[], lock).unwrap().port,
+            store.init(&n("c"), &[], lock).unwrap().port,
             Some(5000),
             "a deleted instance's port is free again"
         );
-        assert_eq!(store.list().unwrap(), ["b", "c"]);
+        assert_eq!(names(&store), ["b", "c"]);
         let _ = fs::remove_dir_all(&d);
     }
 
@@ -608,7 +736,7 @@ mod tests {
         fs::create_dir_all(d.join(".init-ab.77")).unwrap();
         let store = Store::open(&app).unwrap();
         assert!(store.list().unwrap().is_empty());
-        store.init("a", &[], no_lock).unwrap();
+        store.init(&n("a"), &[], no_lock).unwrap();
         assert!(!d.join(".init-a.123").exists());
         assert!(
             d.join(".init-ab.77").exists(),
@@ -616,11 +744,11 @@ mod tests {
         );
         assert!(store.has_trash("b"));
         assert!(
-            store.retire("b").unwrap(),
+            store.retire(&n("b")).unwrap(),
             "re-running delete finishes the purge"
         );
         assert!(!store.has_trash("b"));
-        assert!(!store.retire("b").unwrap());
+        assert!(!store.retire(&n("b")).unwrap());
         let _ = fs::remove_dir_all(&d);
     }
 
@@ -632,22 +760,22 @@ mod tests {
         fs::create_dir_all(outside.join("victim")).unwrap();
         fs::write(outside.join("victim/keep"), "x").unwrap();
         let store = Store::open_or_create(&app).unwrap();
-        store.init("a", &[], no_lock).unwrap();
-        std::os::unix::fs::symlink(&outside, app.instance_dir("a").join("escape")).unwrap();
-        fs::create_dir_all(app.instance_dir("a").join("ro/sub")).unwrap();
+        store.init(&n("a"), &[], no_lock).unwrap();
+        std::os::unix::fs::symlink(&outside, app.instance_dir(&n("a")).join("escape")).unwrap();
+        fs::create_dir_all(app.instance_dir(&n("a")).join("ro/sub")).unwrap();
         fs::set_permissions(
-            app.instance_dir("a").join("ro"),
+            app.instance_dir(&n("a")).join("ro"),
             fs::Permissions::from_mode(0o500),
         )
         .unwrap();
         // A planted link where an instance would be: not listed, not
         // retired through, and init refuses to build over it.
         std::os::unix::fs::symlink(outside.join("victim"), d.join("state/victim")).unwrap();
-        assert_eq!(store.list().unwrap(), ["a"]);
+        assert_eq!(names(&store), ["a"]);
         assert!(!store.exists("victim"));
-        assert!(!store.retire("victim").unwrap());
-        assert!(store.init("victim", &[], no_lock).is_err());
-        store.retire("a").unwrap();
+        assert!(!store.retire(&n("victim")).unwrap());
+        assert!(store.init(&n("victim"), &[], no_lock).is_err());
+        store.retire(&n("a")).unwrap();
         assert!(outside.join("victim/keep").exists());
         let _ = fs::remove_dir_all(&d);
     }
