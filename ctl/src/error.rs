@@ -310,9 +310,6 @@ impl Error {
     /// The one line printed after `unitgate: ` — what is wrong, then in
     /// parentheses what to do. `None` for errors already reported.
     pub fn message(&self) -> Option<String> {
-        if matches!(self, Error::Partial { .. }) {
-            return None;
-        }
         self.parts().map(|(what, hint)| format!("{what} ({hint})"))
     }
 

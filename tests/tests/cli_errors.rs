@@ -43,7 +43,7 @@ fn bad_names_and_unknown_instances_get_their_exit_codes() {
 }
 
 #[test]
-fn a_non_caller_is_refused_by_the_helper_and_a_non_member_by_sudo() {
+fn a_non_caller_is_refused_before_anything_and_a_non_member_by_sudo() {
     let m = demo_machine("cli-refuse");
     ug(&m, "init r1").ok();
     // In group unitgate (sudo lets her run the helper) but not a caller of demo.
@@ -66,8 +66,10 @@ fn a_non_caller_is_refused_by_the_helper_and_a_non_member_by_sudo() {
     let _ = ug(&m, "stop r1");
     let out = m.sh_as("mallory", "unitgate --app demo start r1");
     assert_eq!(out.code, 77, "{out}");
+    // Judged against the policy before anything is touched: told who may
+    // drive the app, not that some directory is unreadable.
     assert!(
-        out.stderr.contains("the helper refused") && out.stderr.contains("may not drive"),
+        out.stderr.contains("mallory may not drive app 'demo'") && out.stderr.contains("callers"),
         "{out}"
     );
     let st = m.sh("systemctl is-active demo@r1.service").stdout;

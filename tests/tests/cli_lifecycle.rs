@@ -169,7 +169,9 @@ fn bulk_commands_report_per_instance_and_exit_with_the_first_failure() {
             ("b3".into(), true)
         ]
     );
-    assert!(results[1]["error"]
+    assert_eq!(results[1]["error"]["kind"], "no-such-instance", "{out}");
+    assert_eq!(results[1]["error"]["code"], 66, "{out}");
+    assert!(results[1]["error"]["message"]
         .as_str()
         .unwrap()
         .contains("no such instance"));
