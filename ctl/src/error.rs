@@ -96,6 +96,10 @@ pub enum Error {
     /// stdout's reader went away: the command ends quietly (exit 0), as
     /// `head` and `grep -q` expect.
     ClosedPipe,
+    /// An error the command's own document already shows (a `status` row
+    /// of an instance that does not exist): its line on stderr and its
+    /// exit code, but no second JSON document.
+    Shown(Box<Error>),
     /// A command run for the caller (e.g. the install command) failed.
     Failed {
         what: String,
@@ -183,6 +187,7 @@ impl Error {
             Error::Partial { code, .. } => *code,
             Error::Scaffold { code, .. } => *code,
             Error::ClosedPipe => code::OK,
+            Error::Shown(e) => e.code(),
         }
     }
 
@@ -201,7 +206,8 @@ impl Error {
             Error::SudoRefused { .. } => "sudo-refused",
             Error::HelperRefused { .. } => "helper-refused",
             Error::Systemctl { .. } => "systemctl-failed",
-            Error::NotRunning { .. } => "not-running",
+            Error::NotRunning { wanted, .. } if *wanted == "running" => "not-running",
+            Error::NotRunning { .. } => "not-stopped",
             Error::Failed { .. } => "command-failed",
             Error::Unavailable { .. } => "unavailable",
             Error::Config { .. } => "config",
@@ -210,6 +216,7 @@ impl Error {
             Error::Scaffold { .. } => "new-app",
             Error::Partial { .. } => "partial",
             Error::ClosedPipe => "closed-pipe",
+            Error::Shown(e) => e.kind(),
         }
     }
 
@@ -282,6 +289,10 @@ impl Error {
                 ),
                 format!("see `unitgate logs {instance}`"),
             ),
+            Error::Io { what, err } if err.raw_os_error() == Some(libc::EROFS) => (
+                format!("{what}: {err}"),
+                s("the file system is read-only here: if unitgate runs in a systemd unit with ProtectSystem=, add the app's state directory to that unit's ReadWritePaths="),
+            ),
             Error::Io { what, err } => match err.kind() {
                 io::ErrorKind::PermissionDenied => (
                     format!("{what}: {err}"),
@@ -303,6 +314,7 @@ impl Error {
                 format!("{failed} of {total} instances failed"),
                 s("see the lines above"),
             ),
+            Error::Shown(e) => return e.parts(),
             Error::NotActive | Error::ClosedPipe => return None,
         })
     }
@@ -311,6 +323,13 @@ impl Error {
     /// parentheses what to do. `None` for errors already reported.
     pub fn message(&self) -> Option<String> {
         self.parts().map(|(what, hint)| format!("{what} ({hint})"))
+    }
+
+    /// Whether `--json` output needs an `{"error": …}` document for it:
+    /// not when the command's own document already tells (bulk results,
+    /// a status table) or there is nothing to tell.
+    pub fn needs_document(&self) -> bool {
+        self.parts().is_some() && !matches!(self, Error::Partial { .. } | Error::Shown(_))
     }
 
     /// The `error` object of `--json` output.

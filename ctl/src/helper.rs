@@ -59,6 +59,7 @@ pub fn run(
     instances: &[String],
     wait: Duration,
 ) -> Result<Option<Error>> {
+    refuse_no_new_privs()?;
     let helper = helper_path()?;
     if !helper.exists() {
         return Err(Error::Unavailable {
@@ -82,6 +83,23 @@ pub fn run(
         }
     }
     Ok(first_failure)
+}
+
+/// sudo cannot raise the privileges of a process with `no_new_privs` set;
+/// it would fail with a message about setuid bits. Said plainly instead.
+fn refuse_no_new_privs() -> Result<()> {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let set = status
+        .lines()
+        .find_map(|l| l.strip_prefix("NoNewPrivs:"))
+        .is_some_and(|v| v.trim() == "1");
+    if !set {
+        return Ok(());
+    }
+    Err(Error::NotPermitted {
+        what: "sudo cannot work in this process: it runs with no_new_privs set (NoNewPrivileges=yes, or a setting that implies it, in the unit that started it)".into(),
+        hint: "let the calling unit gain privileges: no NoNewPrivileges=, and none of the settings systemd.exec(5) says imply it for a non-root User= (SystemCallFilter=, RestrictNamespaces=, ProtectKernelTunables=, ...)".into(),
+    })
 }
 
 fn call(

@@ -54,24 +54,24 @@ pub fn main() -> ExitCode {
             return finish(Output { json: false }.text(&text));
         }
         Err(e) => {
+            // One line, like every other error: clap's first line, without
+            // its usage block (`--help` has it).
             let msg = e.render().to_string();
             let line = msg.lines().next().unwrap_or("invalid command line");
             let err = Error::usage(
                 line.trim_start_matches("error: ").to_owned(),
                 "see `unitgate --help`",
             );
-            // clap's own text (with its usage lines) for people.
-            let _ = std::io::Write::write_all(&mut std::io::stderr(), msg.as_bytes());
             if json {
                 let _ = Output { json }.json(&serde_json::json!({ "error": err.to_json() }));
             }
-            return ExitCode::from(error::code::USAGE);
+            return finish(Err(err));
         }
     };
     let out = Output { json: cli.json };
     let result = run(cli, out);
     if let Err(e) = &result {
-        if out.json && e.parts().is_some() && !matches!(e, Error::Partial { .. }) {
+        if out.json && e.needs_document() {
             if let Err(Error::ClosedPipe) = out.json(&serde_json::json!({ "error": e.to_json() })) {
                 return ExitCode::SUCCESS;
             }

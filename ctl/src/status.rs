@@ -93,9 +93,9 @@ pub fn run(app: &App, out: Output, names: &[String], fail_on_drift: bool) -> Res
     }
     if names.is_some() {
         if let Some(i) = snapshot.instances.iter().find(|i| !i.exists()) {
-            return Err(Error::NoSuchInstance {
+            return Err(Error::Shown(Box::new(Error::NoSuchInstance {
                 instance: i.name.to_string(),
-            });
+            })));
         }
         if snapshot
             .instances

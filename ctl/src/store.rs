@@ -631,7 +631,12 @@ mod tests {
     }
 
     fn names(store: &Store<'_>) -> Vec<String> {
-        store.list().unwrap().iter().map(|n| n.to_string()).collect()
+        store
+            .list()
+            .unwrap()
+            .iter()
+            .map(|n| n.to_string())
+            .collect()
     }
 
     fn no_lock() -> Result<crate::lock::Lock> {

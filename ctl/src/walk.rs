@@ -103,6 +103,29 @@ impl Walked {
     }
 }
 
+/// A directory we may not read, saying whose it is and what would let us.
+fn denied(path: &Path, st: &FileStat) -> Error {
+    use nix::unistd::{Gid, Group, Uid, User};
+    let user = User::from_uid(Uid::from_raw(st.st_uid))
+        .ok()
+        .flatten()
+        .map_or_else(|| st.st_uid.to_string(), |u| u.name);
+    let group = Group::from_gid(Gid::from_raw(st.st_gid))
+        .ok()
+        .flatten()
+        .map_or_else(|| st.st_gid.to_string(), |g| g.name);
+    Error::NotPermitted {
+        what: format!(
+            "cannot open {}: permission denied (it is {user}:{group}, mode {:04o})",
+            path.display(),
+            st.st_mode & 0o7777
+        ),
+        hint: format!(
+            "run unitgate as {user}, or as a member of group {group} if it may read the directory (`usermod -aG {group} USER`, then log in again)"
+        ),
+    }
+}
+
 /// Whether `fd` is on a FUSE file system (an unreadable one counts as
 /// FUSE: it cannot be believed either).
 fn on_fuse(fd: &OwnedFd) -> bool {
@@ -321,19 +344,24 @@ impl Walker<'_> {
                     }
                     _ => return Ok(Reached::Absent(std::mem::take(&mut self.passed))),
                 },
+                Err(Errno::EACCES) => {
+                    // We may not search the directory we are in: say whose it is.
+                    let (dir, dir_path) = self.current();
+                    let st = fstat(dir).map_err(self.os(dir_path))?;
+                    return Err(denied(dir_path, &st));
+                }
                 Err(e) => return Err(self.os(&here)(e)),
             };
             let st = fstat(&probe).map_err(self.os(&here))?;
             match file_type(&st) {
                 SFlag::S_IFLNK => self.follow(&probe, &here)?,
                 SFlag::S_IFDIR if last && want == Want::Dir => {
-                    let fd = openat(
-                        self.current().0.as_fd(),
-                        name.as_os_str(),
-                        DIR_READ,
-                        Mode::empty(),
-                    )
-                    .map_err(self.os(&here))?;
+                    let dir = self.current().0.as_fd();
+                    let fd = match openat(dir, name.as_os_str(), DIR_READ, Mode::empty()) {
+                        Ok(fd) => fd,
+                        Err(Errno::EACCES) => return Err(denied(&here, &st)),
+                        Err(e) => return Err(self.os(&here)(e)),
+                    };
                     let st = fstat(&fd).map_err(self.os(&here))?;
                     self.record(&here, &st, &fd);
                     return Ok(self.finish(fd, st));
@@ -372,7 +400,12 @@ impl Walker<'_> {
             Mode::from_bits_truncate(mode),
         ) {
             Ok(()) | Err(Errno::EEXIST) => Ok(()),
-            Err(Errno::EACCES | Errno::EPERM | Errno::EROFS) => Err(Error::NotPermitted {
+            Err(Errno::EROFS) => Err(Error::io_path(
+                "create",
+                here,
+                io::Error::from(Errno::EROFS),
+            )),
+            Err(Errno::EACCES | Errno::EPERM) => Err(Error::NotPermitted {
                 what: format!("{} does not exist and cannot be created", here.display()),
                 hint: "ask an administrator to create it, owned by the app's service account"
                     .into(),
