@@ -196,11 +196,7 @@ impl Systemd {
                 continue;
             }
             for prop in ["MainPID", "NRestarts"] {
-                let msg = Message::method_call(path.as_str(), "Get")
-                    .and_then(|b| b.destination(DEST))
-                    .and_then(|b| b.interface(PROPS))
-                    .and_then(|b| b.build(&(SERVICE, prop)))
-                    .map_err(|e| dbus_err("building a request", e))?;
+                let msg = get_property(path, SERVICE, prop)?;
                 calls.push(msg);
                 wanted.push((name.clone(), prop));
             }
@@ -276,11 +272,7 @@ impl Systemd {
             }
             props.push((SERVICE, "NRestarts"));
             for (iface, prop) in props {
-                let msg = Message::method_call(path.as_str(), "Get")
-                    .and_then(|b| b.destination(DEST))
-                    .and_then(|b| b.interface(PROPS))
-                    .and_then(|b| b.build(&(iface, prop)))
-                    .map_err(|e| dbus_err("building a request", e))?;
+                let msg = get_property(path, iface, prop)?;
                 calls.push(msg);
                 wanted.push((name.clone(), prop));
             }
@@ -348,13 +340,7 @@ impl Systemd {
         let props = ["Result", "ExecMainCode", "ExecMainStatus", "NRestarts"];
         let calls = props
             .iter()
-            .map(|p| {
-                Message::method_call(path.as_str(), "Get")
-                    .and_then(|b| b.destination(DEST))
-                    .and_then(|b| b.interface(PROPS))
-                    .and_then(|b| b.build(&(SERVICE, *p)))
-                    .map_err(|e| dbus_err("building a request", e))
-            })
+            .map(|p| get_property(&path, SERVICE, p))
             .collect::<Result<Vec<_>>>()?;
         let mut values = self
             .pipeline(&calls)?
@@ -427,6 +413,15 @@ impl Systemd {
         }
         Ok(out)
     }
+}
+
+/// A `Properties.Get` of one property of the unit at `path`.
+fn get_property(path: &OwnedObjectPath, iface: &str, prop: &str) -> Result<Message> {
+    Message::method_call(path.as_str(), "Get")
+        .and_then(|b| b.destination(DEST))
+        .and_then(|b| b.interface(PROPS))
+        .and_then(|b| b.build(&(iface, prop)))
+        .map_err(|e| dbus_err("building a request", e))
 }
 
 fn body<T>(reply: Option<Option<Message>>, what: &str) -> Result<T>

@@ -167,7 +167,10 @@ fn main() {
     );
     println!("per-instance `sudo helper show` loop      {show_1000:8.0} ms  (100 measured x10) -> {:.0}x slower than status", show_1000 / s);
     println!("unitgate start --settle 0 of {HALF} (batched) {u:8.0} ms  runs {ug_start:?}");
-    println!("unitgate start of {HALF}, 2 s settle window  {:8.0} ms  (window included)", settled[0]);
+    println!(
+        "unitgate start of {HALF}, 2 s settle window  {:8.0} ms  (window included)",
+        settled[0]
+    );
     println!("raw systemctl enable --now of {HALF}        {r:8.0} ms  runs {raw_start:?} -> unitgate/raw = {:.2}x", u / r);
     println!("one systemctl enable --now per instance   {per_instance_500:8.0} ms for {HALF} (50 measured x10)");
 }
