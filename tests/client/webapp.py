@@ -131,9 +131,13 @@ def errors(ug, state_dir):
     ug.expect_error("usage", 64, "frobnicate")
     ug.expect_error("config", 78, "--app", "nosuchapp", "status", app=False)
     ug.expect_error("bad-name", 65, "--app", "Bad/App", "status", app=False)
-    ug.expect_result("no-such-instance", 66, "start", "nope")
-    ug.expect_result("no-such-instance", 66, "reset", "nope")
-    ug.expect_result("no-such-instance", 66, "delete", "nope")
+    for verb in ["start", "stop", "restart", "reset", "delete", "reconfigure"]:
+        ug.expect_result("no-such-instance", 66, verb, "nope")
+    ug.expect_error("bad-name", 65, "logs", "bad.name")
+    ug.expect_error("bad-name", 65, "reconfigure", "bad.name")
+    ug.expect_error("usage", 64, "watch", "--interval", "0")
+    ug.expect_error("usage", 64, "start", "--settle", "9999", "err1")
+    ug.expect_error("new-app", 64, "new-app", "Bad!", "--exec", "/bin/true", "--dir", "/tmp")
     # `status` of an instance that does not exist: the status document shows
     # it, the exit code says so, and no second document follows.
     code, doc, out, err = ug.run("status", "nope")

@@ -66,6 +66,18 @@ fn a_web_app_gets_one_valid_document_and_the_documented_code_for_everything() {
     );
     assert!(out.success(), "the web app's checks failed:\n{out}");
     assert!(out.stdout.contains("0 failed checks"), "{out}");
+    // An install command that fails: its own output on stderr, one document.
+    m.write_file(
+        "/usr/local/share/demo/install.sh",
+        b"#!/bin/sh\necho 'no download today' >&2\nexit 9\n",
+        0o755,
+    );
+    let out = ug(&m, "--json install");
+    assert_eq!(out.code, 1, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("one document");
+    assert_eq!(v["error"]["kind"], "command-failed", "{out}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("exit 9"), "{out}");
+    assert!(out.stderr.contains("no download today"), "{out}");
 }
 
 #[test]
