@@ -5,12 +5,24 @@ use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 const AFTER_HELP: &str = "\
 Exit status:
-  0 ok; 1 systemctl failed; 3 status: a named instance is not active;
+  0 ok; 1 systemctl failed; 3 status: a named instance is not running (or,
+  with --fail-on-drift, one drifted); 4 start/restart: an instance did not
+  come up or stay up for the settle window (stop/delete/reset: did not stop);
   64 usage; 65 invalid app or instance name; 66 no such instance;
   69 helper, sudo or systemd unavailable; 73 instance exists;
   75 busy (lock wait timed out; retry); 77 not permitted; 78 app config problem.
 Bulk commands print one result per instance and exit with the first failure's code.
 
+--json: every command prints exactly one JSON document; a failure is
+{\"error\": {\"kind\", \"code\", \"message\", \"hint\"}} with a stable kind.
+Schemas: docs/schema/unitgate.schema.json.
+
+Examples:
+  unitgate init web1 --set MAP=c1m1_hotel && unitgate start web1
+  unitgate --json status | jq '.instances[] | select(.drift != null)'
+  unitgate status --fail-on-drift || alert
+
+App: --app, else $UNITGATE_APP, else the only app you may drive.
 App config: /etc/unitgate/apps/<app>.toml (see `man unitgate`).";
 
 /// Run the lifecycle of a templated systemd service's instances without root.

@@ -289,6 +289,7 @@ impl<'a> Store<'a> {
                     instance: instance.to_string(),
                 })?;
             let name = OsStr::new(&self.app.env_file);
+            remove_stale_temps(&inst, &self.app.env_file);
             inst.replace_file(name, 0o640, text.as_bytes())
                 .map_err(|e| Error::io_path("write", &inst.child_path(name), e))?;
         }
@@ -400,6 +401,20 @@ impl<'a> Store<'a> {
         }
         self.remove_leftovers(instance)?;
         Ok(found)
+    }
+}
+
+/// Temporary files a killed `reconfigure` left beside the environment
+/// file (`.<env_file>.<pid>.<stamp>`, see `DirFd::replace_file`): the
+/// instance lock is held, so none of them is being written. Best effort.
+fn remove_stale_temps(inst: &DirFd, env_file: &str) {
+    let prefix = format!(".{env_file}.");
+    let Ok(entries) = inst.entries() else { return };
+    for (name, kind) in entries {
+        let ours = name.to_str().is_some_and(|n| n.starts_with(&prefix));
+        if ours && kind != Some(Kind::Dir) {
+            let _ = inst.unlink(&name);
+        }
     }
 }
 

@@ -223,7 +223,29 @@ done
         killed >= 3,
         "too few trials were killed mid-way ({killed}): {out}"
     );
+    // kill -9 of reconfigure while it rewrites: the file is always whole.
+    // (Root changes the app config each round; the account reconfigures.)
+    let script = format!(
+        r#"
+g=$(id -g {USER})
+for i in $(seq 1 25); do
+  sed -i "s/^GREETING = .*/GREETING = \"round $i of {{instance}}\"/" /etc/unitgate/apps/demo.toml
+  timeout -s KILL 0.$(printf '%03d' $(shuf -i 0-40 -n 1)) \
+    setpriv --reuid={USER} --regid=$g --init-groups --reset-env unitgate reconfigure r1 >/dev/null 2>&1
+  echo "reconfigure $?"
+  grep -q '^GREETING="' {STATE_DIR}/r1/instance.env && grep -q '^MAP="c1m1"$' {STATE_DIR}/r1/instance.env || echo HALF
+done
+"#
+    );
+    let out = m.sh(&script).ok();
+    assert!(!out.stdout.contains("HALF"), "{out}");
     ug(&m, "reset r1").ok();
+    ug(&m, "reconfigure r1").ok();
+    let temps = m
+        .sh(&format!("ls -A {STATE_DIR}/r1 | grep '^\\.instance.env\\.' || true"))
+        .ok()
+        .stdout;
+    assert_eq!(temps.trim(), "", "temporary files of killed rewrites");
     let left = m
         .sh(&format!("ls -A {STATE_DIR} | grep -v '^\\.locks$' || true"))
         .ok()
