@@ -3,13 +3,14 @@
 //! One file per app, `/etc/unitgate/apps/<app>.toml`, shared with the
 //! helper: the helper's keys (`unit`, `instance_pattern`, `callers`,
 //! `actions`) are parsed and validated by the helper crate itself, the
-//! CLI's keys (`unitgate_helper::policy::CLI_KEYS` and `CLI_TABLES`) here,
+//! CLI's keys (`unitgate_policy::config::CLI_KEYS` and `CLI_TABLES`) here,
 //! from the same parsed document.
 
 use std::path::{Path, PathBuf};
 
-use unitgate_helper::policy::toml::{self, Document, Entry, Value};
-use unitgate_helper::policy::{self, Policy};
+use unitgate_policy::caller::Caller;
+use unitgate_policy::config::{self as policy, Policy};
+use unitgate_policy::toml::{self, Document, Entry, Value};
 
 use crate::error::{shown, Error, Result};
 use crate::name::InstanceName;
@@ -60,7 +61,7 @@ impl App {
             "{}@{}{}",
             self.policy.unit_prefix,
             instance,
-            unitgate_helper::name::SERVICE_SUFFIX
+            unitgate_policy::name::SERVICE_SUFFIX
         )
     }
 
@@ -75,7 +76,7 @@ impl App {
         let rest = unit
             .strip_prefix(self.policy.unit_prefix.as_str())?
             .strip_prefix('@')?;
-        let inst = rest.strip_suffix(unitgate_helper::name::SERVICE_SUFFIX)?;
+        let inst = rest.strip_suffix(unitgate_policy::name::SERVICE_SUFFIX)?;
         self.instance(inst).ok()
     }
 
@@ -86,7 +87,7 @@ impl App {
         if self.policy.allows_instance(name) {
             return Ok(InstanceName::checked(name));
         }
-        let rule = if unitgate_helper::name::is_valid_instance(name) {
+        let rule = if unitgate_policy::name::is_valid_instance(name) {
             format!(
                 "must match this app's instance_pattern in {}",
                 self.config_path.display()
@@ -245,7 +246,7 @@ pub fn config_dir() -> PathBuf {
 
 /// Loads `<config dir>/<name>.toml`.
 pub fn load(name: &str) -> Result<App> {
-    if !unitgate_helper::name::is_valid_app(name) {
+    if !unitgate_policy::name::is_valid_app(name) {
         return Err(Error::BadName {
             kind: "app",
             name: name.to_owned(),
@@ -411,65 +412,35 @@ fn is_plain_file_name(s: &str) -> bool {
     !s.is_empty() && s.len() <= 255 && !s.starts_with('.') && !s.contains('/') && !s.contains('\0')
 }
 
-/// Who runs this process, for app selection.
-pub struct Me {
-    pub uid: u32,
-    pub name: String,
-    pub groups: Vec<String>,
+/// Who runs this process (the real user, as the helper will see it through
+/// sudo), for app selection and the caller check.
+pub fn caller() -> Result<Caller> {
+    let (uid, gid) = crate::system::real_ids();
+    Caller::lookup(uid, Some(gid)).map_err(|e| Error::NotPermitted {
+        what: format!("cannot identify the calling user: {e}"),
+        hint: "run unitgate as a user with a passwd entry".into(),
+    })
 }
 
-impl Me {
-    pub fn current() -> Result<Me> {
-        let (uid, gid) = crate::system::real_ids();
-        let inv = unitgate_helper::caller::Invoker {
-            uid,
-            gid,
-            sudo_uid: None,
-            sudo_gid: None,
-            ..Default::default()
-        };
-        match unitgate_helper::caller::identify(&inv) {
-            Ok(c) => Ok(Me {
-                uid: c.uid,
-                name: c.name,
-                groups: c.groups,
-            }),
-            Err(e) => Err(Error::NotPermitted {
-                what: format!("cannot identify the calling user: {}", e.message()),
-                hint: "run unitgate as a user with a passwd entry".into(),
-            }),
-        }
+/// Refuses (77) a caller the app's policy does not list, naming who is
+/// asking and what would let them: the helper would refuse them anyway,
+/// after the CLI had touched the state directory.
+pub fn check_may_drive(caller: &Caller, app: &App) -> Result<()> {
+    if caller.is_allowed(&app.policy.callers) {
+        return Ok(());
     }
-
-    /// Refuses (77) a caller the app's policy does not list, naming who
-    /// is asking and what would let them: the helper would refuse them
-    /// anyway, after the CLI had touched the state directory.
-    pub fn check_may_drive(&self, app: &App) -> Result<()> {
-        if self.may_drive(app) {
-            return Ok(());
-        }
-        Err(Error::NotPermitted {
-            what: format!(
-                "{} may not drive app '{}': neither the user nor one of its groups is among its callers",
-                shown(&self.name),
-                app.name
-            ),
-            hint: format!(
-                "ask an administrator to add {} or @GROUP to `callers` in {}",
-                shown(&self.name),
-                app.config_path.display()
-            ),
-        })
-    }
-
-    pub fn may_drive(&self, app: &App) -> bool {
-        let c = unitgate_helper::caller::Caller {
-            name: self.name.clone(),
-            uid: self.uid,
-            groups: self.groups.clone(),
-        };
-        c.is_allowed(&app.policy.callers)
-    }
+    Err(Error::NotPermitted {
+        what: format!(
+            "{} may not drive app '{}': neither the user nor one of its groups is among its callers",
+            shown(&caller.name),
+            app.name
+        ),
+        hint: format!(
+            "ask an administrator to add {} or @GROUP to `callers` in {}",
+            shown(&caller.name),
+            app.config_path.display()
+        ),
+    })
 }
 
 /// `--app`, else `UNITGATE_APP`, else the only app the caller may drive.
@@ -498,14 +469,14 @@ pub fn select(flag: Option<&str>) -> Result<App> {
                 .strip_suffix(".toml")
                 .map(str::to_owned)
         })
-        .filter(|n| unitgate_helper::name::is_valid_app(n))
+        .filter(|n| unitgate_policy::name::is_valid_app(n))
         .collect();
     names.sort();
-    let me = Me::current()?;
+    let me = caller()?;
     let drivable: Vec<App> = names
         .iter()
         .filter_map(|n| load(n).ok())
-        .filter(|a| me.may_drive(a))
+        .filter(|a| me.is_allowed(&a.policy.callers))
         .collect();
     match drivable.len() {
         1 => Ok(drivable.into_iter().next().expect("one app")),

@@ -18,16 +18,16 @@ pub mod code {
     /// `start`/`restart`: an instance did not come up, or did not stay up
     /// for the settle window.
     pub const NOT_RUNNING: u8 = 4;
-    pub const USAGE: u8 = unitgate_helper::exit::USAGE;
-    pub const BAD_NAME: u8 = unitgate_helper::exit::DATA_ERR;
+    pub const USAGE: u8 = unitgate_policy::exit::USAGE;
+    pub const BAD_NAME: u8 = unitgate_policy::exit::DATA_ERR;
     pub const NO_INSTANCE: u8 = 66;
-    pub const UNAVAILABLE: u8 = unitgate_helper::exit::UNAVAILABLE;
-    pub const OS_ERR: u8 = unitgate_helper::exit::OS_ERR;
+    pub const UNAVAILABLE: u8 = unitgate_policy::exit::UNAVAILABLE;
+    pub const OS_ERR: u8 = unitgate_policy::exit::OS_ERR;
     pub const EXISTS: u8 = 73;
     pub const IO_ERR: u8 = 74;
     pub const BUSY: u8 = 75;
-    pub const NO_PERM: u8 = unitgate_helper::exit::NO_PERM;
-    pub const CONFIG: u8 = unitgate_helper::exit::CONFIG;
+    pub const NO_PERM: u8 = unitgate_policy::exit::NO_PERM;
+    pub const CONFIG: u8 = unitgate_policy::exit::CONFIG;
 }
 
 #[derive(Debug)]

@@ -124,7 +124,7 @@ fn run(cli: Cli, out: Output) -> Result<()> {
     }
     // Judged before anything is touched: a caller the app does not list
     // is told so, not that some directory is unreadable.
-    app::Me::current()?.check_may_drive(&app)?;
+    app::check_may_drive(&app::caller()?, &app)?;
     let cx = |settle: Option<u64>| Context {
         app: &app,
         waiter,

@@ -11,7 +11,7 @@
 //!                  [--network none|inet] [--dir DIR]
 //! ```
 //!
-//! Names follow the helper's rules (`unitgate_helper::name`).
+//! Names follow the helper's rules (`unitgate_policy::name`).
 //!
 //! The template scores ≤ 2.0 in `systemd-analyze security` with the defaults
 //! (0.2 with `--network none`, 1.1 with `inet`): no capabilities, a
@@ -130,7 +130,7 @@ pub fn parse_port_range(s: &str) -> Result<(u16, u16), Error> {
 
 /// The helper's own app-name rule (it names the policy file and the unit).
 fn check_app_name(name: &str) -> Result<(), Error> {
-    if unitgate_helper::name::is_valid_app(name) {
+    if unitgate_policy::name::is_valid_app(name) {
         Ok(())
     } else {
         Err(usage(format!(
@@ -141,7 +141,7 @@ fn check_app_name(name: &str) -> Result<(), Error> {
 }
 
 fn check_user(user: &str) -> Result<(), Error> {
-    if !unitgate_helper::name::is_valid_user(user) {
+    if !unitgate_policy::name::is_valid_user(user) {
         return Err(usage(format!(
             "user '{}' must match [a-z_][a-z0-9_-]{{0,31}} (pass --user when the app name does not)",
             escape(user)

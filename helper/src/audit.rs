@@ -1,7 +1,7 @@
 //! One line per call in the authpriv log: who, what, and the verdict.
 
-use crate::escape;
 use crate::system::syslog;
+use unitgate_policy::escape;
 
 /// At most this many instances are listed; the rest are counted.
 pub const MAX_LISTED: usize = 16;

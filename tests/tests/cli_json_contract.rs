@@ -76,7 +76,10 @@ fn a_web_app_gets_one_valid_document_and_the_documented_code_for_everything() {
     assert_eq!(out.code, 1, "{out}");
     let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("one document");
     assert_eq!(v["error"]["kind"], "command-failed", "{out}");
-    assert!(v["error"]["message"].as_str().unwrap().contains("exit 9"), "{out}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("exit 9"),
+        "{out}"
+    );
     assert!(out.stderr.contains("no download today"), "{out}");
 }
 
@@ -242,7 +245,9 @@ done
     ug(&m, "reset r1").ok();
     ug(&m, "reconfigure r1").ok();
     let temps = m
-        .sh(&format!("ls -A {STATE_DIR}/r1 | grep '^\\.instance.env\\.' || true"))
+        .sh(&format!(
+            "ls -A {STATE_DIR}/r1 | grep '^\\.instance.env\\.' || true"
+        ))
         .ok()
         .stdout;
     assert_eq!(temps.trim(), "", "temporary files of killed rewrites");

@@ -1,5 +1,4 @@
 use super::*;
-use crate::exit;
 use crate::testutil::{is_root, set_mode, TempTree};
 
 const GOOD: &str = r#"
@@ -255,22 +254,20 @@ fn load_from_a_secure_tree() {
     let dir = Path::new("etc/apps");
     assert!(load(&t.root, dir, "good").is_ok());
     let e = load(&t.root, dir, "none").unwrap_err();
-    assert_eq!(e.exit_code(), exit::CONFIG);
     let shown = t.path("etc/apps/none.toml");
     assert_eq!(
-        e.message(),
+        e.to_string(),
         format!("no policy for app none ({}: not found)", shown.display())
     );
     let e = load(&t.root, dir, "broken").unwrap_err();
-    assert_eq!(e.exit_code(), exit::CONFIG);
     assert!(
-        e.message().contains("`unit` at line 1 must be a string"),
+        e.to_string().contains("`unit` at line 1 must be a string"),
         "{}",
-        e.message()
+        e.to_string()
     );
     set_mode(&t.path("etc/apps/good.toml"), 0o666);
-    assert_eq!(
-        load(&t.root, dir, "good").unwrap_err().exit_code(),
-        exit::CONFIG
-    );
+    assert!(matches!(
+        load(&t.root, dir, "good").unwrap_err(),
+        LoadError::Untrusted(trusted::Error::Insecure { .. })
+    ));
 }
