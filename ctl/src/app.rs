@@ -415,8 +415,8 @@ fn is_plain_file_name(s: &str) -> bool {
 /// Who runs this process (the real user, as the helper will see it through
 /// sudo), for app selection and the caller check.
 pub fn caller() -> Result<Caller> {
-    let (uid, gid) = crate::system::real_ids();
-    Caller::lookup(uid, Some(gid)).map_err(|e| Error::NotPermitted {
+    let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
+    Caller::lookup(uid.as_raw(), Some(gid.as_raw())).map_err(|e| Error::NotPermitted {
         what: format!("cannot identify the calling user: {e}"),
         hint: "run unitgate as a user with a passwd entry".into(),
     })

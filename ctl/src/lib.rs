@@ -7,6 +7,8 @@
 //! place that turns a failure into its stderr line, its exit code and,
 //! under `--json`, its `{"error": …}` document.
 
+#![deny(unsafe_code)]
+
 pub mod account;
 pub mod app;
 pub mod cli;

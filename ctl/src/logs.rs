@@ -8,6 +8,8 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use nix::unistd::AccessFlags;
+
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::name::InstanceName;
@@ -89,7 +91,8 @@ fn check_access() -> Result<()> {
     // if we can list one and read its system.journal (group or ACL).
     let dirs = journal_dirs();
     let readable_one = dirs.iter().any(|d| {
-        readable(d, libc::R_OK | libc::X_OK) && readable(&d.join("system.journal"), libc::R_OK)
+        readable(d, AccessFlags::R_OK | AccessFlags::X_OK)
+            && readable(&d.join("system.journal"), AccessFlags::R_OK)
     });
     if dirs.is_empty() || readable_one {
         return Ok(());
@@ -114,8 +117,8 @@ fn journal_dirs() -> Vec<PathBuf> {
     out
 }
 
-fn readable(p: &Path, mode: libc::c_int) -> bool {
-    crate::system::access(p, mode)
+fn readable(p: &Path, mode: AccessFlags) -> bool {
+    nix::unistd::access(p, mode).is_ok()
 }
 
 fn in_any_group(names: &[&str]) -> bool {
