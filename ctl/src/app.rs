@@ -12,7 +12,7 @@ use unitgate_policy::caller::Caller;
 use unitgate_policy::config::{self as policy, Policy};
 use unitgate_policy::toml::{self, Document, Entry, Value};
 
-use crate::error::{shown, Error, Result};
+use crate::error::{quoted, Error, Result};
 use crate::name::InstanceName;
 
 /// Environment variable that selects the app when `--app` is not given.
@@ -432,12 +432,12 @@ pub fn check_may_drive(caller: &Caller, app: &App) -> Result<()> {
     Err(Error::NotPermitted {
         what: format!(
             "{} may not drive app '{}': neither the user nor one of its groups is among its callers",
-            shown(&caller.name),
+            quoted(&caller.name),
             app.name
         ),
         hint: format!(
             "ask an administrator to add {} or @GROUP to `callers` in {}",
-            shown(&caller.name),
+            quoted(&caller.name),
             app.config_path.display()
         ),
     })
@@ -484,7 +484,7 @@ pub fn select(flag: Option<&str>) -> Result<App> {
             what: format!(
                 "no app in {} lists {} among its callers",
                 dir.display(),
-                shown(&me.name)
+                quoted(&me.name)
             ),
             hint: "pass --app APP, or ask an administrator to add you to an app's `callers`".into(),
         }),

@@ -200,7 +200,7 @@ pub fn classify(out: &Outcome, user: &str) -> Result<()> {
         message: if message.is_empty() {
             "no message".into()
         } else {
-            crate::error::shown(&message)
+            crate::error::quoted(&message)
         },
     })
 }

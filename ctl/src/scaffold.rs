@@ -22,32 +22,17 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-/// Exit codes of a failed scaffold (sysexits, as the rest of the CLI).
-pub mod code {
-    pub const USAGE: u8 = 64;
-    pub const EXISTS: u8 = 73;
-    pub const IO: u8 = 74;
-    pub const NO_PERM: u8 = 77;
-}
+use crate::error::{code, quoted, Error};
 
-/// What a scaffold failure says, and the CLI's exit code for it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Error {
-    pub code: u8,
-    pub message: String,
-}
-
-impl std::fmt::Display for Error {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for Error {}
-
+/// A refusal of the options (64).
 fn usage(message: impl Into<String>) -> Error {
-    Error {
-        code: code::USAGE,
+    failed(code::USAGE, message)
+}
+
+/// A failure with `new-app`'s own exit code.
+fn failed(code: u8, message: impl Into<String>) -> Error {
+    Error::Scaffold {
+        code,
         message: message.into(),
     }
 }
@@ -135,7 +120,7 @@ fn check_app_name(name: &str) -> Result<(), Error> {
     } else {
         Err(usage(format!(
             "app name '{}' must match [a-z0-9][a-z0-9_-]{{0,63}} (it names the unit NAME@.service and the config NAME.toml)",
-            escape(name)
+            quoted(name)
         )))
     }
 }
@@ -144,7 +129,7 @@ fn check_user(user: &str) -> Result<(), Error> {
     if !unitgate_policy::name::is_valid_user(user) {
         return Err(usage(format!(
             "user '{}' must match [a-z_][a-z0-9_-]{{0,31}} (pass --user when the app name does not)",
-            escape(user)
+            quoted(user)
         )));
     }
     if user == "root" {
@@ -167,7 +152,7 @@ fn check_memory(s: &str) -> Result<(), Error> {
     } else {
         Err(usage(format!(
             "--memory-max must be like 512M, 2G, 80% or infinity, not '{}'",
-            escape(s)
+            quoted(s)
         )))
     }
 }
@@ -184,7 +169,7 @@ fn check_cpu_quota(s: &str) -> Result<(), Error> {
         }
         _ => Err(usage(format!(
             "--cpu-quota must be a percentage like 50% or 200%, not '{}'",
-            escape(s)
+            quoted(s)
         ))),
     }
 }
@@ -221,7 +206,7 @@ fn exec_start(exec: &str, resolve: &dyn Fn(&str) -> Option<PathBuf>) -> Result<S
     if program.contains(['\'', '"', '\\', '$', '%']) {
         return Err(usage(format!(
             "--exec: the program '{}' must be a plain path",
-            escape(program)
+            quoted(program)
         )));
     }
     let program = if program.starts_with('/') {
@@ -229,7 +214,7 @@ fn exec_start(exec: &str, resolve: &dyn Fn(&str) -> Option<PathBuf>) -> Result<S
     } else if program.contains('/') {
         return Err(usage(format!(
             "--exec: '{}' must be an absolute path or a command in PATH",
-            escape(program)
+            quoted(program)
         )));
     } else {
         match resolve(program) {
@@ -237,7 +222,7 @@ fn exec_start(exec: &str, resolve: &dyn Fn(&str) -> Option<PathBuf>) -> Result<S
             None => {
                 return Err(usage(format!(
                     "--exec: '{}' is not in PATH; give its absolute path",
-                    escape(program)
+                    quoted(program)
                 )))
             }
         }
@@ -540,9 +525,11 @@ fn absolute(dir: &Path) -> Result<PathBuf, Error> {
     let base = if dir.is_absolute() {
         PathBuf::new()
     } else {
-        std::env::current_dir().map_err(|e| Error {
-            code: code::IO,
-            message: format!("cannot read the current directory ({e})"),
+        std::env::current_dir().map_err(|e| {
+            failed(
+                code::IO_ERR,
+                format!("cannot read the current directory ({e})"),
+            )
         })?
     };
     let mut out = PathBuf::from("/");
@@ -573,17 +560,12 @@ pub fn write(scaffold: &Scaffold, out_dir: &Path) -> Result<PathBuf, Error> {
         }
     }
     let app_dir = out.join(&scaffold.name);
-    let io = |what: &str, p: &Path, e: std::io::Error| Error {
-        code: code::IO,
-        message: format!("cannot {what} {} ({e})", p.display()),
+    let io = |what: &str, p: &Path, e: std::io::Error| {
+        failed(code::IO_ERR, format!("cannot {what} {} ({e})", p.display()))
     };
     // Everything below `out` is created new and relative to it, never
     // through a link: `new-app` may run as root in a directory others share.
-    let walked =
-        crate::walk::open_dir(&out, crate::walk::Missing::Create(0o755)).map_err(|e| Error {
-            code: e.code(),
-            message: e.message().unwrap_or_default(),
-        })?;
+    let walked = crate::walk::open_dir(&out, crate::walk::Missing::Create(0o755))?;
     let (parent, walk) =
         walked.ok_or_else(|| io("create", &out, std::io::ErrorKind::NotFound.into()))?;
     // Whoever else could rename an entry on the way could swap the files
@@ -595,25 +577,23 @@ pub fn write(scaffold: &Scaffold, out_dir: &Path) -> Result<PathBuf, Error> {
         let sticky = p.mode & 0o1000 != 0;
         (p.uid != 0 && p.uid != me) || (p.mode & 0o022 != 0 && !sticky) || p.fuse
     }) {
-        return Err(Error {
-            code: code::NO_PERM,
-            message: format!(
+        return Err(failed(code::NO_PERM, format!(
                 "refusing to write into {}: {} can be changed by another account, which could swap the files before you review them",
                 out.display(),
                 p.path.display()
             ),
-        });
+        ));
     }
     let dir = match parent.create_dir(scaffold.name.as_ref(), 0o755) {
         Ok(d) => d,
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            return Err(Error {
-                code: code::EXISTS,
-                message: format!(
+            return Err(failed(
+                code::EXISTS,
+                format!(
                     "{} already exists: remove it or choose another --dir",
                     app_dir.display()
                 ),
-            })
+            ));
         }
         Err(e) => return Err(io("create", &app_dir, e)),
     };
@@ -660,15 +640,6 @@ pub fn next_steps(opts: &NewApp, app_dir: &Path) -> String {
     )
 }
 
-/// Printable form of user input in messages (control characters escaped, long input cut).
-fn escape(s: &str) -> String {
-    let mut out: String = s.chars().take(64).flat_map(char::escape_default).collect();
-    if s.chars().count() > 64 {
-        out.push('…');
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -699,7 +670,7 @@ mod tests {
         assert_eq!(parse_port_range("80-80").unwrap(), (80, 80));
         for bad in ["", "1", "0-5", "5-1", "1-70000", "a-b", "1-2-3", "-5"] {
             assert_eq!(
-                parse_port_range(bad).unwrap_err().code,
+                parse_port_range(bad).unwrap_err().code(),
                 code::USAGE,
                 "{bad}"
             );
@@ -812,8 +783,8 @@ mod tests {
         ];
         for o in cases {
             let e = render(&o, &no_path).unwrap_err();
-            assert_eq!(e.code, code::USAGE, "{o:?}: {e}");
-            assert!(!e.message.contains('\n'), "one-line messages: {e}");
+            assert_eq!(e.code(), code::USAGE, "{o:?}: {e}");
+            assert!(!e.to_string().contains('\n'), "one-line messages: {e}");
         }
         assert_eq!("inet".parse::<Network>().unwrap(), Network::Inet);
         assert!("wifi".parse::<Network>().is_err());
@@ -829,7 +800,7 @@ mod tests {
             "/tmp/../etc/systemd",
         ] {
             let e = write(&s, Path::new(dir)).unwrap_err();
-            assert_eq!(e.code, code::USAGE, "{dir}: {e}");
+            assert_eq!(e.code(), code::USAGE, "{dir}: {e}");
         }
         let base = std::env::temp_dir().join(format!("unitgate-scaffold-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&base);
@@ -844,7 +815,7 @@ mod tests {
         ] {
             assert!(dir.join(f).is_file(), "{f}");
         }
-        assert_eq!(write(&s, &base).unwrap_err().code, code::EXISTS);
+        assert_eq!(write(&s, &base).unwrap_err().code(), code::EXISTS);
         std::fs::remove_dir_all(&base).unwrap();
     }
 }

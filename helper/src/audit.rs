@@ -61,7 +61,7 @@ fn instances(list: &[Vec<u8>]) -> String {
     let shown: Vec<String> = list
         .iter()
         .take(MAX_LISTED)
-        .map(|i| escape::field(i))
+        .map(escape::field)
         .collect();
     let mut out = shown.join(",");
     if list.len() > MAX_LISTED {

@@ -21,11 +21,7 @@ fn read(t: &TempTree, rel: &str) -> Result<Vec<u8>, Error> {
 fn insecure(t: &TempTree, rel: &str, why: &str) {
     match read(t, rel) {
         Err(e @ Error::Insecure { .. }) => {
-            assert!(
-                e.to_string().contains(why),
-                "{} does not say {why}",
-                e
-            );
+            assert!(e.to_string().contains(why), "{} does not say {why}", e);
         }
         other => panic!("{rel}: expected insecure ({why}), got {other:?}"),
     }
