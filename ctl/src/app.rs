@@ -285,114 +285,34 @@ pub fn parse(name: &str, path: &Path, bytes: &[u8]) -> Result<App> {
 }
 
 fn cli_keys(name: &str, path: &Path, doc: &Document, policy: Policy) -> Result<App> {
-    let bad = |e: &Entry, what: &str| {
-        Error::config(path, format!("`{}` at line {}: {what}", e.key, e.line))
-    };
+    let key = Key { path };
     let get = |k: &str| doc.root.get(k);
-
-    let abs_path = |e: &Entry| -> Result<PathBuf> {
-        match &e.value {
-            Value::String(s) if s.starts_with('/') && !s.split('/').any(|c| c == "..") => {
-                Ok(PathBuf::from(s))
-            }
-            Value::String(_) => Err(bad(e, "must be an absolute path without `..`")),
-            v => Err(bad(e, &format!("must be a string, not {}", v.type_name()))),
-        }
-    };
     let state_dir = match get("state_dir") {
-        Some(e) => abs_path(e)?,
+        Some(e) => key.abs_path(e)?,
         None => PathBuf::from(format!("/var/lib/{name}/instances")),
     };
-    let skeleton_dir = get("skeleton_dir").map(abs_path).transpose()?;
+    let skeleton_dir = get("skeleton_dir").map(|e| key.abs_path(e)).transpose()?;
     let env_file = match get("env_file") {
+        Some(e) => key.file_name(e)?,
         None => DEFAULT_ENV_FILE.to_owned(),
-        Some(e) => match &e.value {
-            Value::String(s) if is_plain_file_name(s) => s.clone(),
-            _ => {
-                return Err(bad(
-                    e,
-                    "must be a plain file name (no `/`, not starting with `.`)",
-                ))
-            }
-        },
     };
-    let port_range = match get("port_range") {
-        None => None,
-        Some(e) => match &e.value {
-            Value::Array(v) => match v.as_slice() {
-                [Value::Integer(lo), Value::Integer(hi)]
-                    if 1 <= *lo && lo <= hi && *hi <= 65535 =>
-                {
-                    Some((*lo as u16, *hi as u16))
-                }
-                _ => return Err(bad(e, "must be [low, high] with 1 <= low <= high <= 65535")),
-            },
-            _ => return Err(bad(e, "must be an array [low, high]")),
-        },
-    };
-    let install_command = match get("install_command") {
-        None => None,
-        Some(e) => match &e.value {
-            Value::Array(v) if !v.is_empty() => {
-                let mut argv = Vec::new();
-                for item in v {
-                    match item {
-                        Value::String(s) if !s.contains('\0') => argv.push(s.clone()),
-                        _ => return Err(bad(e, "must be an array of strings")),
-                    }
-                }
-                if !argv[0].starts_with('/') {
-                    return Err(bad(
-                        e,
-                        "the program (first element) must be an absolute path",
-                    ));
-                }
-                Some(argv)
-            }
-            _ => {
-                return Err(bad(
-                    e,
-                    "must be a non-empty array of strings [\"/abs/program\", \"arg\", ...]",
-                ))
-            }
-        },
-    };
-    let stop_timeout = match get("stop_timeout") {
-        None => None,
-        Some(e) => match e.value {
-            Value::Integer(n) if (1..=86400).contains(&n) => Some(n as u64),
-            _ => return Err(bad(e, "must be an integer number of seconds, 1 to 86400")),
-        },
-    };
+    let port_range = get("port_range").map(|e| key.port_range(e)).transpose()?;
+    let install_command = get("install_command").map(|e| key.command(e)).transpose()?;
+    let stop_timeout = get("stop_timeout")
+        .map(|e| key.seconds(e, 1, 86400))
+        .transpose()?;
     let settle = match get("settle") {
+        Some(e) => key.seconds(e, 0, 600)?,
         None => DEFAULT_SETTLE_SECS,
-        Some(e) => match e.value {
-            Value::Integer(n) if (0..=600).contains(&n) => n as u64,
-            _ => return Err(bad(e, "must be an integer number of seconds, 0 to 600")),
-        },
     };
-    let mut env = Vec::new();
-    if let Some(table) = doc.table("env") {
-        for e in &table.entries {
-            if !is_valid_env_key(&e.key) {
-                return Err(bad(e, "variable names must match [A-Za-z_][A-Za-z0-9_]*"));
-            }
-            if port_range.is_some() && e.key == PORT_VAR {
-                return Err(bad(e, "PORT is allocated from port_range; use another name, e.g. GAME_PORT = \"{port}\""));
-            }
-            let Value::String(s) = &e.value else {
-                return Err(bad(e, "must be a string (a template)"));
-            };
-            let t = Template::parse(s).map_err(|why| bad(e, &why))?;
-            if port_range.is_none() && t.uses(Var::Port) {
-                return Err(bad(e, "uses {port} but the app has no port_range"));
-            }
-            if s.chars().any(|c| c.is_control()) {
-                return Err(bad(e, "must not contain control characters"));
-            }
-            env.push((e.key.clone(), t));
-        }
-    }
+    let env = match doc.table("env") {
+        Some(table) => table
+            .entries
+            .iter()
+            .map(|e| key.env_var(e, port_range.is_some()))
+            .collect::<Result<_>>()?,
+        None => Vec::new(),
+    };
     Ok(App {
         name: name.to_owned(),
         config_path: path.to_path_buf(),
@@ -406,6 +326,108 @@ fn cli_keys(name: &str, path: &Path, doc: &Document, policy: Policy) -> Result<A
         settle: std::time::Duration::from_secs(settle),
         env,
     })
+}
+
+/// Reads one of the CLI's keys, refusing a bad value with the key and its
+/// line.
+struct Key<'a> {
+    path: &'a Path,
+}
+
+impl Key<'_> {
+    fn bad(&self, e: &Entry, what: &str) -> Error {
+        Error::config(self.path, format!("`{}` at line {}: {what}", e.key, e.line))
+    }
+
+    fn abs_path(&self, e: &Entry) -> Result<PathBuf> {
+        match &e.value {
+            Value::String(s) if s.starts_with('/') && !s.split('/').any(|c| c == "..") => {
+                Ok(PathBuf::from(s))
+            }
+            Value::String(_) => Err(self.bad(e, "must be an absolute path without `..`")),
+            v => Err(self.bad(e, &format!("must be a string, not {}", v.type_name()))),
+        }
+    }
+
+    fn file_name(&self, e: &Entry) -> Result<String> {
+        match &e.value {
+            Value::String(s) if is_plain_file_name(s) => Ok(s.clone()),
+            _ => Err(self.bad(
+                e,
+                "must be a plain file name (no `/`, not starting with `.`)",
+            )),
+        }
+    }
+
+    fn port_range(&self, e: &Entry) -> Result<(u16, u16)> {
+        let Value::Array(v) = &e.value else {
+            return Err(self.bad(e, "must be an array [low, high]"));
+        };
+        match v.as_slice() {
+            [Value::Integer(lo), Value::Integer(hi)] if 1 <= *lo && lo <= hi && *hi <= 65535 => {
+                Ok((*lo as u16, *hi as u16))
+            }
+            _ => Err(self.bad(e, "must be [low, high] with 1 <= low <= high <= 65535")),
+        }
+    }
+
+    /// `install_command`: an argv whose program is an absolute path.
+    fn command(&self, e: &Entry) -> Result<Vec<String>> {
+        let shape = "must be a non-empty array of strings [\"/abs/program\", \"arg\", ...]";
+        let Value::Array(v) = &e.value else {
+            return Err(self.bad(e, shape));
+        };
+        let argv = v
+            .iter()
+            .map(|item| match item {
+                Value::String(s) if !s.contains('\0') => Ok(s.clone()),
+                _ => Err(self.bad(e, "must be an array of strings")),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        match argv.first() {
+            None => Err(self.bad(e, shape)),
+            Some(program) if !program.starts_with('/') => {
+                Err(self.bad(e, "the program (first element) must be an absolute path"))
+            }
+            Some(_) => Ok(argv),
+        }
+    }
+
+    fn seconds(&self, e: &Entry, min: i64, max: i64) -> Result<u64> {
+        match e.value {
+            Value::Integer(n) if (min..=max).contains(&n) => Ok(n as u64),
+            _ => Err(self.bad(
+                e,
+                &format!("must be an integer number of seconds, {min} to {max}"),
+            )),
+        }
+    }
+
+    /// One `[env]` entry: a valid name and a template over the instance's
+    /// variables (`{port}` only when the app allocates ports, which then
+    /// own the name PORT).
+    fn env_var(&self, e: &Entry, has_ports: bool) -> Result<(String, Template)> {
+        if !is_valid_env_key(&e.key) {
+            return Err(self.bad(e, "variable names must match [A-Za-z_][A-Za-z0-9_]*"));
+        }
+        if has_ports && e.key == PORT_VAR {
+            return Err(self.bad(
+                e,
+                "PORT is allocated from port_range; use another name, e.g. GAME_PORT = \"{port}\"",
+            ));
+        }
+        let Value::String(s) = &e.value else {
+            return Err(self.bad(e, "must be a string (a template)"));
+        };
+        let t = Template::parse(s).map_err(|why| self.bad(e, &why))?;
+        if !has_ports && t.uses(Var::Port) {
+            return Err(self.bad(e, "uses {port} but the app has no port_range"));
+        }
+        if s.chars().any(|c| c.is_control()) {
+            return Err(self.bad(e, "must not contain control characters"));
+        }
+        Ok((e.key.clone(), t))
+    }
 }
 
 fn is_plain_file_name(s: &str) -> bool {

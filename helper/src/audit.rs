@@ -58,11 +58,7 @@ fn instances(list: &[Vec<u8>]) -> String {
     if list.is_empty() {
         return "-".into();
     }
-    let shown: Vec<String> = list
-        .iter()
-        .take(MAX_LISTED)
-        .map(escape::field)
-        .collect();
+    let shown: Vec<String> = list.iter().take(MAX_LISTED).map(escape::field).collect();
     let mut out = shown.join(",");
     if list.len() > MAX_LISTED {
         out.push_str(&format!(",…(+{} more)", list.len() - MAX_LISTED));

@@ -39,19 +39,16 @@ fn usage_errors_print_the_usage_with_exit_codes_and_exit_64() {
         &["--wait", "1", "--check", "demo", "show", "1"],
         &["--check", "--check", "demo", "show", "1"],
     ] {
-        helper()
-            .args(args)
-            .assert()
-            .code(64)
-            .stdout("")
-            .stderr(
-                predicate::str::starts_with("unitgate-systemctl: ")
-                    .and(contains("[--check] [--wait SECONDS] APP ACTION INSTANCE..."))
-                    .and(contains("exit status:"))
-                    .and(contains("75  busy"))
-                    .and(contains("78  policy missing"))
-                    .and(contains("panicked").not()),
-            );
+        helper().args(args).assert().code(64).stdout("").stderr(
+            predicate::str::starts_with("unitgate-systemctl: ")
+                .and(contains(
+                    "[--check] [--wait SECONDS] APP ACTION INSTANCE...",
+                ))
+                .and(contains("exit status:"))
+                .and(contains("75  busy"))
+                .and(contains("78  policy missing"))
+                .and(contains("panicked").not()),
+        );
     }
 }
 
@@ -83,18 +80,17 @@ fn bad_names_exit_65_with_one_escaped_line() {
         ],
     ];
     // 65 when root; 77 first when the tests run unprivileged.
-    let want = if nix::unistd::geteuid().is_root() { 65 } else { 77 };
+    let want = if nix::unistd::geteuid().is_root() {
+        65
+    } else {
+        77
+    };
     for args in cases {
-        helper()
-            .args(&args)
-            .assert()
-            .code(want)
-            .stdout("")
-            .stderr(
-                predicate::str::starts_with("unitgate-systemctl: ")
-                    .and(one_line())
-                    .and(contains('\x1b').not()),
-            );
+        helper().args(&args).assert().code(want).stdout("").stderr(
+            predicate::str::starts_with("unitgate-systemctl: ")
+                .and(one_line())
+                .and(contains('\x1b').not()),
+        );
     }
 }
 

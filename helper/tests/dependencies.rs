@@ -49,7 +49,10 @@ fn documented_crates() -> BTreeSet<String> {
         .lines()
         .filter(|l| l.starts_with("| `"))
         .filter_map(|l| l.split('|').nth(1))
-        .flat_map(|cell| cell.split(',').map(|c| c.trim().trim_matches('`').to_owned()))
+        .flat_map(|cell| {
+            cell.split(',')
+                .map(|c| c.trim().trim_matches('`').to_owned())
+        })
         .collect()
 }
 
