@@ -198,8 +198,23 @@ fn pattern(e: &Entry) -> Result<Regex, String> {
     if pat.chars().any(char::is_control) {
         return Err(bad("must not contain control characters".into()));
     }
-    compile(pat).map_err(|err| bad(format!("invalid regex: {err}")))?;
-    compile(&format!(r"\A(?:{pat})\z")).map_err(|err| bad(format!("invalid regex: {err}")))
+    let invalid = |err: regex::Error| bad(format!("invalid regex: {}", one_line(&err)));
+    compile(pat).map_err(invalid)?;
+    compile(&format!(r"\A(?:{pat})\z")).map_err(invalid)
+}
+
+/// The regex crate explains a syntax error over several lines (the pattern,
+/// a caret, then `error: why`); the helper's refusals are one line, so only
+/// the why is kept (the pattern is at the line the message names).
+fn one_line(err: &regex::Error) -> String {
+    let text = err.to_string();
+    match text
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("error: "))
+    {
+        Some(why) => why.to_owned(),
+        None => text.split_whitespace().collect::<Vec<_>>().join(" "),
+    }
 }
 
 fn compile(pat: &str) -> Result<Regex, regex::Error> {

@@ -191,6 +191,10 @@ fn patterns_that_escape_their_anchors_are_rejected() {
         &with(&format!("instance_pattern = '{}'", "a".repeat(1025))),
         "must be 1 to 1024 bytes",
     );
+    // The regex crate's syntax errors span lines; a refusal is one.
+    let err = parse(with("instance_pattern = 'a)|(.*'").as_bytes()).unwrap_err();
+    assert!(!err.contains('\n'), "{err}");
+    assert!(err.ends_with("invalid regex: unopened group"), "{err}");
     // Too big once compiled.
     bad(
         &with("instance_pattern = '((a{100}){100}){100}'"),
