@@ -3,15 +3,16 @@
 //! One file per app, `/etc/unitgate/apps/<app>.toml`, shared with the
 //! helper: the helper's keys (`unit`, `instance_pattern`, `callers`,
 //! `actions`) are parsed and validated by the helper crate itself, the
-//! CLI's keys (`unitgate_helper::policy::CLI_KEYS` and `CLI_TABLES`) here,
+//! CLI's keys (`unitgate_policy::config::CLI_KEYS` and `CLI_TABLES`) here,
 //! from the same parsed document.
 
 use std::path::{Path, PathBuf};
 
-use unitgate_helper::policy::toml::{self, Document, Entry, Value};
-use unitgate_helper::policy::{self, Policy};
+use unitgate_policy::caller::Caller;
+use unitgate_policy::config::{self as policy, Policy};
+use unitgate_policy::toml::{self, Document, Entry, Value};
 
-use crate::error::{shown, Error, Result};
+use crate::error::{quoted, Error, Result};
 use crate::name::InstanceName;
 
 /// Environment variable that selects the app when `--app` is not given.
@@ -60,7 +61,7 @@ impl App {
             "{}@{}{}",
             self.policy.unit_prefix,
             instance,
-            unitgate_helper::name::SERVICE_SUFFIX
+            unitgate_policy::name::SERVICE_SUFFIX
         )
     }
 
@@ -75,7 +76,7 @@ impl App {
         let rest = unit
             .strip_prefix(self.policy.unit_prefix.as_str())?
             .strip_prefix('@')?;
-        let inst = rest.strip_suffix(unitgate_helper::name::SERVICE_SUFFIX)?;
+        let inst = rest.strip_suffix(unitgate_policy::name::SERVICE_SUFFIX)?;
         self.instance(inst).ok()
     }
 
@@ -86,7 +87,7 @@ impl App {
         if self.policy.allows_instance(name) {
             return Ok(InstanceName::checked(name));
         }
-        let rule = if unitgate_helper::name::is_valid_instance(name) {
+        let rule = if unitgate_policy::name::is_valid_instance(name) {
             format!(
                 "must match this app's instance_pattern in {}",
                 self.config_path.display()
@@ -245,7 +246,7 @@ pub fn config_dir() -> PathBuf {
 
 /// Loads `<config dir>/<name>.toml`.
 pub fn load(name: &str) -> Result<App> {
-    if !unitgate_helper::name::is_valid_app(name) {
+    if !unitgate_policy::name::is_valid_app(name) {
         return Err(Error::BadName {
             kind: "app",
             name: name.to_owned(),
@@ -284,114 +285,34 @@ pub fn parse(name: &str, path: &Path, bytes: &[u8]) -> Result<App> {
 }
 
 fn cli_keys(name: &str, path: &Path, doc: &Document, policy: Policy) -> Result<App> {
-    let bad = |e: &Entry, what: &str| {
-        Error::config(path, format!("`{}` at line {}: {what}", e.key, e.line))
-    };
+    let key = Key { path };
     let get = |k: &str| doc.root.get(k);
-
-    let abs_path = |e: &Entry| -> Result<PathBuf> {
-        match &e.value {
-            Value::String(s) if s.starts_with('/') && !s.split('/').any(|c| c == "..") => {
-                Ok(PathBuf::from(s))
-            }
-            Value::String(_) => Err(bad(e, "must be an absolute path without `..`")),
-            v => Err(bad(e, &format!("must be a string, not {}", v.type_name()))),
-        }
-    };
     let state_dir = match get("state_dir") {
-        Some(e) => abs_path(e)?,
+        Some(e) => key.abs_path(e)?,
         None => PathBuf::from(format!("/var/lib/{name}/instances")),
     };
-    let skeleton_dir = get("skeleton_dir").map(abs_path).transpose()?;
+    let skeleton_dir = get("skeleton_dir").map(|e| key.abs_path(e)).transpose()?;
     let env_file = match get("env_file") {
+        Some(e) => key.file_name(e)?,
         None => DEFAULT_ENV_FILE.to_owned(),
-        Some(e) => match &e.value {
-            Value::String(s) if is_plain_file_name(s) => s.clone(),
-            _ => {
-                return Err(bad(
-                    e,
-                    "must be a plain file name (no `/`, not starting with `.`)",
-                ))
-            }
-        },
     };
-    let port_range = match get("port_range") {
-        None => None,
-        Some(e) => match &e.value {
-            Value::Array(v) => match v.as_slice() {
-                [Value::Integer(lo), Value::Integer(hi)]
-                    if 1 <= *lo && lo <= hi && *hi <= 65535 =>
-                {
-                    Some((*lo as u16, *hi as u16))
-                }
-                _ => return Err(bad(e, "must be [low, high] with 1 <= low <= high <= 65535")),
-            },
-            _ => return Err(bad(e, "must be an array [low, high]")),
-        },
-    };
-    let install_command = match get("install_command") {
-        None => None,
-        Some(e) => match &e.value {
-            Value::Array(v) if !v.is_empty() => {
-                let mut argv = Vec::new();
-                for item in v {
-                    match item {
-                        Value::String(s) if !s.contains('\0') => argv.push(s.clone()),
-                        _ => return Err(bad(e, "must be an array of strings")),
-                    }
-                }
-                if !argv[0].starts_with('/') {
-                    return Err(bad(
-                        e,
-                        "the program (first element) must be an absolute path",
-                    ));
-                }
-                Some(argv)
-            }
-            _ => {
-                return Err(bad(
-                    e,
-                    "must be a non-empty array of strings [\"/abs/program\", \"arg\", ...]",
-                ))
-            }
-        },
-    };
-    let stop_timeout = match get("stop_timeout") {
-        None => None,
-        Some(e) => match e.value {
-            Value::Integer(n) if (1..=86400).contains(&n) => Some(n as u64),
-            _ => return Err(bad(e, "must be an integer number of seconds, 1 to 86400")),
-        },
-    };
+    let port_range = get("port_range").map(|e| key.port_range(e)).transpose()?;
+    let install_command = get("install_command").map(|e| key.command(e)).transpose()?;
+    let stop_timeout = get("stop_timeout")
+        .map(|e| key.seconds(e, 1, 86400))
+        .transpose()?;
     let settle = match get("settle") {
+        Some(e) => key.seconds(e, 0, 600)?,
         None => DEFAULT_SETTLE_SECS,
-        Some(e) => match e.value {
-            Value::Integer(n) if (0..=600).contains(&n) => n as u64,
-            _ => return Err(bad(e, "must be an integer number of seconds, 0 to 600")),
-        },
     };
-    let mut env = Vec::new();
-    if let Some(table) = doc.table("env") {
-        for e in &table.entries {
-            if !is_valid_env_key(&e.key) {
-                return Err(bad(e, "variable names must match [A-Za-z_][A-Za-z0-9_]*"));
-            }
-            if port_range.is_some() && e.key == PORT_VAR {
-                return Err(bad(e, "PORT is allocated from port_range; use another name, e.g. GAME_PORT = \"{port}\""));
-            }
-            let Value::String(s) = &e.value else {
-                return Err(bad(e, "must be a string (a template)"));
-            };
-            let t = Template::parse(s).map_err(|why| bad(e, &why))?;
-            if port_range.is_none() && t.uses(Var::Port) {
-                return Err(bad(e, "uses {port} but the app has no port_range"));
-            }
-            if s.chars().any(|c| c.is_control()) {
-                return Err(bad(e, "must not contain control characters"));
-            }
-            env.push((e.key.clone(), t));
-        }
-    }
+    let env = match doc.table("env") {
+        Some(table) => table
+            .entries
+            .iter()
+            .map(|e| key.env_var(e, port_range.is_some()))
+            .collect::<Result<_>>()?,
+        None => Vec::new(),
+    };
     Ok(App {
         name: name.to_owned(),
         config_path: path.to_path_buf(),
@@ -407,69 +328,141 @@ fn cli_keys(name: &str, path: &Path, doc: &Document, policy: Policy) -> Result<A
     })
 }
 
+/// Reads one of the CLI's keys, refusing a bad value with the key and its
+/// line.
+struct Key<'a> {
+    path: &'a Path,
+}
+
+impl Key<'_> {
+    fn bad(&self, e: &Entry, what: &str) -> Error {
+        Error::config(self.path, format!("`{}` at line {}: {what}", e.key, e.line))
+    }
+
+    fn abs_path(&self, e: &Entry) -> Result<PathBuf> {
+        match &e.value {
+            Value::String(s) if s.starts_with('/') && !s.split('/').any(|c| c == "..") => {
+                Ok(PathBuf::from(s))
+            }
+            Value::String(_) => Err(self.bad(e, "must be an absolute path without `..`")),
+            v => Err(self.bad(e, &format!("must be a string, not {}", v.type_name()))),
+        }
+    }
+
+    fn file_name(&self, e: &Entry) -> Result<String> {
+        match &e.value {
+            Value::String(s) if is_plain_file_name(s) => Ok(s.clone()),
+            _ => Err(self.bad(
+                e,
+                "must be a plain file name (no `/`, not starting with `.`)",
+            )),
+        }
+    }
+
+    fn port_range(&self, e: &Entry) -> Result<(u16, u16)> {
+        let Value::Array(v) = &e.value else {
+            return Err(self.bad(e, "must be an array [low, high]"));
+        };
+        match v.as_slice() {
+            [Value::Integer(lo), Value::Integer(hi)] if 1 <= *lo && lo <= hi && *hi <= 65535 => {
+                Ok((*lo as u16, *hi as u16))
+            }
+            _ => Err(self.bad(e, "must be [low, high] with 1 <= low <= high <= 65535")),
+        }
+    }
+
+    /// `install_command`: an argv whose program is an absolute path.
+    fn command(&self, e: &Entry) -> Result<Vec<String>> {
+        let shape = "must be a non-empty array of strings [\"/abs/program\", \"arg\", ...]";
+        let Value::Array(v) = &e.value else {
+            return Err(self.bad(e, shape));
+        };
+        let argv = v
+            .iter()
+            .map(|item| match item {
+                Value::String(s) if !s.contains('\0') => Ok(s.clone()),
+                _ => Err(self.bad(e, "must be an array of strings")),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        match argv.first() {
+            None => Err(self.bad(e, shape)),
+            Some(program) if !program.starts_with('/') => {
+                Err(self.bad(e, "the program (first element) must be an absolute path"))
+            }
+            Some(_) => Ok(argv),
+        }
+    }
+
+    fn seconds(&self, e: &Entry, min: i64, max: i64) -> Result<u64> {
+        match e.value {
+            Value::Integer(n) if (min..=max).contains(&n) => Ok(n as u64),
+            _ => Err(self.bad(
+                e,
+                &format!("must be an integer number of seconds, {min} to {max}"),
+            )),
+        }
+    }
+
+    /// One `[env]` entry: a valid name and a template over the instance's
+    /// variables (`{port}` only when the app allocates ports, which then
+    /// own the name PORT).
+    fn env_var(&self, e: &Entry, has_ports: bool) -> Result<(String, Template)> {
+        if !is_valid_env_key(&e.key) {
+            return Err(self.bad(e, "variable names must match [A-Za-z_][A-Za-z0-9_]*"));
+        }
+        if has_ports && e.key == PORT_VAR {
+            return Err(self.bad(
+                e,
+                "PORT is allocated from port_range; use another name, e.g. GAME_PORT = \"{port}\"",
+            ));
+        }
+        let Value::String(s) = &e.value else {
+            return Err(self.bad(e, "must be a string (a template)"));
+        };
+        let t = Template::parse(s).map_err(|why| self.bad(e, &why))?;
+        if !has_ports && t.uses(Var::Port) {
+            return Err(self.bad(e, "uses {port} but the app has no port_range"));
+        }
+        if s.chars().any(|c| c.is_control()) {
+            return Err(self.bad(e, "must not contain control characters"));
+        }
+        Ok((e.key.clone(), t))
+    }
+}
+
 fn is_plain_file_name(s: &str) -> bool {
     !s.is_empty() && s.len() <= 255 && !s.starts_with('.') && !s.contains('/') && !s.contains('\0')
 }
 
-/// Who runs this process, for app selection.
-pub struct Me {
-    pub uid: u32,
-    pub name: String,
-    pub groups: Vec<String>,
+/// Who runs this process (the real user, as the helper will see it through
+/// sudo), for app selection and the caller check.
+pub fn caller() -> Result<Caller> {
+    let (uid, gid) = (nix::unistd::getuid(), nix::unistd::getgid());
+    Caller::lookup(uid.as_raw(), Some(gid.as_raw())).map_err(|e| Error::NotPermitted {
+        what: format!("cannot identify the calling user: {e}"),
+        hint: "run unitgate as a user with a passwd entry".into(),
+    })
 }
 
-impl Me {
-    pub fn current() -> Result<Me> {
-        let (uid, gid) = crate::system::real_ids();
-        let inv = unitgate_helper::caller::Invoker {
-            uid,
-            gid,
-            sudo_uid: None,
-            sudo_gid: None,
-            ..Default::default()
-        };
-        match unitgate_helper::caller::identify(&inv) {
-            Ok(c) => Ok(Me {
-                uid: c.uid,
-                name: c.name,
-                groups: c.groups,
-            }),
-            Err(e) => Err(Error::NotPermitted {
-                what: format!("cannot identify the calling user: {}", e.message()),
-                hint: "run unitgate as a user with a passwd entry".into(),
-            }),
-        }
+/// Refuses (77) a caller the app's policy does not list, naming who is
+/// asking and what would let them: the helper would refuse them anyway,
+/// after the CLI had touched the state directory.
+pub fn check_may_drive(caller: &Caller, app: &App) -> Result<()> {
+    if caller.is_allowed(&app.policy.callers) {
+        return Ok(());
     }
-
-    /// Refuses (77) a caller the app's policy does not list, naming who
-    /// is asking and what would let them: the helper would refuse them
-    /// anyway, after the CLI had touched the state directory.
-    pub fn check_may_drive(&self, app: &App) -> Result<()> {
-        if self.may_drive(app) {
-            return Ok(());
-        }
-        Err(Error::NotPermitted {
-            what: format!(
-                "{} may not drive app '{}': neither the user nor one of its groups is among its callers",
-                shown(&self.name),
-                app.name
-            ),
-            hint: format!(
-                "ask an administrator to add {} or @GROUP to `callers` in {}",
-                shown(&self.name),
-                app.config_path.display()
-            ),
-        })
-    }
-
-    pub fn may_drive(&self, app: &App) -> bool {
-        let c = unitgate_helper::caller::Caller {
-            name: self.name.clone(),
-            uid: self.uid,
-            groups: self.groups.clone(),
-        };
-        c.is_allowed(&app.policy.callers)
-    }
+    Err(Error::NotPermitted {
+        what: format!(
+            "{} may not drive app '{}': neither the user nor one of its groups is among its callers",
+            quoted(&caller.name),
+            app.name
+        ),
+        hint: format!(
+            "ask an administrator to add {} or @GROUP to `callers` in {}",
+            quoted(&caller.name),
+            app.config_path.display()
+        ),
+    })
 }
 
 /// `--app`, else `UNITGATE_APP`, else the only app the caller may drive.
@@ -498,14 +491,14 @@ pub fn select(flag: Option<&str>) -> Result<App> {
                 .strip_suffix(".toml")
                 .map(str::to_owned)
         })
-        .filter(|n| unitgate_helper::name::is_valid_app(n))
+        .filter(|n| unitgate_policy::name::is_valid_app(n))
         .collect();
     names.sort();
-    let me = Me::current()?;
+    let me = caller()?;
     let drivable: Vec<App> = names
         .iter()
         .filter_map(|n| load(n).ok())
-        .filter(|a| me.may_drive(a))
+        .filter(|a| me.is_allowed(&a.policy.callers))
         .collect();
     match drivable.len() {
         1 => Ok(drivable.into_iter().next().expect("one app")),
@@ -513,7 +506,7 @@ pub fn select(flag: Option<&str>) -> Result<App> {
             what: format!(
                 "no app in {} lists {} among its callers",
                 dir.display(),
-                shown(&me.name)
+                quoted(&me.name)
             ),
             hint: "pass --app APP, or ask an administrator to add you to an app's `callers`".into(),
         }),

@@ -5,7 +5,9 @@
 
 use std::fmt;
 use std::io;
+
 use std::path::Path;
+pub use unitgate_policy::escape::quoted;
 
 /// Exit codes (sysexits.h, plus 3 as `systemctl is-active` uses it).
 pub mod code {
@@ -18,75 +20,69 @@ pub mod code {
     /// `start`/`restart`: an instance did not come up, or did not stay up
     /// for the settle window.
     pub const NOT_RUNNING: u8 = 4;
-    pub const USAGE: u8 = unitgate_helper::exit::USAGE;
-    pub const BAD_NAME: u8 = unitgate_helper::exit::DATA_ERR;
+    pub const USAGE: u8 = unitgate_policy::exit::USAGE;
+    pub const BAD_NAME: u8 = unitgate_policy::exit::DATA_ERR;
     pub const NO_INSTANCE: u8 = 66;
-    pub const UNAVAILABLE: u8 = unitgate_helper::exit::UNAVAILABLE;
-    pub const OS_ERR: u8 = unitgate_helper::exit::OS_ERR;
+    pub const UNAVAILABLE: u8 = unitgate_policy::exit::UNAVAILABLE;
+    pub const OS_ERR: u8 = unitgate_policy::exit::OS_ERR;
     pub const EXISTS: u8 = 73;
     pub const IO_ERR: u8 = 74;
     pub const BUSY: u8 = 75;
-    pub const NO_PERM: u8 = unitgate_helper::exit::NO_PERM;
-    pub const CONFIG: u8 = unitgate_helper::exit::CONFIG;
+    pub const NO_PERM: u8 = unitgate_policy::exit::NO_PERM;
+    pub const CONFIG: u8 = unitgate_policy::exit::CONFIG;
 }
 
-#[derive(Debug)]
+/// Every failure of the CLI, by cause. Its `Display` says what is wrong
+/// (one line, untrusted parts escaped); [`Error::hint`] says what to do.
+#[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Malformed command line or arguments.
-    Usage {
-        what: String,
-        hint: String,
-    },
+    #[error("{what}")]
+    Usage { what: String, hint: String },
     /// An app or instance name that the helper's rules (or the app's
     /// `instance_pattern`) reject.
+    #[error("invalid {kind} name '{}'", quoted(name))]
     BadName {
         kind: &'static str,
         name: String,
         rule: String,
     },
-    NoSuchInstance {
-        instance: String,
-    },
+    #[error("no such instance '{}'", quoted(instance))]
+    NoSuchInstance { instance: String },
     /// Some of the instances named to `status` are not active (no message:
     /// the table already says so, like `systemctl is-active`).
+    #[error("some of the instances named are not active")]
     NotActive,
-    Exists {
-        instance: String,
-    },
+    #[error("instance '{}' already exists", quoted(instance))]
+    Exists { instance: String },
     /// A lock could not be taken within `--wait`.
-    Busy {
-        what: String,
-        waited_secs: u64,
-    },
+    #[error("{what} is busy: another unitgate command holds its lock (waited {waited_secs} s)")]
+    Busy { what: String, waited_secs: u64 },
     /// The caller may not do this (filesystem permission, app callers).
-    NotPermitted {
-        what: String,
-        hint: String,
-    },
+    #[error("{what}")]
+    NotPermitted { what: String, hint: String },
     /// Something on a path we were to act on could have been changed by
     /// another account (a planted link, a tree others can write), so
     /// unitgate refuses to act on it.
-    Insecure {
-        what: String,
-        hint: String,
-    },
+    #[error("{what}")]
+    Insecure { what: String, hint: String },
     /// sudo refused to run the helper for this caller.
-    SudoRefused {
-        user: String,
-        detail: String,
-    },
+    #[error("not permitted by sudo: {detail}")]
+    SudoRefused { user: String, detail: String },
     /// The helper ran and refused (its own exit code: 64, 65, 77, 78, 71).
-    HelperRefused {
-        code: u8,
-        message: String,
-    },
+    #[error("the helper refused: {message}")]
+    HelperRefused { code: u8, message: String },
     /// systemctl (run by the helper) failed.
-    Systemctl {
-        code: i32,
-        message: String,
-    },
+    #[error("systemctl failed with exit {code}: {message}")]
+    Systemctl { code: i32, message: String },
     /// A started instance did not come up, or did not stay up for the
     /// settle window.
+    #[error(
+        "{instance} is {}/{}, not {wanted}{}",
+        report.active_state,
+        report.sub_state,
+        report_detail(report)
+    )]
     NotRunning {
         instance: String,
         /// What it was meant to be: `running`.
@@ -95,43 +91,36 @@ pub enum Error {
     },
     /// stdout's reader went away: the command ends quietly (exit 0), as
     /// `head` and `grep -q` expect.
+    #[error("stdout was closed")]
     ClosedPipe,
     /// An error the command's own document already shows (a `status` row
     /// of an instance that does not exist): its line on stderr and its
     /// exit code, but no second JSON document.
+    #[error(transparent)]
     Shown(Box<Error>),
     /// A command run for the caller (e.g. the install command) failed.
-    Failed {
-        what: String,
-        hint: String,
-    },
+    #[error("{what}")]
+    Failed { what: String, hint: String },
     /// Something needed is not installed (helper, sudo, journalctl, D-Bus).
-    Unavailable {
-        what: String,
-        hint: String,
-    },
+    #[error("{what}")]
+    Unavailable { what: String, hint: String },
     /// The app config is missing or invalid.
-    Config {
-        what: String,
-        hint: String,
-    },
+    #[error("{what}")]
+    Config { what: String, hint: String },
     /// A filesystem or OS failure that is not the caller's fault.
-    Io {
-        what: String,
-        err: io::Error,
-    },
+    #[error("{what}: {err}")]
+    Io { what: String, err: io::Error },
     /// Reading systemd over D-Bus failed.
-    Dbus {
-        what: String,
-    },
+    #[error("cannot read systemd over D-Bus: {what}")]
+    Dbus { what: String },
     /// `new-app` refused its options or could not write (its own code:
-    /// 64 usage, 73 the app directory exists, 74 I/O).
-    Scaffold {
-        code: u8,
-        message: String,
-    },
+    /// 64 usage, 73 the app directory exists, 74 I/O, 77 a directory
+    /// others could change).
+    #[error("new-app: {message}")]
+    Scaffold { code: u8, message: String },
     /// A bulk command where some instances failed; the per-instance lines
     /// have been printed already. Carries the first failure's code.
+    #[error("{failed} of {total} instances failed")]
     Partial {
         code: u8,
         failed: usize,
@@ -220,103 +209,59 @@ impl Error {
         }
     }
 
+    /// What to do about it; `None` for errors already reported another way
+    /// (the status table, per-instance lines, a closed pipe).
+    pub fn hint(&self) -> Option<String> {
+        let s = |x: &str| Some(x.to_owned());
+        match self {
+            Error::Usage { hint, .. }
+            | Error::NotPermitted { hint, .. }
+            | Error::Insecure { hint, .. }
+            | Error::Unavailable { hint, .. }
+            | Error::Failed { hint, .. }
+            | Error::Config { hint, .. } => Some(hint.clone()),
+            Error::BadName { rule, .. } => Some(rule.clone()),
+            Error::NoSuchInstance { instance } => Some(format!(
+                "create it with `unitgate init {}`, or see `unitgate status`",
+                quoted(instance)
+            )),
+            Error::Exists { instance } => Some(format!(
+                "pick another name, or `unitgate delete {}` first",
+                quoted(instance)
+            )),
+            Error::Busy { .. } => s("retry, or raise --wait"),
+            Error::SudoRefused { user, .. } => Some(format!(
+                "add {user} to group unitgate: `usermod -aG unitgate {user}`, then log in again"
+            )),
+            Error::HelperRefused { code, .. } => s(match *code {
+                code::NO_PERM => "ask an administrator to add you to the app's `callers`",
+                code::CONFIG => "an administrator must fix the app config in /etc/unitgate/apps/",
+                code::BAD_NAME => "instance names must match the app's instance_pattern",
+                code::UNAVAILABLE => "install systemd's systemctl at /usr/bin/systemctl",
+                code::BUSY => "another call holds the unit's lock; retry, or raise --wait",
+                _ => "this is a bug in unitgate if it repeats; please report it",
+            }),
+            Error::Systemctl { .. } => s("see `unitgate status` and `unitgate logs INSTANCE`"),
+            Error::NotRunning { instance, .. } => Some(format!("see `unitgate logs {instance}`")),
+            Error::Io { err, .. } if err.raw_os_error() == Some(libc::EROFS) => s(
+                "the file system is read-only here: if unitgate runs in a systemd unit with ProtectSystem=, add the app's state directory to that unit's ReadWritePaths=",
+            ),
+            Error::Io { err, .. } if err.kind() == io::ErrorKind::PermissionDenied => s(
+                "run unitgate as the app's service account, and make sure it may access that path",
+            ),
+            Error::Io { .. } => s("check the disk and the state directory, then retry"),
+            Error::Dbus { .. } => s("is systemd running and the system bus reachable?"),
+            Error::Scaffold { .. } => s("see `unitgate new-app --help`"),
+            Error::Partial { .. } => s("see the lines above"),
+            Error::Shown(e) => e.hint(),
+            Error::NotActive | Error::ClosedPipe => None,
+        }
+    }
+
     /// What is wrong, and what to do about it; `None` for errors already
-    /// reported another way (the status table, per-instance lines, a
-    /// closed pipe).
+    /// reported another way.
     pub fn parts(&self) -> Option<(String, String)> {
-        let s = |x: &str| x.to_owned();
-        Some(match self {
-            Error::Usage { what, hint }
-            | Error::NotPermitted { what, hint }
-            | Error::Insecure { what, hint }
-            | Error::Unavailable { what, hint }
-            | Error::Failed { what, hint }
-            | Error::Config { what, hint } => (what.clone(), hint.clone()),
-            Error::BadName { kind, name, rule } => {
-                (format!("invalid {kind} name '{}'", shown(name)), rule.clone())
-            }
-            Error::NoSuchInstance { instance } => (
-                format!("no such instance '{}'", shown(instance)),
-                format!(
-                    "create it with `unitgate init {}`, or see `unitgate status`",
-                    shown(instance)
-                ),
-            ),
-            Error::Exists { instance } => (
-                format!("instance '{}' already exists", shown(instance)),
-                format!(
-                    "pick another name, or `unitgate delete {}` first",
-                    shown(instance)
-                ),
-            ),
-            Error::Busy { what, waited_secs } => (
-                format!(
-                    "{what} is busy: another unitgate command holds its lock (waited {waited_secs} s)"
-                ),
-                s("retry, or raise --wait"),
-            ),
-            Error::SudoRefused { user, detail } => (
-                format!("not permitted by sudo: {detail}"),
-                format!(
-                    "add {user} to group unitgate: `usermod -aG unitgate {user}`, then log in again"
-                ),
-            ),
-            Error::HelperRefused { code, message } => {
-                let hint = match *code {
-                    code::NO_PERM => "ask an administrator to add you to the app's `callers`",
-                    code::CONFIG => "an administrator must fix the app config in /etc/unitgate/apps/",
-                    code::BAD_NAME => "instance names must match the app's instance_pattern",
-                    code::UNAVAILABLE => "install systemd's systemctl at /usr/bin/systemctl",
-                    code::BUSY => "another call holds the unit's lock; retry, or raise --wait",
-                    _ => "this is a bug in unitgate if it repeats; please report it",
-                };
-                (format!("the helper refused: {message}"), s(hint))
-            }
-            Error::Systemctl { code, message } => (
-                format!("systemctl failed with exit {code}: {message}"),
-                s("see `unitgate status` and `unitgate logs INSTANCE`"),
-            ),
-            Error::NotRunning {
-                instance,
-                wanted,
-                report,
-            } => (
-                format!(
-                    "{instance} is {}/{}, not {wanted}{}",
-                    report.active_state,
-                    report.sub_state,
-                    report_detail(report)
-                ),
-                format!("see `unitgate logs {instance}`"),
-            ),
-            Error::Io { what, err } if err.raw_os_error() == Some(libc::EROFS) => (
-                format!("{what}: {err}"),
-                s("the file system is read-only here: if unitgate runs in a systemd unit with ProtectSystem=, add the app's state directory to that unit's ReadWritePaths="),
-            ),
-            Error::Io { what, err } => match err.kind() {
-                io::ErrorKind::PermissionDenied => (
-                    format!("{what}: {err}"),
-                    s("run unitgate as the app's service account, and make sure it may access that path"),
-                ),
-                _ => (
-                    format!("{what}: {err}"),
-                    s("check the disk and the state directory, then retry"),
-                ),
-            },
-            Error::Dbus { what } => (
-                format!("cannot read systemd over D-Bus: {what}"),
-                s("is systemd running and the system bus reachable?"),
-            ),
-            Error::Scaffold { message, .. } => {
-                (format!("new-app: {message}"), s("see `unitgate new-app --help`"))
-            }
-            Error::Partial { failed, total, .. } => (
-                format!("{failed} of {total} instances failed"),
-                s("see the lines above"),
-            ),
-            Error::Shown(e) => return e.parts(),
-            Error::NotActive | Error::ClosedPipe => return None,
-        })
+        self.hint().map(|hint| (self.to_string(), hint))
     }
 
     /// The one line printed after `unitgate: ` — what is wrong, then in
@@ -395,43 +340,6 @@ fn report_detail(r: &UnitReport) -> String {
         out.push_str(&format!("; systemctl said: {m}"));
     }
     out
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.message() {
-            Some(m) => f.write_str(&m),
-            None => write!(f, "exit {}", self.code()),
-        }
-    }
-}
-
-/// A user-supplied string made printable on one line: control characters
-/// and non-ASCII are escaped, and long input is truncated.
-pub fn shown(s: &str) -> String {
-    const MAX: usize = 80;
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i >= MAX {
-            out.push('…');
-            break;
-        }
-        if c.is_ascii_graphic() || c == ' ' {
-            out.push(c);
-        } else {
-            out.extend(c.escape_default());
-        }
-    }
-    out
-}
-
-impl From<crate::scaffold::Error> for Error {
-    fn from(e: crate::scaffold::Error) -> Error {
-        Error::Scaffold {
-            code: e.code,
-            message: e.message,
-        }
-    }
 }
 
 #[cfg(test)]
@@ -526,8 +434,12 @@ mod tests {
     }
 
     #[test]
-    fn shown_escapes_and_truncates() {
-        assert_eq!(shown("a\nb"), "a\\nb");
-        assert_eq!(shown(&"x".repeat(100)).chars().count(), 81);
+    fn untrusted_names_are_escaped_in_the_one_line() {
+        let e = Error::NoSuchInstance {
+            instance: "a\n\u{1b}[31mb".into(),
+        };
+        let m = e.message().unwrap();
+        assert!(!m.contains('\n') && !m.contains('\u{1b}'), "{m}");
+        assert!(m.starts_with("no such instance 'a\\x0a\\x1b[31mb'"), "{m}");
     }
 }

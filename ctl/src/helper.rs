@@ -17,12 +17,12 @@ use crate::app::App;
 use crate::error::{code, Error, Result};
 
 /// Most instances the helper accepts per call.
-pub const MAX_BATCH: usize = unitgate_helper::pipeline::MAX_INSTANCES;
+pub const MAX_BATCH: usize = unitgate_policy::limits::MAX_INSTANCES;
 pub const SUDO: &str = "/usr/bin/sudo";
 const HELPER_NAME: &str = "unitgate-systemctl";
 
 /// The helper's own actions (and their command-line names).
-pub use unitgate_helper::action::Action;
+pub use unitgate_policy::action::Action;
 
 /// Where the helper is installed relative to this executable.
 pub fn helper_path() -> Result<PathBuf> {
@@ -113,7 +113,7 @@ fn call(
     cmd.arg("-n").arg("--").arg(helper);
     cmd.arg("--wait").arg(
         wait.as_secs()
-            .min(unitgate_helper::pipeline::MAX_WAIT_SECS)
+            .min(unitgate_policy::limits::MAX_WAIT_SECS)
             .to_string(),
     );
     cmd.arg(&app.name).arg(action.name()).args(batch);
@@ -200,14 +200,14 @@ pub fn classify(out: &Outcome, user: &str) -> Result<()> {
         message: if message.is_empty() {
             "no message".into()
         } else {
-            crate::error::shown(&message)
+            crate::error::quoted(&message)
         },
     })
 }
 
 pub fn current_user_name() -> String {
-    crate::app::Me::current()
-        .map(|m| m.name)
+    crate::app::caller()
+        .map(|c| c.name)
         .unwrap_or_else(|_| "this user".into())
 }
 

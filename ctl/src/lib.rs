@@ -7,6 +7,8 @@
 //! place that turns a failure into its stderr line, its exit code and,
 //! under `--json`, its `{"error": …}` document.
 
+#![deny(unsafe_code)]
+
 pub mod account;
 pub mod app;
 pub mod cli;
@@ -124,7 +126,7 @@ fn run(cli: Cli, out: Output) -> Result<()> {
     }
     // Judged before anything is touched: a caller the app does not list
     // is told so, not that some directory is unreadable.
-    app::Me::current()?.check_may_drive(&app)?;
+    app::check_may_drive(&app::caller()?, &app)?;
     let cx = |settle: Option<u64>| Context {
         app: &app,
         waiter,

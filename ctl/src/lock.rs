@@ -13,13 +13,16 @@
 use std::ffi::OsStr;
 use std::fs::File;
 use std::os::fd::{AsFd, BorrowedFd};
+
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
+use nix::sys::stat::Mode;
 use std::time::{Duration, Instant};
 
 use crate::dirfd::DirFd;
 use crate::error::{Error, Result};
 use crate::name::InstanceName;
 use crate::store::Store;
-use crate::system;
 
 const APP_LOCK: &str = "app.lock";
 
@@ -31,7 +34,7 @@ pub fn instance_lock_name(instance: &InstanceName) -> String {
 /// A held lock; released when dropped (or when the process dies).
 #[derive(Debug)]
 pub struct Lock {
-    _file: File,
+    _held: Flock<File>,
 }
 
 /// Locks and how long to wait for them.
@@ -88,7 +91,7 @@ impl Waiter {
     }
 
     fn acquire(&self, dir: &DirFd, name: &str, what: &str) -> Result<Lock> {
-        let file = dir
+        let mut file = dir
             .open_lock(OsStr::new(name), 0o660)
             .map_err(|e| Error::io_path("open lock file", &dir.child_path(name), e))?;
         // Every caller of the app must be able to take it: group-writable
@@ -97,11 +100,11 @@ impl Waiter {
         let start = Instant::now();
         let mut nap = Duration::from_millis(2);
         loop {
-            match system::try_lock_exclusive(file.as_fd()) {
-                Ok(true) => return Ok(Lock { _file: file }),
-                Ok(false) => {}
-                Err(err) => return Err(Error::io_path("lock", &dir.child_path(name), err)),
-            }
+            file = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(held) => return Ok(Lock { _held: held }),
+                Err((file, Errno::EWOULDBLOCK | Errno::EINTR)) => file,
+                Err((_, e)) => return Err(Error::io_path("lock", &dir.child_path(name), e.into())),
+            };
             let elapsed = start.elapsed();
             if elapsed >= self.timeout {
                 return Err(Error::Busy {
@@ -131,6 +134,6 @@ pub fn share_with_group(fd: BorrowedFd<'_>, bits: u32) {
     let wanted = mode | bits;
     if wanted != mode {
         // Best effort: a lock file others cannot open only makes them wait.
-        let _ = system::fchmod(fd, wanted);
+        let _ = nix::sys::stat::fchmod(fd, Mode::from_bits_truncate(wanted));
     }
 }

@@ -8,6 +8,8 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use nix::unistd::AccessFlags;
+
 use crate::app::App;
 use crate::error::{Error, Result};
 use crate::name::InstanceName;
@@ -82,14 +84,15 @@ pub fn last_lines(unit: &str, n: u32) -> Vec<String> {
 /// Root, a journal group, or a readable system journal file: fine.
 /// Otherwise a 77 that says how to grant access.
 fn check_access() -> Result<()> {
-    if unitgate_helper::system::process::euid() == 0 || in_any_group(JOURNAL_GROUPS) {
+    if nix::unistd::geteuid().is_root() || in_any_group(JOURNAL_GROUPS) {
         return Ok(());
     }
     // Per-machine journal directories (`<base>/<machine-id>/`): readable
     // if we can list one and read its system.journal (group or ACL).
     let dirs = journal_dirs();
     let readable_one = dirs.iter().any(|d| {
-        readable(d, libc::R_OK | libc::X_OK) && readable(&d.join("system.journal"), libc::R_OK)
+        readable(d, AccessFlags::R_OK | AccessFlags::X_OK)
+            && readable(&d.join("system.journal"), AccessFlags::R_OK)
     });
     if dirs.is_empty() || readable_one {
         return Ok(());
@@ -114,12 +117,12 @@ fn journal_dirs() -> Vec<PathBuf> {
     out
 }
 
-fn readable(p: &Path, mode: libc::c_int) -> bool {
-    crate::system::access(p, mode)
+fn readable(p: &Path, mode: AccessFlags) -> bool {
+    nix::unistd::access(p, mode).is_ok()
 }
 
 fn in_any_group(names: &[&str]) -> bool {
-    crate::app::Me::current()
+    crate::app::caller()
         .map(|me| me.groups.iter().any(|g| names.contains(&g.as_str())))
         .unwrap_or(false)
 }

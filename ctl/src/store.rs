@@ -28,7 +28,7 @@ use std::path::PathBuf;
 use crate::app::{is_valid_env_key, App, PORT_VAR};
 use crate::dirfd::{DirFd, Kind};
 use crate::envfile;
-use crate::error::{shown, Error, Result};
+use crate::error::{quoted, Error, Result};
 use crate::name::InstanceName;
 use crate::walk::{self, Missing};
 
@@ -480,13 +480,13 @@ fn trash_name(instance: &str) -> String {
 pub fn parse_set(s: &str) -> Result<(String, String)> {
     let Some((k, v)) = s.split_once('=') else {
         return Err(Error::usage(
-            format!("--set '{}' is not KEY=VALUE", shown(s)),
+            format!("--set '{}' is not KEY=VALUE", quoted(s)),
             "write e.g. --set MAP=c1m1_hotel",
         ));
     };
     if !is_valid_env_key(k) {
         return Err(Error::usage(
-            format!("--set: invalid variable name '{}'", shown(k)),
+            format!("--set: invalid variable name '{}'", quoted(k)),
             "variable names match [A-Za-z_][A-Za-z0-9_]*",
         ));
     }
@@ -513,7 +513,7 @@ pub fn allocate_port(
             .filter(|p| (lo..=hi).contains(p))
             .ok_or_else(|| {
                 Error::usage(
-                    format!("--set PORT={} is not a port in {lo}-{hi}", shown(req)),
+                    format!("--set PORT={} is not a port in {lo}-{hi}", quoted(req)),
                     "pick a port in the app's port_range",
                 )
             })?;

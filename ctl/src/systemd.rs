@@ -58,24 +58,8 @@ impl MainExit {
 
 /// `SIGKILL` for 9, or the number.
 fn signal_name(sig: i32) -> String {
-    let known = [
-        (libc::SIGHUP, "SIGHUP"),
-        (libc::SIGINT, "SIGINT"),
-        (libc::SIGQUIT, "SIGQUIT"),
-        (libc::SIGILL, "SIGILL"),
-        (libc::SIGABRT, "SIGABRT"),
-        (libc::SIGBUS, "SIGBUS"),
-        (libc::SIGFPE, "SIGFPE"),
-        (libc::SIGKILL, "SIGKILL"),
-        (libc::SIGSEGV, "SIGSEGV"),
-        (libc::SIGPIPE, "SIGPIPE"),
-        (libc::SIGTERM, "SIGTERM"),
-        (libc::SIGSYS, "SIGSYS"),
-    ];
-    known
-        .iter()
-        .find(|(n, _)| *n == sig)
-        .map_or_else(|| format!("signal {sig}"), |(_, name)| (*name).to_owned())
+    nix::sys::signal::Signal::try_from(sig)
+        .map_or_else(|_| format!("signal {sig}"), |s| s.as_str().to_owned())
 }
 
 /// How much to read per unit.
@@ -486,7 +470,20 @@ fn glob_match(pattern: &str, name: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{keep_unread_entries, CacheEntry};
+    use super::{keep_unread_entries, CacheEntry, MainExit};
+
+    #[test]
+    fn a_main_process_end_reads_as_systemd_reports_it() {
+        // ExecMainCode is a siginfo code: 1 exited, 2 killed, 3 dumped.
+        assert_eq!(MainExit::from_wait(1, 3), Some(MainExit::Exited(3)));
+        let killed = MainExit::Signal("SIGKILL".into());
+        assert_eq!(MainExit::from_wait(2, 9), Some(killed));
+        let dumped = MainExit::Signal("SIGSEGV".into());
+        assert_eq!(MainExit::from_wait(3, 11), Some(dumped));
+        let odd = MainExit::Signal("signal 99".into());
+        assert_eq!(MainExit::from_wait(2, 99), Some(odd));
+        assert_eq!(MainExit::from_wait(0, 0), None);
+    }
     use std::collections::HashMap;
 
     fn entry(inv: &str) -> CacheEntry {

@@ -139,25 +139,86 @@ struct Watcher<'a> {
     read_failing: bool,
 }
 
+/// When the loop has something to do that no event brings.
+struct Timers {
+    /// The periodic full re-read (`--interval`).
+    next_full: Instant,
+    /// After a failed read: not before this.
+    retry_at: Option<Instant>,
+    /// The healer's next round, when one is due.
+    heal_at: Option<Instant>,
+}
+
+impl Timers {
+    fn wake(&self) -> Instant {
+        [self.retry_at, self.heal_at]
+            .into_iter()
+            .flatten()
+            .fold(self.next_full, Instant::min)
+    }
+}
+
 impl Watcher<'_> {
+    /// Subscribe, print the first snapshot, then turn each gathered burst
+    /// of events (or a timer) into one re-read and its changes.
     fn run(&mut self, rx: &Receiver<Ev>) -> Result<(), Stop> {
-        // Read only once the signal connection is subscribed (or known to
-        // be down), so no change can fall between the snapshot and the
-        // first signal.
+        let mut pending = self.await_subscription(rx)?;
+        self.first_snapshot(rx)?;
+        let mut timers = Timers {
+            next_full: Instant::now() + self.opts.interval,
+            retry_at: None,
+            heal_at: None,
+        };
+        self.heal_round(&mut timers.heal_at);
+        loop {
+            self.gather(rx, &mut pending, timers.wake())?;
+            let now = Instant::now();
+            if now >= timers.next_full {
+                pending.all = true;
+            }
+            if let Some(retry_at) = timers.retry_at.filter(|t| now < *t) {
+                // Still backing off after a failed read: keep gathering,
+                // sleeping until the retry time instead of spinning.
+                if !pending.is_empty() {
+                    if let Ok(ev) = rx.recv_timeout(retry_at.saturating_duration_since(now)) {
+                        self.handle(ev, &mut pending)?;
+                    }
+                }
+                continue;
+            }
+            if timers.heal_at.is_some_and(|t| now >= t) {
+                timers.heal_at = None;
+                self.heal_round(&mut timers.heal_at);
+            }
+            if !pending.is_empty() {
+                let scope = std::mem::take(&mut pending);
+                self.reread(&scope, &mut pending, &mut timers)?;
+            }
+        }
+    }
+
+    /// Waits (up to 5 s) until the signal connection is subscribed or known
+    /// to be down, so no change can fall between the snapshot and the first
+    /// signal. Returns what arrived meanwhile.
+    fn await_subscription(&mut self, rx: &Receiver<Ev>) -> Result<Scope, Stop> {
         let deadline = Instant::now() + Duration::from_secs(5);
         let mut pending = Scope::default();
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
-                Ok(Ev::BusUp { .. }) => break,
+                Ok(Ev::BusUp { .. }) | Err(_) => return Ok(pending),
                 Ok(ev @ Ev::BusDown(..)) => {
                     self.handle(ev, &mut pending)?;
-                    break;
+                    return Ok(pending);
                 }
                 Ok(ev) => self.handle(ev, &mut pending)?,
-                Err(_) => break,
             }
         }
+    }
+
+    /// Reads every instance (retrying with backoff until systemd answers or
+    /// a quit arrives) and prints the first snapshot.
+    fn first_snapshot(&mut self, rx: &Receiver<Ev>) -> Result<(), Stop> {
         let mut backoff = Duration::from_millis(100);
         let rows = loop {
             match self.read_all() {
@@ -180,96 +241,81 @@ impl Watcher<'_> {
             self.known.insert(r.name.clone(), r);
         }
         self.out.synced(self.known.len(), now_usec)?;
-        let mut next_full = Instant::now() + self.opts.interval;
-        let mut retry_at: Option<Instant> = None;
-        let mut heal_at: Option<Instant> = None;
-        self.heal_round(&mut heal_at);
-        loop {
-            let now = Instant::now();
-            let mut wake = next_full;
-            for t in [retry_at, heal_at].into_iter().flatten() {
-                wake = wake.min(t);
-            }
-            if pending.is_empty() {
-                match rx.recv_timeout(wake.saturating_duration_since(now)) {
-                    Ok(ev) => {
-                        self.handle(ev, &mut pending)?;
-                        // Gather the rest of the burst.
-                        let until = Instant::now() + SETTLE;
-                        loop {
-                            let left = until.saturating_duration_since(Instant::now());
-                            match rx.recv_timeout(left) {
-                                Ok(ev) => self.handle(ev, &mut pending)?,
-                                Err(RecvTimeoutError::Timeout) => break,
-                                Err(RecvTimeoutError::Disconnected) => return Err(Stop::Quit),
-                            }
+        Ok(())
+    }
+
+    /// Collects events into `pending`: when nothing is pending, waits for
+    /// one (or `wake`) and then the rest of its burst (SETTLE); always
+    /// takes what is already queued.
+    fn gather(
+        &mut self,
+        rx: &Receiver<Ev>,
+        pending: &mut Scope,
+        wake: Instant,
+    ) -> Result<(), Stop> {
+        if pending.is_empty() {
+            match rx.recv_timeout(wake.saturating_duration_since(Instant::now())) {
+                Ok(ev) => {
+                    self.handle(ev, pending)?;
+                    let until = Instant::now() + SETTLE;
+                    loop {
+                        match rx.recv_timeout(until.saturating_duration_since(Instant::now())) {
+                            Ok(ev) => self.handle(ev, pending)?,
+                            Err(RecvTimeoutError::Timeout) => break,
+                            Err(RecvTimeoutError::Disconnected) => return Err(Stop::Quit),
                         }
                     }
-                    Err(RecvTimeoutError::Timeout) => {}
-                    Err(RecvTimeoutError::Disconnected) => return Err(Stop::Quit),
                 }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return Err(Stop::Quit),
             }
-            while let Ok(ev) = rx.try_recv() {
-                self.handle(ev, &mut pending)?;
+        }
+        while let Ok(ev) = rx.try_recv() {
+            self.handle(ev, pending)?;
+        }
+        Ok(())
+    }
+
+    /// Re-reads `scope` and prints what changed. A D-Bus failure (systemd
+    /// re-executing, the bus restarting) is not the end: everything is read
+    /// again once it answers, after a short wait.
+    fn reread(
+        &mut self,
+        scope: &Scope,
+        pending: &mut Scope,
+        timers: &mut Timers,
+    ) -> Result<(), Stop> {
+        match self.refresh(scope) {
+            Ok(()) => {
+                timers.retry_at = None;
+                if self.read_failing {
+                    self.read_failing = false;
+                    warn("reading systemd's state again");
+                }
+                if scope.all {
+                    timers.next_full = Instant::now() + self.opts.interval;
+                }
+                timers.heal_at = None;
+                self.heal_round(&mut timers.heal_at);
+                Ok(())
             }
-            let now = Instant::now();
-            if now >= next_full {
+            Err(Stop::Error(e)) if matches!(e, Error::Dbus { .. }) => {
+                self.sd = None;
+                let wait = if self.read_failing {
+                    Duration::from_secs(1)
+                } else {
+                    warn(&format!(
+                        "cannot read systemd's state ({}); retrying",
+                        e.message().unwrap_or_default()
+                    ));
+                    Duration::from_millis(100)
+                };
+                self.read_failing = true;
                 pending.all = true;
+                timers.retry_at = Some(Instant::now() + wait);
+                Ok(())
             }
-            if retry_at.is_some_and(|t| now < t) {
-                // Still backing off after a failed read: keep gathering.
-                if !pending.is_empty() {
-                    // Sleep until the retry time instead of spinning.
-                    let wait = retry_at.unwrap().saturating_duration_since(now);
-                    if let Ok(ev) = rx.recv_timeout(wait) {
-                        self.handle(ev, &mut pending)?;
-                    }
-                }
-                continue;
-            }
-            if heal_at.is_some_and(|t| now >= t) {
-                heal_at = None;
-                self.heal_round(&mut heal_at);
-            }
-            if pending.is_empty() {
-                continue;
-            }
-            let scope = std::mem::take(&mut pending);
-            let was_all = scope.all;
-            match self.refresh(&scope) {
-                Ok(()) => {
-                    retry_at = None;
-                    if self.read_failing {
-                        self.read_failing = false;
-                        warn("reading systemd's state again");
-                    }
-                    if was_all {
-                        next_full = Instant::now() + self.opts.interval;
-                    }
-                    heal_at = None;
-                    self.heal_round(&mut heal_at);
-                }
-                Err(Stop::Error(e)) if matches!(e, Error::Dbus { .. }) => {
-                    // systemd re-executing, or the bus restarting: read
-                    // everything again once it answers.
-                    self.sd = None;
-                    let wait = if self.read_failing {
-                        Duration::from_secs(1)
-                    } else {
-                        Duration::from_millis(100)
-                    };
-                    if !self.read_failing {
-                        warn(&format!(
-                            "cannot read systemd's state ({}); retrying",
-                            e.message().unwrap_or_default()
-                        ));
-                    }
-                    self.read_failing = true;
-                    pending.all = true;
-                    retry_at = Some(Instant::now() + wait);
-                }
-                Err(e) => return Err(e),
-            }
+            Err(e) => Err(e),
         }
     }
 

@@ -1,7 +1,7 @@
 //! One line per call in the authpriv log: who, what, and the verdict.
 
-use crate::escape;
 use crate::system::syslog;
+use unitgate_policy::escape;
 
 /// At most this many instances are listed; the rest are counted.
 pub const MAX_LISTED: usize = 16;
@@ -58,11 +58,7 @@ fn instances(list: &[Vec<u8>]) -> String {
     if list.is_empty() {
         return "-".into();
     }
-    let shown: Vec<String> = list
-        .iter()
-        .take(MAX_LISTED)
-        .map(|i| escape::field(i))
-        .collect();
+    let shown: Vec<String> = list.iter().take(MAX_LISTED).map(escape::field).collect();
     let mut out = shown.join(",");
     if list.len() > MAX_LISTED {
         out.push_str(&format!(",…(+{} more)", list.len() - MAX_LISTED));

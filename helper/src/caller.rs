@@ -22,19 +22,13 @@
 //! No other variable is looked at. The reads happen in `lib.rs::main`.
 
 use crate::error::Error;
-use crate::policy::CallerRule;
-use crate::system::{fs, users};
+use crate::system::fs;
+use nix::fcntl::OFlag;
 use std::ffi::OsStr;
 use std::io::Read;
 use std::path::Path;
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Caller {
-    pub name: String,
-    pub uid: u32,
-    /// Names of the primary and supplementary groups.
-    pub groups: Vec<String>,
-}
+pub use unitgate_policy::caller::Caller;
+use unitgate_policy::users::LookupError;
 
 /// Where the kernel keeps the audit login uid of the calling process.
 pub const LOGINUID_PATH: &str = "/proc/self/loginuid";
@@ -56,7 +50,7 @@ impl LoginUid {
     /// Read it from the kernel; any failure is `Unknown` (and fails closed
     /// for root without sudo), including a kernel built without audit.
     pub fn read() -> LoginUid {
-        let flags = libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOFOLLOW;
+        let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NOFOLLOW;
         let fd = match fs::open(Path::new(LOGINUID_PATH), flags) {
             Ok(fd) => fd,
             Err(e) => return LoginUid::Unknown(e.to_string()),
@@ -82,7 +76,7 @@ impl LoginUid {
             Some(uid) => LoginUid::Uid(uid),
             None => LoginUid::Unknown(format!(
                 "unexpected content '{}'",
-                crate::escape::quoted(bytes)
+                unitgate_policy::escape::quoted(bytes)
             )),
         }
     }
@@ -99,18 +93,6 @@ pub struct Invoker<'a> {
     pub doas_user: Option<&'a OsStr>,
     pub pkexec_uid: Option<&'a OsStr>,
     pub login_uid: LoginUid,
-}
-
-impl Caller {
-    /// Root may always drive every app; anyone else must be listed by name
-    /// or through one of their groups.
-    pub fn is_allowed(&self, rules: &[CallerRule]) -> bool {
-        self.uid == 0
-            || rules.iter().any(|r| match r {
-                CallerRule::User(u) => *u == self.name,
-                CallerRule::Group(g) => self.groups.contains(g),
-            })
-    }
 }
 
 /// Resolve the invoker to a user and its groups.
@@ -131,23 +113,9 @@ pub fn identify(inv: &Invoker<'_>) -> Result<Caller, Error> {
         None if inv.uid == 0 => return real_root(&inv.login_uid),
         None => (inv.uid, Some(inv.gid)),
     };
-    let pw = users::user_by_uid(uid)
-        .map_err(Error::CallerLookup)?
-        .ok_or(Error::UnknownUid(uid))?;
-    let gid = gid.unwrap_or(pw.gid);
-    let mut groups = Vec::new();
-    for g in users::group_list(&pw.name, gid).map_err(Error::CallerLookup)? {
-        // A group whose entry cannot be read (e.g. a member list larger
-        // than our 1 MiB limit) only cannot grant access: the caller may
-        // still be allowed by name or by another group.
-        if let Ok(Some(name)) = users::group_name(g) {
-            groups.push(String::from_utf8_lossy(name.as_bytes()).into_owned());
-        }
-    }
-    Ok(Caller {
-        name: String::from_utf8_lossy(pw.name.as_bytes()).into_owned(),
-        uid,
-        groups,
+    Caller::lookup(uid, gid).map_err(|e| match e {
+        LookupError::NoSuchUser(uid) => Error::UnknownUid(uid),
+        other => Error::CallerLookup(other),
     })
 }
 
@@ -187,7 +155,8 @@ pub fn parse_id(var: &'static str, value: &OsStr) -> Result<u32, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exit;
+    use unitgate_policy::caller::CallerRule;
+    use unitgate_policy::exit;
 
     fn inv<'a>(sudo_uid: Option<&'a str>, sudo_gid: Option<&'a str>) -> Invoker<'a> {
         Invoker {
@@ -235,12 +204,12 @@ mod tests {
         let err = identify(&inv(Some("1;rm"), None)).unwrap_err();
         assert_eq!(err.exit_code(), exit::NO_PERM);
         assert!(
-            err.message().contains("SUDO_UID '1;rm'"),
+            err.to_string().contains("SUDO_UID '1;rm'"),
             "{}",
-            err.message()
+            err.to_string()
         );
         let err = identify(&inv(Some("1"), Some("x"))).unwrap_err();
-        assert!(err.message().contains("SUDO_GID"), "{}", err.message());
+        assert!(err.to_string().contains("SUDO_GID"), "{}", err.to_string());
     }
 
     #[test]
@@ -359,8 +328,8 @@ mod tests {
                 (Ok(c), Ok(name)) => assert_eq!(c.name, name, "{what}"),
                 (Err(e), Err(msg)) => {
                     assert_eq!(e.exit_code(), exit::NO_PERM, "{what}");
-                    assert!(e.message().contains(msg), "{what}: {}", e.message());
-                    assert!(e.message().contains("sudo"), "{what}: {}", e.message());
+                    assert!(e.to_string().contains(msg), "{what}: {}", e);
+                    assert!(e.to_string().contains("sudo"), "{what}: {}", e);
                 }
                 (got, want) => panic!("{what}: got {got:?}, want {want:?}"),
             }

@@ -15,12 +15,13 @@
 //! links that systemctl writes through it would otherwise go uncounted).
 
 use crate::error::Error;
-use crate::policy::open::check_trusted;
 use crate::system::fs;
+use nix::fcntl::OFlag;
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
+use unitgate_policy::trusted::{self, check_trusted};
 
 /// Where `systemctl enable` links units (the system-wide configuration).
 pub const UNIT_DIR: &str = "/etc/systemd/system";
@@ -28,9 +29,15 @@ pub const UNIT_DIR: &str = "/etc/systemd/system";
 /// `RequiredBy=` and `UpheldBy=`.
 pub const LINK_DIR_SUFFIXES: &[&str] = &[".wants", ".requires", ".upholds"];
 
-const DIR_FLAGS: libc::c_int = libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC;
-const PROBE_FLAGS: libc::c_int = libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-const LIST_FLAGS: libc::c_int = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC;
+const DIR_FLAGS: OFlag = OFlag::O_PATH
+    .union(OFlag::O_DIRECTORY)
+    .union(OFlag::O_CLOEXEC);
+const PROBE_FLAGS: OFlag = OFlag::O_PATH
+    .union(OFlag::O_NOFOLLOW)
+    .union(OFlag::O_CLOEXEC);
+const LIST_FLAGS: OFlag = OFlag::O_RDONLY
+    .union(OFlag::O_DIRECTORY)
+    .union(OFlag::O_CLOEXEC);
 
 /// The distinct unit names `<prefix>@<instance>.service` (any non-empty
 /// instance) linked in any link directory of `unit_dir`.
@@ -112,10 +119,10 @@ fn open_link_dir(top: &OwnedFd, name: &OsStr, path: &Path) -> Result<Option<Owne
     };
     let st = fs::fstat(probe.as_fd()).map_err(os_error(what()))?;
     if st.is_symlink() {
-        return Err(Error::Insecure {
+        return Err(Error::Untrusted(trusted::Error::Insecure {
             path: path.to_owned(),
             why: "a symlink; enabled instances are only counted in real directories".into(),
-        });
+        }));
     }
     if !st.is_dir() {
         return Ok(None);

@@ -1,6 +1,6 @@
 use super::*;
-use crate::exit;
-use crate::testutil::{chown, is_root, set_mode, TempTree};
+use unitgate_policy::exit;
+use unitgate_policy::testutil::{chown, is_root, set_mode, TempTree};
 
 fn set(names: &[&str]) -> BTreeSet<Vec<u8>> {
     names
@@ -64,11 +64,15 @@ fn untrusted_or_symlinked_link_directories_fail_closed() {
     let dir = t.path("system");
     set_mode(&t.path("system/multi-user.target.wants"), 0o775);
     let e = enabled_units(&dir, "demo").unwrap_err();
-    assert_eq!(e.exit_code(), exit::CONFIG, "{}", e.message());
+    assert_eq!(e.exit_code(), exit::CONFIG, "{}", e);
     set_mode(&t.path("system/multi-user.target.wants"), 0o755);
     chown(&dir, 1);
     let e = enabled_units(&dir, "demo").unwrap_err();
-    assert!(e.message().contains("owned by uid 1"), "{}", e.message());
+    assert!(
+        e.to_string().contains("owned by uid 1"),
+        "{}",
+        e.to_string()
+    );
     chown(&dir, 0);
     // systemctl would write links through it, where they would go uncounted.
     t.dir("elsewhere", 0o755);
@@ -77,8 +81,8 @@ fn untrusted_or_symlinked_link_directories_fail_closed() {
         &t.path("elsewhere").to_string_lossy(),
     );
     let e = enabled_units(&dir, "demo").unwrap_err();
-    assert_eq!(e.exit_code(), exit::CONFIG, "{}", e.message());
-    assert!(e.message().contains("a symlink"), "{}", e.message());
+    assert_eq!(e.exit_code(), exit::CONFIG, "{}", e);
+    assert!(e.to_string().contains("a symlink"), "{}", e);
 }
 
 #[test]
@@ -90,16 +94,16 @@ fn the_limit_counts_the_union_of_enabled_and_requested() {
     let e = check_room("demo", 5, &enabled, &units(&["a", "d", "e", "f"])).unwrap_err();
     assert_eq!(e.exit_code(), exit::NO_PERM);
     assert_eq!(
-        e.message(),
+        e.to_string(),
         "app demo allows at most 5 enabled instances; 3 already enabled, this call would add 3 \
          (disable some first, or raise max_instances in its policy)"
     );
     let e = check_room("demo", 1, &BTreeSet::new(), &units(&["a", "b"])).unwrap_err();
     assert!(
-        e.message()
+        e.to_string()
             .contains("0 already enabled, this call would add 2"),
         "{}",
-        e.message()
+        e.to_string()
     );
     // Above a limit lowered since, enabled instances can still be started,
     // but nothing can be added.

@@ -1,59 +1,69 @@
-//! The one error type. Every refusal is a variant named by its cause, and
-//! this file is the only place that turns one into a message and an exit code.
+//! The one error type. Every refusal is a variant named by its cause, with
+//! its message (`<what> (<why>)`, the text after `unitgate-systemctl: ` on
+//! stderr and the `reason` of the audit line) in its `#[error]`, every
+//! untrusted byte escaped; `exit_code` is the only place that maps a cause
+//! to an exit code.
 
-use crate::escape::quoted;
-use crate::exit;
 use std::io;
 use std::path::{Path, PathBuf};
+use unitgate_policy::escape::quoted;
+use unitgate_policy::{config, exit, trusted};
 
-#[derive(Debug)]
+fn path(p: &Path) -> String {
+    quoted(p.as_os_str().as_encoded_bytes())
+}
+
+fn q(bytes: &[u8]) -> String {
+    quoted(bytes)
+}
+
+#[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Malformed command line (the detail says how).
+    #[error("invalid usage ({0})")]
     Usage(String),
     /// An ACTION that is not one of the five.
+    #[error("unknown action '{}' (expected enable, disable, restart, reset-failed or show)", q(.0))]
     UnknownAction(Vec<u8>),
     /// Fewer than 1 or more than 256 instances.
+    #[error("wrong number of instances (got {0}, expected 1 to 256)")]
     InstanceCount(usize),
     /// An argument that is not UTF-8.
+    #[error("invalid argument '{}' (not valid UTF-8)", q(.0))]
     NotUtf8(Vec<u8>),
+    #[error("invalid app name '{}' (must match [a-z0-9][a-z0-9_-]{{0,63}})", q(.0))]
     InvalidApp(Vec<u8>),
     /// An instance failing the built-in rule or the policy's pattern.
-    InvalidInstance {
-        name: Vec<u8>,
-        why: String,
-    },
+    #[error("invalid instance name '{}' ({why})", q(name))]
+    InvalidInstance { name: Vec<u8>, why: String },
     /// Started setuid/setgid or with file capabilities.
+    #[error("refusing to run setuid or setgid (AT_SECURE is set; run through sudo)")]
     AtSecure,
-    NotRoot {
-        euid: u32,
-    },
+    #[error("not running as root (effective uid {euid}; run through sudo)")]
+    NotRoot { euid: u32 },
     /// `SUDO_UID`/`SUDO_GID` that is not a plain decimal id.
-    BadSudoId {
-        var: &'static str,
-        value: Vec<u8>,
-    },
+    #[error("cannot identify caller ({var} '{}' is not a decimal id)", q(value))]
+    BadSudoId { var: &'static str, value: Vec<u8> },
+    #[error("cannot identify caller (uid {0} has no passwd entry)")]
     UnknownUid(u32),
     /// Root without `SUDO_UID`, but `DOAS_USER` or `PKEXEC_UID` is set.
-    NotThroughSudo {
-        tool: &'static str,
-    },
+    #[error("invoked through {tool} (only sudo is supported; run it with sudo)")]
+    NotThroughSudo { tool: &'static str },
     /// Real root without `SUDO_UID` whose audit login uid is a user's: su,
     /// doas, pkexec or a setuid wrapper, not sudo.
-    RootFromUserSession {
-        login_uid: u32,
-    },
+    #[error("root from uid {login_uid}'s login session without sudo (su, doas, pkexec or a wrapper; run it through sudo)")]
+    RootFromUserSession { login_uid: u32 },
     /// `/proc/self/loginuid` could not be read or parsed (fails closed).
+    #[error("cannot tell whose login session this root is (/proc/self/loginuid: {0}; run it through sudo)")]
     LoginUidUnknown(String),
-    CallerLookup(io::Error),
-    CallerNotAllowed {
-        caller: String,
-        app: String,
-    },
-    ActionNotAllowed {
-        action: &'static str,
-        app: String,
-    },
+    #[error("cannot identify caller ({0})")]
+    CallerLookup(unitgate_policy::users::LookupError),
+    #[error("caller '{}' may not drive app '{}' (neither the user nor one of its groups is in the policy's callers)", q(caller.as_bytes()), q(app.as_bytes()))]
+    CallerNotAllowed { caller: String, app: String },
+    #[error("action '{action}' is not allowed for app '{}' (not in the policy's actions)", q(app.as_bytes()))]
+    ActionNotAllowed { action: &'static str, app: String },
     /// `enable` would take the app past its policy's `max_instances`.
+    #[error("app {} allows at most {max} enabled instances; {enabled} already enabled, this call would add {adding} (disable some first, or raise max_instances in its policy)", q(app.as_bytes()))]
     TooManyEnabled {
         app: String,
         max: u32,
@@ -61,43 +71,27 @@ pub enum Error {
         adding: usize,
     },
     /// A lock was still held by another call at the deadline.
+    #[error(
+        "busy: waited {waited} s {subject} (another call holds the lock of {}; retry)",
+        path(lock)
+    )]
     Busy {
         /// "for demo@x.service", "to enable instances of app demo".
         subject: String,
         lock: PathBuf,
         waited: u64,
     },
-    /// A path component does not exist (turned into `PolicyMissing` by the
-    /// policy loader, which knows the app).
-    NotFound(PathBuf),
-    PolicyMissing {
-        app: String,
-        path: PathBuf,
-    },
-    /// A file or directory we must trust is not root-owned, is writable by
-    /// others, has the wrong type or size, or is a symlink loop.
-    Insecure {
-        path: PathBuf,
-        why: String,
-    },
-    PolicyUnreadable {
-        path: PathBuf,
-        err: io::Error,
-    },
-    PolicyInvalid {
-        path: PathBuf,
-        why: String,
-    },
+    /// The app's policy is missing, untrustworthy or invalid.
+    #[error(transparent)]
+    Policy(#[from] config::LoadError),
+    /// A directory we must trust (the lock or unit directories) is not.
+    #[error(transparent)]
+    Untrusted(#[from] trusted::Error),
+    #[error("systemctl not found at {} (cannot execute it)", path(.0))]
     SystemctlMissing(PathBuf),
     /// Any other failing system call.
-    Os {
-        what: String,
-        err: io::Error,
-    },
-}
-
-fn path(p: &Path) -> String {
-    quoted(p.as_os_str().as_encoded_bytes())
+    #[error("{what} ({err})")]
+    Os { what: String, err: io::Error },
 }
 
 impl Error {
@@ -115,125 +109,9 @@ impl Error {
             CallerNotAllowed { .. } | ActionNotAllowed { .. } => exit::NO_PERM,
             TooManyEnabled { .. } => exit::NO_PERM,
             Busy { .. } => exit::TEMPFAIL,
-            NotFound(_) | PolicyMissing { .. } | Insecure { .. } => exit::CONFIG,
-            PolicyUnreadable { .. } | PolicyInvalid { .. } => exit::CONFIG,
+            Policy(_) | Untrusted(_) => exit::CONFIG,
             SystemctlMissing(_) => exit::UNAVAILABLE,
             Os { .. } => exit::OS_ERR,
-        }
-    }
-
-    /// `<what> (<why>)`: the text after `unitgate-systemctl: ` on stderr and
-    /// the `reason` of the audit line. Untrusted bytes are always escaped.
-    pub fn message(&self) -> String {
-        let (what, why) = self.what_why();
-        format!("{what} ({why})")
-    }
-
-    fn what_why(&self) -> (String, String) {
-        use Error::*;
-        match self {
-            Usage(detail) => ("invalid usage".into(), detail.clone()),
-            UnknownAction(a) => (
-                format!("unknown action '{}'", quoted(a)),
-                "expected enable, disable, restart, reset-failed or show".into(),
-            ),
-            InstanceCount(n) => (
-                "wrong number of instances".into(),
-                format!("got {n}, expected 1 to 256"),
-            ),
-            NotUtf8(arg) => (
-                format!("invalid argument '{}'", quoted(arg)),
-                "not valid UTF-8".into(),
-            ),
-            InvalidApp(a) => (
-                format!("invalid app name '{}'", quoted(a)),
-                "must match [a-z0-9][a-z0-9_-]{0,63}".into(),
-            ),
-            InvalidInstance { name, why } => (
-                format!("invalid instance name '{}'", quoted(name)),
-                why.clone(),
-            ),
-            AtSecure => (
-                "refusing to run setuid or setgid".into(),
-                "AT_SECURE is set; run through sudo".into(),
-            ),
-            NotRoot { euid } => (
-                "not running as root".into(),
-                format!("effective uid {euid}; run through sudo"),
-            ),
-            BadSudoId { var, value } => (
-                "cannot identify caller".into(),
-                format!("{var} '{}' is not a decimal id", quoted(value)),
-            ),
-            UnknownUid(uid) => (
-                "cannot identify caller".into(),
-                format!("uid {uid} has no passwd entry"),
-            ),
-            CallerLookup(err) => ("cannot identify caller".into(), err.to_string()),
-            NotThroughSudo { tool } => (
-                format!("invoked through {tool}"),
-                "only sudo is supported; run it with sudo".into(),
-            ),
-            RootFromUserSession { login_uid } => (
-                format!("root from uid {login_uid}'s login session without sudo"),
-                "su, doas, pkexec or a wrapper; run it through sudo".into(),
-            ),
-            LoginUidUnknown(why) => (
-                "cannot tell whose login session this root is".into(),
-                format!("/proc/self/loginuid: {why}; run it through sudo"),
-            ),
-            CallerNotAllowed { caller, app } => (
-                format!(
-                    "caller '{}' may not drive app '{}'",
-                    quoted(caller.as_bytes()),
-                    quoted(app.as_bytes())
-                ),
-                "neither the user nor one of its groups is in the policy's callers".into(),
-            ),
-            ActionNotAllowed { action, app } => (
-                format!(
-                    "action '{action}' is not allowed for app '{}'",
-                    quoted(app.as_bytes())
-                ),
-                "not in the policy's actions".into(),
-            ),
-            TooManyEnabled {
-                app,
-                max,
-                enabled,
-                adding,
-            } => (
-                format!(
-                    "app {} allows at most {max} enabled instances; {enabled} already enabled, this call would add {adding}",
-                    quoted(app.as_bytes())
-                ),
-                "disable some first, or raise max_instances in its policy".into(),
-            ),
-            Busy {
-                subject,
-                lock,
-                waited,
-            } => (
-                format!("busy: waited {waited} s {subject}"),
-                format!("another call holds the lock of {}; retry", path(lock)),
-            ),
-            NotFound(p) => (format!("cannot open {}", path(p)), "not found".into()),
-            PolicyMissing { app, path: p } => (
-                format!("no policy for app {}", quoted(app.as_bytes())),
-                format!("{}: not found", path(p)),
-            ),
-            Insecure { path: p, why } => {
-                (format!("refusing insecure path {}", path(p)), why.clone())
-            }
-            PolicyUnreadable { path: p, err } => {
-                (format!("cannot read policy {}", path(p)), err.to_string())
-            }
-            PolicyInvalid { path: p, why } => (format!("invalid policy {}", path(p)), why.clone()),
-            SystemctlMissing(p) => (
-                format!("systemctl not found at {}", path(p)),
-                "cannot execute it".into(),
-            ),
-            Os { what, err } => (what.clone(), err.to_string()),
         }
     }
 }

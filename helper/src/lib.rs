@@ -2,23 +2,22 @@
 //!
 //! Runs as root through sudo, validates *app, action, instances* against a
 //! root-owned policy, and execs `/usr/bin/systemctl`. Read `pipeline.rs`
-//! first: it is the whole privileged path, top to bottom.
+//! first: it is the whole privileged path, top to bottom. What it shares
+//! with the CLI (names, actions, the policy format, exit codes) is the
+//! `unitgate-policy` crate; nothing here is anyone else's to call.
+#![deny(unsafe_code)]
 
-pub mod action;
-pub mod audit;
-pub mod caller;
-pub mod enabled;
-pub mod error;
-pub mod escape;
-pub mod exit;
-pub mod lock;
-pub mod name;
-pub mod pipeline;
-pub mod policy;
-pub mod system;
+mod action;
+mod audit;
+mod caller;
+mod enabled;
+mod error;
+mod lock;
+mod pipeline;
+mod system;
 
-#[cfg(test)]
-mod testutil;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 
 use std::ffi::OsString;
 use std::process::ExitCode;

@@ -4,7 +4,7 @@
 //!
 //! Callers choose unit names freely, so a file per unit would let them fill
 //! `/run` (3,300 calls of 256 names did). Instead every app has a fixed set
-//! of [`SLOTS`] lock files, `<LOCK_DIR>/<app>/slot-000` … `slot-255`, and a
+//! of [`SLOTS`] lock files, `/run/unitgate/locks/<app>/slot-000` … `slot-255`, and a
 //! stable hash of the unit name picks its slot: at most 256 files per app,
 //! whatever anyone sends. Two units sharing a slot merely serialise. The set
 //! is per app so that a caller who stops its own call while holding slots
@@ -20,28 +20,31 @@
 //! a call a caller stopped (SIGTSTP to its sudo) cannot hang anyone else.
 
 use crate::error::Error;
-use crate::policy::open::check_trusted;
-use crate::system::fs;
+use crate::system::fs::{self, Held};
+use nix::fcntl::OFlag;
 use std::ffi::OsStr;
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use unitgate_policy::trusted::{self, check_trusted};
 
 /// The trusted directory under which the lock directory is created.
 pub const LOCK_PARENT: &str = "/run";
-/// `<LOCK_PARENT>/unitgate/locks`: one directory of slots per app.
-pub const LOCK_DIR: &str = "/run/unitgate/locks";
 /// Lock files per app (the hash is folded to one byte, so at most 256).
 pub const SLOTS: u32 = 256;
 /// Longest pause between two attempts at a lock that is taken.
 pub const MAX_BACKOFF: Duration = Duration::from_millis(50);
 const FIRST_BACKOFF: Duration = Duration::from_millis(1);
 
-const DIR_FLAGS: libc::c_int =
-    libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+const DIR_FLAGS: OFlag = OFlag::O_PATH
+    .union(OFlag::O_DIRECTORY)
+    .union(OFlag::O_NOFOLLOW)
+    .union(OFlag::O_CLOEXEC);
 /// Deliberately no `O_CLOEXEC` on what we lock: it must survive the exec.
-const SLOT_FLAGS: libc::c_int = libc::O_RDWR | libc::O_CREAT | libc::O_NOFOLLOW;
-const APP_LOCK_FLAGS: libc::c_int = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW;
+const SLOT_FLAGS: OFlag = OFlag::O_RDWR.union(OFlag::O_CREAT).union(OFlag::O_NOFOLLOW);
+const APP_LOCK_FLAGS: OFlag = OFlag::O_RDONLY
+    .union(OFlag::O_DIRECTORY)
+    .union(OFlag::O_NOFOLLOW);
 
 /// What a call locks: its units' slots, and for `enable` the whole app.
 #[derive(Clone, Copy, Debug)]
@@ -73,7 +76,7 @@ pub fn slot_name(slot: u32) -> String {
 /// app-wide lock (if asked) and the distinct slots of the units in
 /// ascending order — one fixed order for every call, so none can deadlock.
 /// `app` must be a validated app name whose policy exists.
-pub fn lock(parent: &Path, req: &Request<'_>) -> Result<Vec<OwnedFd>, Error> {
+pub fn lock(parent: &Path, req: &Request<'_>) -> Result<Vec<Held>, Error> {
     let deadline = Instant::now() + req.wait;
     let top = fs::open(parent, DIR_FLAGS)
         .map_err(os_error(format!("cannot open {}", parent.display())))?;
@@ -94,8 +97,7 @@ pub fn lock(parent: &Path, req: &Request<'_>) -> Result<Vec<OwnedFd>, Error> {
         let fd = fs::openat(app_dir.as_fd(), OsStr::new("."), APP_LOCK_FLAGS, 0)
             .map_err(os_error(format!("cannot open {}", app_path.display())))?;
         let subject = format!("to enable instances of app {}", req.app);
-        take(&fd, &subject, &app_path, req.wait, deadline)?;
-        held.push(fd);
+        held.push(take(fd, &subject, &app_path, req.wait, deadline)?);
     }
     let mut slots: Vec<u32> = req.units.iter().map(|u| slot(u)).collect();
     slots.sort_unstable();
@@ -106,8 +108,7 @@ pub fn lock(parent: &Path, req: &Request<'_>) -> Result<Vec<OwnedFd>, Error> {
         let fd = open_slot(&app_dir, &name, &path)?;
         let unit = req.units.iter().find(|u| slot(u) == s);
         let subject = format!("for {}", unit.map_or(name.as_str(), String::as_str));
-        take(&fd, &subject, &path, req.wait, deadline)?;
-        held.push(fd);
+        held.push(take(fd, &subject, &path, req.wait, deadline)?);
     }
     Ok(held)
 }
@@ -119,12 +120,7 @@ fn os_error(what: String) -> impl FnOnce(std::io::Error) -> Error {
 /// `mkdirat` then open with `O_NOFOLLOW` and check what we opened: if
 /// someone else created it first, it must still be root's and not writable
 /// by others (errors of this kind are 78, "insecure lock directory").
-fn ensure_dir(
-    parent: &OwnedFd,
-    path: &Path,
-    name: &str,
-    mode: libc::mode_t,
-) -> Result<OwnedFd, Error> {
+fn ensure_dir(parent: &OwnedFd, path: &Path, name: &str, mode: u32) -> Result<OwnedFd, Error> {
     match fs::mkdirat(parent.as_fd(), OsStr::new(name), mode) {
         Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
             return Err(os_error(format!("cannot create {}", path.display()))(e));
@@ -132,7 +128,7 @@ fn ensure_dir(
         _ => {}
     }
     let fd = fs::openat(parent.as_fd(), OsStr::new(name), DIR_FLAGS, 0).map_err(|e| {
-        Error::Insecure {
+        trusted::Error::Insecure {
             path: path.to_owned(),
             why: format!("not a directory we can open without following links: {e}"),
         }
@@ -150,10 +146,10 @@ fn open_slot(app_dir: &OwnedFd, name: &str, path: &Path) -> Result<OwnedFd, Erro
         .map_err(os_error(what()))?;
     let st = fs::fstat(fd.as_fd()).map_err(os_error(what()))?;
     if !st.is_file() {
-        return Err(Error::Insecure {
+        return Err(Error::Untrusted(trusted::Error::Insecure {
             path: path.to_owned(),
             why: "not a regular file".into(),
-        });
+        }));
     }
     check_trusted(&st, path)?;
     Ok(fd)
@@ -162,18 +158,20 @@ fn open_slot(app_dir: &OwnedFd, name: &str, path: &Path) -> Result<OwnedFd, Erro
 /// Poll an exclusive lock until `deadline`; `subject` ("for demo@x.service")
 /// and `path` name it in the busy error.
 fn take(
-    fd: &OwnedFd,
+    fd: OwnedFd,
     subject: &str,
     path: &Path,
     wait: Duration,
     deadline: Instant,
-) -> Result<(), Error> {
+) -> Result<Held, Error> {
     let mut backoff = FIRST_BACKOFF;
+    let mut fd = fd;
     loop {
-        let got = fs::try_flock_exclusive(fd.as_fd())
-            .map_err(os_error(format!("cannot lock {}", path.display())))?;
-        if got {
-            return Ok(());
+        match fs::try_flock_exclusive(fd)
+            .map_err(os_error(format!("cannot lock {}", path.display())))?
+        {
+            Ok(held) => return Ok(held),
+            Err(back) => fd = back,
         }
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {

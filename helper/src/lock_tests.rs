@@ -1,9 +1,9 @@
 use super::*;
-use crate::exit;
-use crate::testutil::{is_root, set_mode, TempTree};
+use nix::fcntl::{Flock, FlockArg};
 use std::collections::BTreeMap;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
+use unitgate_policy::exit;
+use unitgate_policy::testutil::{is_root, set_mode, TempTree};
 
 fn units(names: &[&str]) -> Vec<String> {
     names.iter().map(|n| format!("demo@{n}.service")).collect()
@@ -30,18 +30,15 @@ fn setup() -> Option<TempTree> {
 
 /// Take `path`'s lock through a second open file description, as another
 /// helper process would; held until the returned file is dropped.
-fn hold(path: &Path) -> std::fs::File {
+fn hold(path: &Path) -> Flock<std::fs::File> {
     let f = std::fs::File::open(path).unwrap();
-    // SAFETY: test-only flock on a descriptor we own.
-    let r = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    assert_eq!(r, 0, "could not take {}", path.display());
-    f
+    Flock::lock(f, FlockArg::LockExclusiveNonblock)
+        .unwrap_or_else(|_| panic!("could not take {}", path.display()))
 }
 
 fn is_locked(path: &Path) -> bool {
     let f = std::fs::File::open(path).unwrap();
-    // SAFETY: as above; a conflicting lock makes LOCK_NB fail.
-    unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) != 0 }
+    Flock::lock(f, FlockArg::LockExclusiveNonblock).is_err()
 }
 
 fn files_in(dir: &Path) -> Vec<String> {
@@ -99,8 +96,7 @@ fn directories_are_root_only_and_locks_survive_exec() {
         ["slot-133", "slot-148"]
     );
     for fd in &locks {
-        // SAFETY: test-only query of a descriptor we own.
-        let flags = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETFD) };
+        let flags = nix::fcntl::fcntl(&**fd, nix::fcntl::FcntlArg::F_GETFD).unwrap();
         assert_eq!(flags & libc::FD_CLOEXEC, 0, "lock fd must survive exec");
     }
     assert!(is_locked(&a), "lock must be held");
@@ -124,7 +120,7 @@ fn thousands_of_names_leave_at_most_256_files_per_app() {
         files.len() > 250,
         "5,120 names should touch nearly every slot"
     );
-    let slot_file = regex_lite::Regex::new(r"\Aslot-[0-9]{3}\z").unwrap();
+    let slot_file = regex::Regex::new(r"\Aslot-[0-9]{3}\z").unwrap();
     assert!(files.iter().all(|f| slot_file.is_match(f)), "{files:?}");
     // Another app gets its own set; nothing else appears in locks/.
     lock(
@@ -149,9 +145,9 @@ fn a_held_slot_makes_the_call_busy_after_its_wait() {
     let began = std::time::Instant::now();
     let e = lock(&run, &req("demo", &names, false, Duration::from_secs(1))).unwrap_err();
     let took = began.elapsed();
-    assert_eq!(e.exit_code(), exit::TEMPFAIL, "{}", e.message());
+    assert_eq!(e.exit_code(), exit::TEMPFAIL, "{}", e);
     assert_eq!(
-        e.message(),
+        e.to_string(),
         format!(
             "busy: waited 1 s for demo@b.service (another call holds the lock of {}; retry)",
             b.display()
@@ -192,11 +188,11 @@ fn enable_takes_the_app_wide_lock_first() {
     let e = lock(&run, &req("demo", &units(&["b"]), true, Duration::ZERO)).unwrap_err();
     assert_eq!(e.exit_code(), exit::TEMPFAIL);
     assert!(
-        e.message().starts_with(
+        e.to_string().starts_with(
             "busy: waited 0 s to enable instances of app demo (another call holds the lock of "
         ),
         "{}",
-        e.message()
+        e.to_string()
     );
     // ... while other actions on other units go ahead.
     lock(&run, &req("demo", &units(&["b"]), false, Duration::ZERO)).unwrap();
@@ -218,11 +214,11 @@ fn insecure_or_planted_lock_paths_are_refused() {
     ] {
         set_mode(&t.path(dir), 0o777);
         let e = lock(&run, &req("demo", &names, false, Duration::ZERO)).unwrap_err();
-        assert_eq!(e.exit_code(), exit::CONFIG, "{dir}: {}", e.message());
+        assert_eq!(e.exit_code(), exit::CONFIG, "{dir}: {}", e);
         assert!(
-            e.message().starts_with("refusing insecure path"),
+            e.to_string().starts_with("refusing insecure path"),
             "{}",
-            e.message()
+            e.to_string()
         );
         set_mode(
             &t.path(dir),
@@ -239,12 +235,10 @@ fn insecure_or_planted_lock_paths_are_refused() {
         &t.path("target").to_string_lossy(),
     );
     let e = lock(&run, &req("demo", &names, false, Duration::ZERO)).unwrap_err();
-    assert_eq!(e.exit_code(), exit::OS_ERR, "{}", e.message());
+    assert_eq!(e.exit_code(), exit::OS_ERR, "{}", e);
     assert!(!t.path("target").exists(), "followed the symlink");
     std::fs::remove_file(&slot_path).unwrap();
-    let fifo = std::ffi::CString::new(slot_path.to_string_lossy().as_bytes()).unwrap();
-    // SAFETY: test-only mkfifo of a NUL-terminated path.
-    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    nix::unistd::mkfifo(&slot_path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
     let e = lock(&run, &req("demo", &names, false, Duration::ZERO)).unwrap_err();
-    assert_eq!(e.exit_code(), exit::CONFIG, "{}", e.message());
+    assert_eq!(e.exit_code(), exit::CONFIG, "{}", e);
 }

@@ -10,26 +10,23 @@
 //! system (lock files under /run, the enabled instances under
 //! /etc/systemd/system, the exec) gets its paths from [`Paths`] too.
 
-use crate::action::{Action, SYSTEMCTL};
+use crate::action::{self, Action, SYSTEMCTL};
 use crate::audit::{self, Record, Verdict};
 use crate::caller::{self, Caller, Invoker};
 use crate::error::Error;
-use crate::escape::{quoted, shell_word};
-use crate::policy::{self, Policy, POLICY_DIR};
-use crate::system::{fs, process};
-use crate::{enabled, exit, lock, name};
+use crate::system::fs::{self, Held};
+use crate::system::process;
+use crate::{enabled, lock};
+use nix::fcntl::OFlag;
 use std::ffi::{CString, OsStr, OsString};
 use std::io::Write;
-use std::os::fd::{AsFd, AsRawFd, IntoRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, IntoRawFd};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-/// Most instances one call may name (one systemctl run, one daemon reload).
-pub const MAX_INSTANCES: usize = 256;
-/// `--wait`: how long a call waits for another call's locks by default, and
-/// at most.
-pub const DEFAULT_WAIT_SECS: u64 = 30;
-pub const MAX_WAIT_SECS: u64 = 3600;
+use unitgate_policy::config::{self as policy, Policy, POLICY_DIR};
+use unitgate_policy::escape::{quoted, shell_word};
+pub use unitgate_policy::limits::{DEFAULT_WAIT_SECS, MAX_INSTANCES, MAX_WAIT_SECS};
+use unitgate_policy::{exit, name};
 
 /// The complete environment systemctl gets: an allow-list built from
 /// scratch, never a filtered copy of ours.
@@ -117,7 +114,6 @@ pub struct RawRequest<'a> {
 /// A call that passed every check.
 #[derive(Clone, Debug)]
 pub struct Plan {
-    pub caller: Caller,
     pub app: String,
     pub action: Action,
     pub units: Vec<String>,
@@ -250,7 +246,7 @@ pub fn judge(
     record: &mut Record,
 ) -> Result<Plan, Error> {
     judge_with(raw, proc, record, |app| {
-        policy::load(&paths.policy_root, &paths.policy_dir, app)
+        policy::load(&paths.policy_root, &paths.policy_dir, app).map_err(Error::Policy)
     })
 }
 
@@ -281,9 +277,8 @@ pub fn judge_with(
     allowed_action(&policy, action, app)?;
     allowed_instances(&policy, &instances, app)?;
     let units = unit_names(&policy, &instances)?;
-    let argv = action.argv(&units);
+    let argv = action::argv(action, &units);
     Ok(Plan {
-        caller,
         app: app.to_owned(),
         action,
         units,
@@ -392,7 +387,7 @@ pub fn would_exec(plan: &Plan, paths: &Paths) -> String {
 /// Step 5: the lock slots of the units and, for `enable`, the app-wide
 /// lock; only for actions that change state, and only now that the policy
 /// proved the app real (so lock directories exist only for real apps).
-fn lock_units(plan: &Plan, paths: &Paths, wait: Duration) -> Result<Vec<OwnedFd>, Error> {
+fn lock_units(plan: &Plan, paths: &Paths, wait: Duration) -> Result<Vec<Held>, Error> {
     if !plan.action.changes_state() {
         return Ok(Vec::new());
     }
@@ -424,11 +419,11 @@ fn exec(plan: &Plan, paths: &Paths) -> Error {
             err,
         }
     };
-    let null = match fs::open(Path::new("/dev/null"), libc::O_RDONLY | libc::O_CLOEXEC) {
+    let null = match fs::open(Path::new("/dev/null"), OFlag::O_RDONLY | OFlag::O_CLOEXEC) {
         Ok(fd) => fd,
         Err(e) => return os("cannot open /dev/null")(e),
     };
-    if let Err(e) = process::dup2(null.as_fd(), 0) {
+    if let Err(e) = process::dup2_std(null.as_fd(), 0) {
         return os("cannot redirect stdin")(e);
     }
     let cstrings = |v: &[String]| {
@@ -453,13 +448,13 @@ fn exec(plan: &Plan, paths: &Paths) -> Error {
 /// Point any closed descriptor among 0, 1, 2 at /dev/null, so that files we
 /// open later can never become someone's stdout or stderr.
 fn reopen_std_fds() -> Result<(), Error> {
-    let null = fs::open(Path::new("/dev/null"), libc::O_RDWR).map_err(|err| Error::Os {
+    let null = fs::open(Path::new("/dev/null"), OFlag::O_RDWR).map_err(|err| Error::Os {
         what: "cannot open /dev/null".into(),
         err,
     })?;
     for fd in 0..=2 {
         if fd != null.as_raw_fd() && !process::fd_is_open(fd) {
-            process::dup2(null.as_fd(), fd).map_err(|err| Error::Os {
+            process::dup2_std(null.as_fd(), fd).map_err(|err| Error::Os {
                 what: "cannot reopen fd".into(),
                 err,
             })?;
@@ -494,7 +489,7 @@ fn audit_record(args: &[OsString], inv: &Invoker<'_>) -> Record {
 /// 64), audit line when the command line was understood, exit code.
 pub fn refuse(record: Option<&Record>, e: &Error) -> u8 {
     let code = e.exit_code();
-    let msg = e.message();
+    let msg = e.to_string();
     if let Some(r) = record {
         audit::send(r, Verdict::Refused(code, &msg));
     }
@@ -509,3 +504,7 @@ pub fn refuse(record: Option<&Record>, e: &Error) -> u8 {
 #[cfg(test)]
 #[path = "pipeline_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "pipeline_props.rs"]
+mod props;

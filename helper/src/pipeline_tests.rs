@@ -1,5 +1,5 @@
 use super::*;
-use crate::testutil::{is_root, set_mode, TempTree};
+use unitgate_policy::testutil::{is_root, set_mode, TempTree};
 
 const POLICY: &str = r#"
 unit = "demo@.service"
@@ -42,13 +42,23 @@ fn judge_as(paths: &Paths, sudo_uid: Option<&str>, args: &[OsString]) -> Result<
 }
 
 fn judge_invoked(paths: &Paths, invoker: Invoker<'_>, args: &[OsString]) -> Result<Plan, Error> {
+    judge_recorded(paths, invoker, args).0
+}
+
+/// The judgement and the audit record it filled (who the caller was).
+fn judge_recorded(
+    paths: &Paths,
+    invoker: Invoker<'_>,
+    args: &[OsString],
+) -> (Result<Plan, Error>, Record) {
     let proc = Process {
         args,
         euid: 0,
         invoker,
     };
-    let raw = parse_args(args)?;
-    judge(&raw, &proc, paths, &mut Record::default())
+    let mut record = Record::default();
+    let plan = parse_args(args).and_then(|raw| judge(&raw, &proc, paths, &mut record));
+    (plan, record)
 }
 
 fn code(r: Result<Plan, Error>) -> u8 {
@@ -86,7 +96,7 @@ fn parse_args_shapes() {
     ] {
         let e = parse_args(&os(bad)).unwrap_err();
         assert_eq!(e.exit_code(), exit::USAGE, "{bad:?}");
-        assert!(!e.message().contains('\n'), "{bad:?}: {}", e.message());
+        assert!(!e.to_string().contains('\n'), "{bad:?}: {}", e);
     }
     let args = os(&["--check", "demo", "show", "1", "2"]);
     let raw = parse_args(&args).unwrap();
@@ -109,7 +119,7 @@ fn parse_args_shapes() {
     }
     let e = parse_args(&os(&["--wait", "x", "demo", "show", "1"])).unwrap_err();
     assert_eq!(
-        e.message(),
+        e.to_string(),
         "invalid usage (--wait takes whole seconds from 0 to 3600, not 'x')"
     );
 }
@@ -117,8 +127,14 @@ fn parse_args_shapes() {
 #[test]
 fn accepted_call_builds_the_exact_argv() {
     let Some((_t, paths)) = setup() else { return };
-    let plan = judge_as(&paths, Some("1"), &os(&["demo", "enable", "b", "a", "b"])).unwrap();
-    assert_eq!(plan.caller.name, "daemon");
+    let args = os(&["demo", "enable", "b", "a", "b"]);
+    let sudo = Invoker {
+        sudo_uid: Some(OsStr::new("1")),
+        ..Invoker::default()
+    };
+    let (plan, record) = judge_recorded(&paths, sudo, &args);
+    let plan = plan.unwrap();
+    assert_eq!(record.caller.as_deref(), Some("daemon"));
     assert_eq!(plan.units, ["demo@b.service", "demo@a.service"]);
     assert_eq!(
         plan.argv.join(" "),
@@ -197,11 +213,11 @@ fn refusals_in_order_with_their_codes() {
     ];
     for (uid, args, want, msg) in cases {
         let e = judge_as(&paths, *uid, &os(args)).unwrap_err();
-        assert_eq!(e.exit_code(), *want, "{args:?}: {}", e.message());
+        assert_eq!(e.exit_code(), *want, "{args:?}: {}", e);
         assert!(
-            e.message().contains(msg),
+            e.to_string().contains(msg),
             "{args:?}: `{}` lacks `{msg}`",
-            e.message()
+            e
         );
     }
     // Root without sudo is always allowed; too many instances is usage.
@@ -241,7 +257,7 @@ fn non_root_and_non_utf8_are_refused() {
     ] {
         let e = judge_as(&paths, None, &bad).unwrap_err();
         assert_eq!(e.exit_code(), exit::DATA_ERR);
-        assert!(e.message().contains("\\xff"), "{}", e.message());
+        assert!(e.to_string().contains("\\xff"), "{}", e);
     }
 }
 
@@ -252,9 +268,9 @@ fn insecure_policy_is_config_error() {
     let e = judge_as(&paths, None, &os(&["demo", "show", "1"])).unwrap_err();
     assert_eq!(e.exit_code(), exit::CONFIG);
     assert!(
-        e.message().starts_with("refusing insecure path"),
+        e.to_string().starts_with("refusing insecure path"),
         "{}",
-        e.message()
+        e.to_string()
     );
 }
 
@@ -278,11 +294,11 @@ fn enable_is_bounded_by_max_instances() {
     let e = bounded(&["demo", "enable", "a", "c", "d"]).unwrap_err();
     assert_eq!(e.exit_code(), exit::NO_PERM);
     assert!(
-        e.message().starts_with(
+        e.to_string().starts_with(
             "app demo allows at most 3 enabled instances; 2 already enabled, this call would add 2"
         ),
         "{}",
-        e.message()
+        e.to_string()
     );
     // Only enable adds links; disable and show are never counted.
     link("c");
@@ -303,7 +319,7 @@ fn identity_is_judged_after_the_policy_is_read() {
     let e = judge_invoked(&paths, doas.clone(), &args).unwrap_err();
     assert_eq!(e.exit_code(), exit::NO_PERM);
     assert_eq!(
-        e.message(),
+        e.to_string(),
         "invoked through doas (only sudo is supported; run it with sudo)"
     );
     // An unknown app is still a missing policy, whoever asks.
@@ -315,20 +331,16 @@ fn identity_is_judged_after_the_policy_is_read() {
     };
     let e = judge_invoked(&paths, su, &args).unwrap_err();
     assert_eq!(
-        e.message(),
+        e.to_string(),
         "root from uid 1000's login session without sudo (su, doas, pkexec or a wrapper; run it through sudo)"
     );
     let root_login = Invoker {
         login_uid: caller::LoginUid::Uid(0),
         ..Invoker::default()
     };
-    assert_eq!(
-        judge_invoked(&paths, root_login, &args)
-            .unwrap()
-            .caller
-            .name,
-        "root"
-    );
+    let (plan, record) = judge_recorded(&paths, root_login, &args);
+    assert!(plan.is_ok());
+    assert_eq!(record.caller.as_deref(), Some("root"));
 }
 
 #[test]

@@ -9,7 +9,9 @@
 //! - [`paths`] finds the checkout and the built binaries.
 //! - [`fixture`] (the helper's tests) and [`demo`] (the CLI's tests and the
 //!   benchmarks) set up a machine with unitgate and a demo app installed.
+//! - [`corpus::check_each`] runs a whole corpus of cases before failing.
 
+pub mod corpus;
 pub mod demo;
 pub mod fixture;
 pub mod machine;

@@ -4,12 +4,13 @@
 mod common;
 
 use common::{demo_machine, ug, STATE_DIR, USER};
+use unitgate_tests::corpus::check_each;
 
 #[test]
 fn bad_names_and_unknown_instances_get_their_exit_codes() {
     let m = demo_machine("cli-codes");
     ug(&m, "init ok1").ok();
-    for (args, code, needle) in [
+    let cases = [
         ("init ../x", 65, "invalid instance name"),
         ("init a.b", 65, "invalid instance name"),
         ("init -- -a", 65, "invalid instance name"),
@@ -24,18 +25,23 @@ fn bad_names_and_unknown_instances_get_their_exit_codes() {
         ("frobnicate", 64, "unrecognized subcommand 'frobnicate'"),
         ("start", 64, "required arguments were not provided"),
         ("status ok1", 3, ""),
-    ] {
-        let out = ug(&m, args);
-        assert_eq!(out.code, code, "unitgate {args}: {out}");
-        assert!(out.stderr.contains(needle), "unitgate {args}: {out}");
-        if code != 3 {
-            let line = out.stderr.trim_end();
-            assert!(
-                !line.contains('\n') && line.starts_with("unitgate: ") && line.ends_with(')'),
-                "one line: {out}"
-            );
-        }
-    }
+    ];
+    check_each(
+        cases,
+        |(args, ..)| format!("unitgate {args}"),
+        |&(args, code, needle)| {
+            let out = ug(&m, args);
+            assert_eq!(out.code, code, "{out}");
+            assert!(out.stderr.contains(needle), "{out}");
+            if code != 3 {
+                let line = out.stderr.trim_end();
+                assert!(
+                    !line.contains('\n') && line.starts_with("unitgate: ") && line.ends_with(')'),
+                    "one line: {out}"
+                );
+            }
+        },
+    );
     m.sh(&format!(
         "test ! -e {STATE_DIR}/../x && test ! -e {STATE_DIR}/a.b"
     ))

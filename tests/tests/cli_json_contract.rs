@@ -209,11 +209,18 @@ fn reset_and_reconfigure_keep_ports_and_sets_and_survive_kill_9() {
     assert!(env(&m).contains("MAP=\"c1m1\""));
     let st = &status_json(&m, "r1")["instances"][0];
     assert_eq!(st["enabled"], false, "reset leaves it stopped: {st}");
-    // kill -9 at random moments: the instance is always there, whole.
+    // kill -9 at random moments: the instance is always there, whole. The
+    // moments are drawn from how long a reset takes here and now (a fixed
+    // window misses on a machine faster or busier than the one it was
+    // tuned on).
     let script = format!(
         r#"
+t0=$(date +%s%N); unitgate reset r1 >/dev/null 2>&1; t1=$(date +%s%N)
+ms=$(( (t1 - t0) / 1000000 )); [ "$ms" -ge 2 ] || ms=2
 for i in $(seq 1 25); do
-  timeout -s KILL 0.$(printf '%03d' $(shuf -i 0-60 -n 1)) unitgate reset r1 >/dev/null 2>&1
+  # (timeout 0 would mean no timeout at all: at least 1 ms.)
+  at=$(awk -v m=$(shuf -i 1-$ms -n 1) 'BEGIN {{ printf "%.3f", m / 1000 }}')
+  timeout -s KILL "$at" unitgate reset r1 >/dev/null 2>&1
   echo "reset $?"
   grep -q '^MAP="c1m1"$' {STATE_DIR}/r1/instance.env && [ -f {STATE_DIR}/r1/server.cfg ] || echo HALF
 done

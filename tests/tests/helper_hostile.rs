@@ -7,6 +7,7 @@ use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStringExt;
 use std::time::{Duration, Instant};
 
+use unitgate_tests::corpus::check_each;
 use unitgate_tests::fixture::{
     audit_lines, demo_machine, enabled_links, lock_files, sudo_helper, sudo_helper_str,
     systemd_snapshot, unit_state, wait_until, DEMO_POLICY, DEMO_UNIT, HELPER, POLICY_PATH,
@@ -430,9 +431,7 @@ fn hostile_arguments_are_refused_without_touching_systemd() {
     let mut cases = instance_cases();
     cases.extend(argument_cases());
     assert!(cases.len() >= 60, "corpus has {} cases", cases.len());
-    for c in &cases {
-        assert_refused(&m, c);
-    }
+    check_each(&cases, |c| c.what.clone(), |c| assert_refused(&m, c));
     assert_eq!(unit_state(&m, "keep"), ("active".into(), "enabled".into()));
 }
 
@@ -506,9 +505,11 @@ fn insecure_or_malicious_policies_fail_closed() {
             NO_PERM,
         ),
     ];
-    for (what, setup, code) in &cases {
-        policy_case(&m, what, setup, *code);
-    }
+    check_each(
+        &cases,
+        |(what, ..)| what.to_string(),
+        |(what, setup, code)| policy_case(&m, what, setup, *code),
+    );
     assert_eq!(unit_state(&m, "keep"), ("active".into(), "enabled".into()));
 }
 
@@ -521,15 +522,15 @@ fn widening_patterns_never_admit_names_outside_the_builtin_rule() {
             &pattern.replace('\\', "\\\\"),
         )))
         .ok();
-        for name in ["../x", "a.service", "-now", "a b", "x@y", "%i", "*"] {
-            let c = case(
+        let cases = ["../x", "a.service", "-now", "a b", "x@y", "%i", "*"].map(|name| {
+            case(
                 &format!("pattern {pattern} with {name:?}"),
                 "ops",
                 vec![os("demo"), os("enable"), os(name)],
                 By::Helper(BAD_NAME),
-            );
-            assert_refused(&m, &c);
-        }
+            )
+        });
+        check_each(&cases, |c| c.what.clone(), |c| assert_refused(&m, c));
     }
 }
 

@@ -1,1 +1,3 @@
-#[rustfmt::skip] fn main() -> std::process::ExitCode { unitgate_ctl::main() }
+fn main() -> std::process::ExitCode {
+    unitgate_ctl::main()
+}

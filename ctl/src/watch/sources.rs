@@ -4,17 +4,22 @@
 //! on fd 1), and instances appearing or vanishing in the state directory
 //! (inotify).
 
+use std::os::fd::AsFd;
 use std::sync::mpsc::Sender;
 use std::time::Duration;
 
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+use nix::sys::signal::{SigSet, Signal};
+
 use super::Ev;
 use crate::app::App;
-use crate::system;
 
-const QUIT_SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
-
-fn quit_set() -> libc::sigset_t {
-    system::signal_set(&QUIT_SIGNALS)
+fn quit_set() -> SigSet {
+    [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP]
+        .into_iter()
+        .collect()
 }
 
 /// Blocks SIGINT, SIGTERM and SIGHUP in the calling thread, and so in every
@@ -23,14 +28,14 @@ fn quit_set() -> libc::sigset_t {
 /// spawned. Children (the helper via sudo) get a clean mask: std resets it
 /// before exec.
 pub fn block_quit_signals() {
-    system::block_signals(&quit_set());
+    let _ = quit_set().thread_block();
 }
 
 pub fn spawn_signals(tx: Sender<Ev>) {
     std::thread::Builder::new()
         .name("watch-signals".into())
         .spawn(move || loop {
-            if system::wait_signal(&quit_set()).is_ok() {
+            if quit_set().wait().is_ok() {
                 let _ = tx.send(Ev::Quit);
                 return;
             }
@@ -45,12 +50,18 @@ pub fn spawn_stdout_watch(tx: Sender<Ev>) {
     std::thread::Builder::new()
         .name("watch-stdout".into())
         .spawn(move || loop {
-            match system::poll_hangup(1) {
-                Ok(rev) if rev & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0 => {
-                    let _ = tx.send(Ev::Quit);
-                    return;
+            // No events asked for: poll still reports POLLERR/POLLHUP.
+            let out = std::io::stdout();
+            let mut fds = [PollFd::new(out.as_fd(), PollFlags::empty())];
+            match poll(&mut fds, PollTimeout::NONE) {
+                Ok(_) => {
+                    let gone = PollFlags::POLLERR | PollFlags::POLLHUP | PollFlags::POLLNVAL;
+                    if fds[0].revents().is_some_and(|r| r.intersects(gone)) {
+                        let _ = tx.send(Ev::Quit);
+                        return;
+                    }
                 }
-                Ok(_) => {}
+                Err(Errno::EINTR) => {}
                 Err(_) => return,
             }
         })
@@ -58,9 +69,6 @@ pub fn spawn_stdout_watch(tx: Sender<Ev>) {
 }
 
 /// inotify on the state directory: an instance directory created, renamed
-/// in or out, or removed is `Ev::Dirty(instance)`; the state directory
-/// itself vanishing (or an event queue overflow) is `Ev::All`, and it is
-/// watched again once it exists.
 pub fn spawn_state_dir_watch(app: App, tx: Sender<Ev>) {
     std::thread::Builder::new()
         .name("watch-inotify".into())
@@ -68,31 +76,35 @@ pub fn spawn_state_dir_watch(app: App, tx: Sender<Ev>) {
         .expect("spawning a thread");
 }
 
-/// inotify(7)'s flag not to follow a link in the watched path's last
-/// component (the libc crate does not name it).
-const IN_DONTFOLLOW: u32 = 0x0200_0000;
-
 fn inotify_loop(app: &App, tx: Sender<Ev>) {
     let dir = &app.state_dir;
-    let Ok(inotify) = system::Inotify::new() else {
+    let Ok(inotify) = Inotify::init(InitFlags::IN_CLOEXEC) else {
         return; // the interval re-read still notices
     };
-    let mask = libc::IN_CREATE
-        | libc::IN_DELETE
-        | libc::IN_MOVED_FROM
-        | libc::IN_MOVED_TO
-        | libc::IN_DELETE_SELF
-        | libc::IN_MOVE_SELF
-        | libc::IN_ONLYDIR
-        | IN_DONTFOLLOW;
-    let mut watching = false;
-    let mut wd: libc::c_int = -1;
+    let mask = AddWatchFlags::IN_CREATE
+        | AddWatchFlags::IN_DELETE
+        | AddWatchFlags::IN_MOVED_FROM
+        | AddWatchFlags::IN_MOVED_TO
+        | AddWatchFlags::IN_DELETE_SELF
+        | AddWatchFlags::IN_MOVE_SELF
+        | AddWatchFlags::IN_ONLYDIR
+        | AddWatchFlags::IN_DONT_FOLLOW;
+    // The watch ends when the directory goes away; these say so.
+    let gone =
+        AddWatchFlags::IN_IGNORED | AddWatchFlags::IN_DELETE_SELF | AddWatchFlags::IN_MOVE_SELF;
+    let mut watch = None;
     let mut missed = false;
-    let mut buf = vec![0u8; 64 * 1024];
     loop {
-        if !watching {
-            match inotify.add_watch(dir.as_os_str(), mask) {
-                Ok(w) => wd = w,
+        let wd = match watch {
+            Some(wd) => wd,
+            None => match inotify.add_watch(dir.as_path(), mask) {
+                Ok(wd) => {
+                    watch = Some(wd);
+                    if missed && tx.send(Ev::All).is_err() {
+                        return;
+                    }
+                    wd
+                }
                 Err(_) => {
                     // No state dir yet: look again in a second (the
                     // interval re-read covers the meantime).
@@ -100,40 +112,33 @@ fn inotify_loop(app: &App, tx: Sender<Ev>) {
                     std::thread::sleep(Duration::from_secs(1));
                     continue;
                 }
-            }
-            watching = true;
-            if missed && tx.send(Ev::All).is_err() {
-                return;
-            }
-        }
-        let Ok(n) = inotify.read(&mut buf) else {
-            return;
+            },
         };
-        let mut off = 0;
-        while let Some((ev, name, next)) = system::inotify_event(&buf[..n], off) {
-            off = next;
-            if ev.wd != wd && ev.mask & libc::IN_Q_OVERFLOW == 0 {
+        let events = match inotify.read_events() {
+            Ok(events) => events,
+            Err(Errno::EINTR) => continue,
+            Err(_) => return,
+        };
+        for ev in events {
+            let overflow = ev.mask.contains(AddWatchFlags::IN_Q_OVERFLOW);
+            if ev.wd != wd && !overflow {
                 continue; // a watch we already dropped
             }
-            let sent = if ev.mask
-                & (libc::IN_IGNORED
-                    | libc::IN_DELETE_SELF
-                    | libc::IN_MOVE_SELF
-                    | libc::IN_Q_OVERFLOW)
-                != 0
-            {
-                if ev.mask & libc::IN_MOVE_SELF != 0 {
+            let sent = if overflow || ev.mask.intersects(gone) {
+                if ev.mask.contains(AddWatchFlags::IN_MOVE_SELF) {
                     // The watch follows the moved directory: drop it.
-                    inotify.rm_watch(wd);
+                    let _ = inotify.rm_watch(wd);
                 }
-                if ev.mask & (libc::IN_IGNORED | libc::IN_DELETE_SELF | libc::IN_MOVE_SELF) != 0 {
-                    watching = false;
+                if ev.mask.intersects(gone) {
+                    watch = None;
                     missed = true;
                 }
                 tx.send(Ev::All)
             } else {
-                match std::str::from_utf8(name)
-                    .ok()
+                match ev
+                    .name
+                    .as_deref()
+                    .and_then(|n| n.to_str())
                     .and_then(|n| app.instance(n).ok())
                 {
                     Some(n) => tx.send(Ev::Dirty(n)),

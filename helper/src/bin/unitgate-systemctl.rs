@@ -1,1 +1,3 @@
-use unitgate_helper::main;
+fn main() -> std::process::ExitCode {
+    unitgate_helper::main()
+}

@@ -1,9 +1,12 @@
 //! Process state: credentials, descriptors, umask, cwd, signals, execve.
+//!
+//! The calls nix has no safe wrapper for are here, each with the reason it
+//! is sound.
 
-use super::{check, cstring};
+use nix::sys::stat::Mode;
 use std::ffi::{CString, OsStr};
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{BorrowedFd, RawFd};
 
 /// `getauxval(AT_SECURE)`: non-zero when the kernel started us setuid/setgid
 /// or with file capabilities, i.e. when our caller is not who we run as.
@@ -13,31 +16,34 @@ pub fn at_secure() -> bool {
 }
 
 pub fn euid() -> u32 {
-    // SAFETY: geteuid cannot fail and takes no arguments.
-    unsafe { libc::geteuid() }
+    nix::unistd::geteuid().as_raw()
 }
 
 pub fn uid() -> u32 {
-    // SAFETY: getuid cannot fail and takes no arguments.
-    unsafe { libc::getuid() }
+    nix::unistd::getuid().as_raw()
 }
 
 pub fn gid() -> u32 {
-    // SAFETY: getgid cannot fail and takes no arguments.
-    unsafe { libc::getgid() }
+    nix::unistd::getgid().as_raw()
 }
 
-/// Whether descriptor `fd` is open (`fcntl(F_GETFD)` succeeds).
+/// Whether descriptor `fd` (0, 1 or 2) is open (`fcntl(F_GETFD)` succeeds).
 pub fn fd_is_open(fd: RawFd) -> bool {
-    // SAFETY: F_GETFD only queries the descriptor table; no pointers.
+    // SAFETY: F_GETFD only queries the descriptor table; no pointers. A
+    // closed number is an error, not undefined behaviour.
     unsafe { libc::fcntl(fd, libc::F_GETFD) != -1 }
 }
 
-/// `dup2(2)`: make `target` refer to the same file as `src`.
-pub fn dup2(src: BorrowedFd<'_>, target: RawFd) -> io::Result<()> {
-    // SAFETY: `src` is live for the borrow; dup2 takes no pointers. Replacing
-    // `target` is the purpose of the call (only 0..=2 are ever passed).
-    check(unsafe { libc::dup2(src.as_raw_fd(), target) }).map(drop)
+/// Make standard descriptor `target` (0, 1 or 2) refer to the same file as
+/// `src`.
+pub fn dup2_std(src: BorrowedFd<'_>, target: RawFd) -> io::Result<()> {
+    let done = match target {
+        0 => nix::unistd::dup2_stdin(src),
+        1 => nix::unistd::dup2_stdout(src),
+        2 => nix::unistd::dup2_stderr(src),
+        _ => Err(nix::errno::Errno::EBADF),
+    };
+    done.map_err(io::Error::from)
 }
 
 /// Close every descriptor above 2. Uses `close_range(2)` and falls back to a
@@ -50,63 +56,54 @@ pub fn close_fds_above_2() {
     if ret == 0 {
         return;
     }
-    // SAFETY: sysconf takes no pointers.
-    let max = unsafe { libc::sysconf(libc::_SC_OPEN_MAX) };
-    let max = if max <= 0 { 65536 } else { max.min(1 << 20) };
+    let max = nix::unistd::sysconf(nix::unistd::SysconfVar::OPEN_MAX)
+        .ok()
+        .flatten()
+        .filter(|&m| m > 0)
+        .map_or(65536, |m| m.min(1 << 20));
     for fd in 3..max as RawFd {
         // SAFETY: as above; errors (EBADF) for unused numbers are expected.
         unsafe { libc::close(fd) };
     }
 }
 
-pub fn set_umask(mask: libc::mode_t) {
-    // SAFETY: umask takes an integer and cannot fail.
-    unsafe { libc::umask(mask) };
+pub fn set_umask(mask: u32) {
+    nix::sys::stat::umask(Mode::from_bits_truncate(mask));
 }
 
 pub fn chdir(path: &OsStr) -> io::Result<()> {
-    let c = cstring(path)?;
-    // SAFETY: `c` is a valid NUL-terminated string for the call.
-    check(unsafe { libc::chdir(c.as_ptr()) }).map(drop)
+    nix::unistd::chdir(path).map_err(io::Error::from)
 }
 
 /// Unblock every signal and restore every disposition to `SIG_DFL`, so that
 /// neither our caller's signal state nor Rust's runtime (which ignores
-/// SIGPIPE) leaks into systemctl.
+/// SIGPIPE) leaks into systemctl. nix names the standard signals only; the
+/// real-time ones up to `SIGRTMAX` need libc.
 pub fn reset_signals() {
-    let mut set = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
-    // SAFETY: sigemptyset initialises the set we point it at; sigprocmask
-    // reads it and ignores the NULL old-set pointer.
-    unsafe {
-        libc::sigemptyset(set.as_mut_ptr());
-        libc::sigprocmask(libc::SIG_SETMASK, set.as_ptr(), std::ptr::null_mut());
-    }
+    let _ = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&nix::sys::signal::SigSet::empty()),
+        None,
+    );
     for sig in 1..=libc::SIGRTMAX() {
         if sig == libc::SIGKILL || sig == libc::SIGSTOP {
             continue;
         }
-        // SAFETY: SIG_DFL is always a valid disposition; numbers reserved by
-        // libc return EINVAL, which is harmless and ignored.
+        // SAFETY: SIG_DFL is always a valid disposition and installs no
+        // handler of ours; numbers reserved by libc return EINVAL, which is
+        // harmless and ignored.
         unsafe { libc::signal(sig, libc::SIG_DFL) };
     }
 }
 
 /// `execve(2)`. Only returns on failure.
 pub fn execve(path: &OsStr, argv: &[CString], envp: &[CString]) -> io::Error {
-    let path = match cstring(path) {
+    let path = match CString::new(path.as_encoded_bytes()) {
         Ok(p) => p,
-        Err(e) => return e,
+        Err(_) => return io::Error::from(io::ErrorKind::InvalidInput),
     };
-    let argv_ptrs = null_terminated(argv);
-    let envp_ptrs = null_terminated(envp);
-    // SAFETY: `path` and every element of `argv`/`envp` are NUL-terminated
-    // C strings that outlive the call, and both pointer arrays end with NULL.
-    unsafe { libc::execve(path.as_ptr(), argv_ptrs.as_ptr(), envp_ptrs.as_ptr()) };
-    io::Error::last_os_error()
-}
-
-fn null_terminated(strings: &[CString]) -> Vec<*const libc::c_char> {
-    let mut ptrs: Vec<*const libc::c_char> = strings.iter().map(|s| s.as_ptr()).collect();
-    ptrs.push(std::ptr::null());
-    ptrs
+    match nix::unistd::execve(&path, argv, envp) {
+        Err(e) => io::Error::from(e),
+        Ok(never) => match never {},
+    }
 }

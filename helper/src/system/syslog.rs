@@ -1,4 +1,6 @@
-//! The system log, facility authpriv (where sudo and su log too).
+//! The system log, facility authpriv (where sudo and su log too). Through
+//! libc: nix's facilities stop at `LOG_AUTH`, and authpriv is where an
+//! audit trail of who asked root for what belongs.
 
 use std::ffi::CString;
 

@@ -2,8 +2,7 @@
 
 /// Root-only tests skip for an unprivileged developer, never in CI.
 pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
+    let root = nix::unistd::geteuid().is_root();
     assert!(
         root || std::env::var_os("CI").is_none(),
         "this test needs root; CI must run the suite as root"

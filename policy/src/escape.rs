@@ -11,16 +11,16 @@ pub const MAX_SHOWN: usize = 80;
 
 /// Escape for a quoted context (messages, `reason="…"`): every byte outside
 /// printable ASCII, and the quote and backslash characters, become `\xNN`.
-pub fn quoted(bytes: &[u8]) -> String {
-    render(bytes, |b| {
+pub fn quoted(bytes: impl AsRef<[u8]>) -> String {
+    render(bytes.as_ref(), |b| {
         (0x20..0x7f).contains(&b) && !matches!(b, b'"' | b'\'' | b'\\')
     })
 }
 
 /// Escape for an unquoted `key=value` log field: additionally escapes space,
 /// `=` and `,` so that a value can never look like another field or list item.
-pub fn field(bytes: &[u8]) -> String {
-    render(bytes, |b| {
+pub fn field(bytes: impl AsRef<[u8]>) -> String {
+    render(bytes.as_ref(), |b| {
         (0x21..0x7f).contains(&b) && !matches!(b, b'"' | b'\'' | b'\\' | b'=' | b',')
     })
 }

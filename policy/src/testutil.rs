@@ -17,7 +17,7 @@ pub struct TempTree {
 /// developer runs them unprivileged, but never in CI (`CI` set), where a
 /// skipped root test would be a silently missing proof.
 pub fn is_root() -> bool {
-    let root = crate::system::process::euid() == 0;
+    let root = nix::unistd::geteuid().is_root();
     assert!(
         root || std::env::var_os("CI").is_none(),
         "this test needs root; CI must run the suite as root"
@@ -28,11 +28,17 @@ pub fn is_root() -> bool {
     root
 }
 
+impl Default for TempTree {
+    fn default() -> TempTree {
+        TempTree::new()
+    }
+}
+
 impl TempTree {
     pub fn new() -> TempTree {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let root = PathBuf::from(format!(
-            "/var/tmp/unitgate-helper-test-{}-{n}",
+            "/var/tmp/unitgate-policy-test-{}-{n}",
             std::process::id()
         ));
         let _ = std::fs::remove_dir_all(&root);

@@ -1,14 +1,13 @@
 //! The per-app policy: where it lives, how it is read, what it may say.
 
-pub mod open;
-pub mod toml;
-
 use crate::action::Action;
-use crate::error::Error;
+use crate::caller::CallerRule;
+use crate::escape::quoted;
 use crate::name;
-use regex_lite::{Regex, RegexBuilder};
-use std::path::Path;
-use toml::{Document, Entry, Value};
+use crate::toml::{self, Document, Entry, Value};
+use crate::trusted;
+use regex::{Regex, RegexBuilder};
+use std::path::{Path, PathBuf};
 
 /// Policy files live at `<POLICY_DIR>/<app>.toml`. Fixed at build time: no
 /// flag or environment variable can move it.
@@ -48,11 +47,16 @@ const REGEX_NEST_LIMIT: u32 = 32;
 pub const DEFAULT_MAX_INSTANCES: u32 = 1000;
 pub const MAX_INSTANCES_RANGE: std::ops::RangeInclusive<u32> = 1..=100_000;
 
-/// Who may drive the app: a user name, or every member of a group.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum CallerRule {
-    User(String),
-    Group(String),
+/// Why an app's policy cannot be had.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("no policy for app {} ({}: not found)", quoted(app.as_bytes()), quoted(path.as_os_str().as_encoded_bytes()))]
+    Missing { app: String, path: PathBuf },
+    /// The file or a directory above it is not trustworthy, or unreadable.
+    #[error(transparent)]
+    Untrusted(trusted::Error),
+    #[error("invalid policy {} ({why})", quoted(path.as_os_str().as_encoded_bytes()))]
+    Invalid { path: PathBuf, why: String },
 }
 
 #[derive(Clone, Debug)]
@@ -86,17 +90,17 @@ impl Policy {
 
 /// Read and validate `<root>/<dir>/<app>.toml`; `root` is the trusted
 /// directory the secure walk starts from (`/` in production, `dir` relative).
-pub fn load(root: &Path, dir: &Path, app: &str) -> Result<Policy, Error> {
+pub fn load(root: &Path, dir: &Path, app: &str) -> Result<Policy, LoadError> {
     let rel = dir.join(format!("{app}.toml"));
     let path = root.join(&rel);
-    let bytes = open::read_trusted(root, &rel, MAX_POLICY_SIZE).map_err(|e| match e {
-        Error::NotFound(_) => Error::PolicyMissing {
+    let bytes = trusted::read_trusted(root, &rel, MAX_POLICY_SIZE).map_err(|e| match e {
+        trusted::Error::NotFound(_) => LoadError::Missing {
             app: app.to_owned(),
             path: path.clone(),
         },
-        other => other,
+        other => LoadError::Untrusted(other),
     })?;
-    parse(&bytes).map_err(|why| Error::PolicyInvalid { path, why })
+    parse(&bytes).map_err(|why| LoadError::Invalid { path, why })
 }
 
 /// Parse and validate policy text. The error is the reason, naming the line.
@@ -178,7 +182,7 @@ fn unit_prefix(e: &Entry) -> Result<String, String> {
         format!(
             "`unit` at line {} must be a template <prefix>@.service with prefix [A-Za-z0-9][A-Za-z0-9_:-]{{0,127}}, not '{}'",
             e.line,
-            crate::escape::quoted(template.as_bytes())
+            quoted(template.as_bytes())
         )
     })
 }
@@ -194,11 +198,26 @@ fn pattern(e: &Entry) -> Result<Regex, String> {
     if pat.chars().any(char::is_control) {
         return Err(bad("must not contain control characters".into()));
     }
-    compile(pat).map_err(|err| bad(format!("invalid regex: {err}")))?;
-    compile(&format!(r"\A(?:{pat})\z")).map_err(|err| bad(format!("invalid regex: {err}")))
+    let invalid = |err: regex::Error| bad(format!("invalid regex: {}", one_line(&err)));
+    compile(pat).map_err(invalid)?;
+    compile(&format!(r"\A(?:{pat})\z")).map_err(invalid)
 }
 
-fn compile(pat: &str) -> Result<Regex, regex_lite::Error> {
+/// The regex crate explains a syntax error over several lines (the pattern,
+/// a caret, then `error: why`); the helper's refusals are one line, so only
+/// the why is kept (the pattern is at the line the message names).
+fn one_line(err: &regex::Error) -> String {
+    let text = err.to_string();
+    match text
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("error: "))
+    {
+        Some(why) => why.to_owned(),
+        None => text.split_whitespace().collect::<Vec<_>>().join(" "),
+    }
+}
+
+fn compile(pat: &str) -> Result<Regex, regex::Error> {
     RegexBuilder::new(pat)
         .size_limit(REGEX_SIZE_LIMIT)
         .nest_limit(REGEX_NEST_LIMIT)
@@ -228,7 +247,7 @@ fn callers(e: &Entry) -> Result<Vec<CallerRule>, String> {
         _ => Err(format!(
             "`callers` at line {}: '{}' is neither a user name [a-z_][a-z0-9_-]{{0,31}} nor @group",
             e.line,
-            crate::escape::quoted(s.as_bytes())
+            quoted(s.as_bytes())
         )),
     };
     string_array(e)?.into_iter().map(rule).collect()
@@ -237,7 +256,7 @@ fn callers(e: &Entry) -> Result<Vec<CallerRule>, String> {
 fn actions(e: &Entry) -> Result<Vec<Action>, String> {
     let mut out = Vec::new();
     for s in string_array(e)? {
-        let shown = crate::escape::quoted(s.as_bytes());
+        let shown = quoted(s.as_bytes());
         let action = Action::parse(s).ok_or_else(|| {
             format!(
                 "`actions` at line {}: unknown action '{shown}' (expected enable, disable, restart, reset-failed, show)",
@@ -256,5 +275,5 @@ fn actions(e: &Entry) -> Result<Vec<Action>, String> {
 }
 
 #[cfg(test)]
-#[path = "policy_tests.rs"]
+#[path = "config_tests.rs"]
 mod tests;

@@ -9,8 +9,10 @@
 //! fails the same check. The final file is opened once and every check is
 //! made on that open descriptor, so there is no check-then-open race.
 
-use crate::error::Error;
-use crate::system::fs::{self, Stat};
+use crate::escape::quoted;
+use nix::errno::Errno;
+use nix::fcntl::{open, openat, readlinkat, OFlag};
+use nix::sys::stat::{fstat, FileStat, Mode, SFlag};
 use std::collections::VecDeque;
 use std::ffi::{OsStr, OsString};
 use std::io::Read;
@@ -20,11 +22,72 @@ use std::path::{Component, Path, PathBuf};
 /// Same limit as the kernel's own path resolution.
 pub const MAX_SYMLINKS: usize = 40;
 
-const DIR_FLAGS: libc::c_int = libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC;
-const PROBE_FLAGS: libc::c_int = libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+const DIR_FLAGS: OFlag = OFlag::O_PATH
+    .union(OFlag::O_DIRECTORY)
+    .union(OFlag::O_CLOEXEC);
+const PROBE_FLAGS: OFlag = OFlag::O_PATH
+    .union(OFlag::O_NOFOLLOW)
+    .union(OFlag::O_CLOEXEC);
 /// `O_NONBLOCK` so that a FIFO cannot make us hang before we see its type.
-const READ_FLAGS: libc::c_int =
-    libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK;
+const READ_FLAGS: OFlag = OFlag::O_RDONLY
+    .union(OFlag::O_NOFOLLOW)
+    .union(OFlag::O_CLOEXEC)
+    .union(OFlag::O_NONBLOCK);
+
+fn shown(p: &Path) -> String {
+    quoted(p.as_os_str().as_encoded_bytes())
+}
+
+/// Why a file or directory we must trust cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A component does not exist.
+    #[error("cannot open {} (not found)", shown(.0))]
+    NotFound(PathBuf),
+    /// Not owned by root, writable by others, of the wrong type or size,
+    /// or a symlink loop.
+    #[error("refusing insecure path {} ({why})", shown(path))]
+    Insecure { path: PathBuf, why: String },
+    #[error("cannot read {} ({err})", shown(path))]
+    Unreadable { path: PathBuf, err: std::io::Error },
+}
+
+/// What the checks look at in a `stat`.
+#[derive(Clone, Copy, Debug)]
+pub struct Stat {
+    pub uid: u32,
+    pub mode: u32,
+    pub size: u64,
+}
+
+impl Stat {
+    pub fn of(st: &FileStat) -> Stat {
+        Stat {
+            uid: st.st_uid,
+            mode: st.st_mode,
+            size: u64::try_from(st.st_size).unwrap_or(u64::MAX),
+        }
+    }
+    fn file_type(&self) -> SFlag {
+        SFlag::from_bits_truncate(self.mode & SFlag::S_IFMT.bits())
+    }
+    pub fn is_dir(&self) -> bool {
+        self.file_type() == SFlag::S_IFDIR
+    }
+    pub fn is_file(&self) -> bool {
+        self.file_type() == SFlag::S_IFREG
+    }
+    pub fn is_symlink(&self) -> bool {
+        self.file_type() == SFlag::S_IFLNK
+    }
+}
+
+/// `fstat` of a descriptor we hold.
+pub fn stat(fd: &OwnedFd, path: &Path) -> Result<Stat, Error> {
+    fstat(fd)
+        .map(|st| Stat::of(&st))
+        .map_err(|e| io_error(path.to_owned(), e))
+}
 
 /// Refuse anything not owned by root or writable by group or others.
 pub fn check_trusted(st: &Stat, path: &Path) -> Result<(), Error> {
@@ -50,21 +113,21 @@ fn insecure(path: &Path, why: impl Into<String>) -> Error {
     }
 }
 
-fn io_error(path: PathBuf, err: std::io::Error) -> Error {
-    if err.kind() == std::io::ErrorKind::NotFound {
+fn io_error(path: PathBuf, err: Errno) -> Error {
+    if err == Errno::ENOENT {
         Error::NotFound(path)
     } else {
-        Error::PolicyUnreadable { path, err }
+        Error::Unreadable {
+            path,
+            err: err.into(),
+        }
     }
 }
 
 /// Read `rel` below the trusted directory `root`, at most `limit` bytes.
 pub fn read_trusted(root: &Path, rel: &Path, limit: u64) -> Result<Vec<u8>, Error> {
-    let root_fd = fs::open(root, DIR_FLAGS).map_err(|e| io_error(root.to_owned(), e))?;
-    check_trusted(
-        &fs::fstat(root_fd.as_fd()).map_err(|e| io_error(root.to_owned(), e))?,
-        root,
-    )?;
+    let root_fd = open(root, DIR_FLAGS, Mode::empty()).map_err(|e| io_error(root.to_owned(), e))?;
+    check_trusted(&stat(&root_fd, root)?, root)?;
     let mut walk = Walk {
         root: (root_fd, root.to_owned()),
         dirs: Vec::new(),
@@ -121,9 +184,9 @@ impl Walk {
             let last = self.pending.is_empty();
             let (dir, dir_path) = self.current();
             let path = dir_path.join(&name);
-            let probe = fs::openat(dir.as_fd(), &name, PROBE_FLAGS, 0)
+            let probe = openat(dir.as_fd(), name.as_os_str(), PROBE_FLAGS, Mode::empty())
                 .map_err(|e| io_error(path.clone(), e))?;
-            let st = fs::fstat(probe.as_fd()).map_err(|e| io_error(path.clone(), e))?;
+            let st = stat(&probe, &path)?;
             if st.is_symlink() {
                 self.follow(&probe, &path)?;
             } else if last {
@@ -146,7 +209,8 @@ impl Walk {
                 format!("more than {MAX_SYMLINKS} symbolic links"),
             ));
         }
-        let target = fs::readlink_fd(link.as_fd()).map_err(|e| io_error(path.to_owned(), e))?;
+        // Through the descriptor: the very link we opened and stat'ed.
+        let target = readlinkat(link, "").map_err(|e| io_error(path.to_owned(), e))?;
         self.push_path(&target);
         Ok(())
     }
@@ -154,12 +218,14 @@ impl Walk {
     /// Open a directory component and check it before going any further.
     fn enter(&mut self, name: &OsStr, path: PathBuf) -> Result<(), Error> {
         let (dir, _) = self.current();
-        let fd = fs::openat(dir.as_fd(), name, DIR_FLAGS | libc::O_NOFOLLOW, 0)
-            .map_err(|e| io_error(path.clone(), e))?;
-        check_trusted(
-            &fs::fstat(fd.as_fd()).map_err(|e| io_error(path.clone(), e))?,
-            &path,
-        )?;
+        let fd = openat(
+            dir.as_fd(),
+            name,
+            DIR_FLAGS | OFlag::O_NOFOLLOW,
+            Mode::empty(),
+        )
+        .map_err(|e| io_error(path.clone(), e))?;
+        check_trusted(&stat(&fd, &path)?, &path)?;
         self.dirs.push((fd, path));
         Ok(())
     }
@@ -167,9 +233,9 @@ impl Walk {
 
 /// Open the final component for reading and check what was opened.
 fn read_file(dir: &OwnedFd, name: &OsStr, path: &Path, limit: u64) -> Result<Vec<u8>, Error> {
-    let fd =
-        fs::openat(dir.as_fd(), name, READ_FLAGS, 0).map_err(|e| io_error(path.to_owned(), e))?;
-    let st = fs::fstat(fd.as_fd()).map_err(|e| io_error(path.to_owned(), e))?;
+    let fd = openat(dir.as_fd(), name, READ_FLAGS, Mode::empty())
+        .map_err(|e| io_error(path.to_owned(), e))?;
+    let st = stat(&fd, path)?;
     if !st.is_file() {
         let kind = if st.is_dir() {
             "is a directory"
@@ -188,7 +254,10 @@ fn read_file(dir: &OwnedFd, name: &OsStr, path: &Path, limit: u64) -> Result<Vec
     let mut bytes = Vec::new();
     let mut file = std::fs::File::from(fd).take(limit + 1);
     file.read_to_end(&mut bytes)
-        .map_err(|e| io_error(path.to_owned(), e))?;
+        .map_err(|err| Error::Unreadable {
+            path: path.to_owned(),
+            err,
+        })?;
     if bytes.len() as u64 > limit {
         return Err(insecure(
             path,
@@ -199,5 +268,5 @@ fn read_file(dir: &OwnedFd, name: &OsStr, path: &Path, limit: u64) -> Result<Vec
 }
 
 #[cfg(test)]
-#[path = "open_tests.rs"]
+#[path = "trusted_tests.rs"]
 mod tests;

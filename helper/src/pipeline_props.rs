@@ -1,87 +1,23 @@
-//! Property tests over the public API: unit names always round-trip, and
-//! no argv — however hostile — yields a systemctl argv with a caller-chosen
-//! option or a unit other than `<prefix>@<instance>.service`.
+//! Property test of the judging path: no argv — however hostile — yields a
+//! systemctl argv with a caller-chosen option or a unit other than
+//! `<prefix>@<instance>.service`.
 
-mod support;
-use support::is_root;
-
+use super::*;
 use proptest::prelude::*;
-use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
-use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
-use unitgate_helper::action::Action;
-use unitgate_helper::audit::Record;
-use unitgate_helper::caller::Invoker;
-use unitgate_helper::name;
-use unitgate_helper::pipeline::{judge, parse_args, Paths, Process};
-use unitgate_helper::policy;
-
-const WIDE_PATTERNS: &[&str] = &[
-    ".*",
-    "(?s).*",
-    "[^x]*",
-    ".*|.*",
-    r"[\s\S]*",
-    "[A-Za-z0-9_-]+",
-];
-
-proptest! {
-    #[test]
-    fn unit_names_round_trip(
-        prefix in "[A-Za-z0-9][A-Za-z0-9_:-]{0,127}",
-        instance in "[A-Za-z0-9][A-Za-z0-9_-]{0,63}|\\PC{0,70}",
-        pattern in proptest::sample::select(WIDE_PATTERNS),
-    ) {
-        let text = format!(
-            "unit = '{prefix}@.service'\ninstance_pattern = '{pattern}'\ncallers = []\nactions = ['show']\n"
-        );
-        let p = policy::parse(text.as_bytes()).unwrap();
-        // A pattern can only narrow: allowed implies the built-in rule.
-        if !p.allows_instance(&instance) {
-            return Ok(());
-        }
-        prop_assert!(name::is_valid_instance(&instance));
-        let unit = name::unit_name(&p.unit_prefix, &instance).unwrap();
-        let back = unit.strip_prefix(&format!("{prefix}@")).and_then(|u| u.strip_suffix(".service"));
-        prop_assert_eq!(back, Some(instance.as_str()));
-        prop_assert_eq!(unit.matches('@').count(), 1);
-        prop_assert_eq!(unit.matches('.').count(), 1);
-        prop_assert!(instance.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'));
-        prop_assert!(!instance.starts_with('-'));
-    }
-}
+use unitgate_policy::testutil::{is_root, TempTree};
 
 /// A root-owned tree with `apps/demo.toml` using the widest pattern.
-struct Tree(PathBuf);
-
-impl Tree {
-    fn new() -> Option<Tree> {
-        if !is_root() {
-            return None;
-        }
-        let root = PathBuf::from(format!(
-            "/var/tmp/unitgate-helper-props-{}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&root);
-        std::fs::create_dir_all(root.join("apps")).unwrap();
-        for d in [&root, &root.join("apps")] {
-            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
-        }
-        let policy = "unit = 'demo@.service'\ninstance_pattern = '(?s).*'\ncallers = []\n\
-                      actions = ['enable', 'disable', 'restart', 'reset-failed', 'show']\n";
-        let file = root.join("apps/demo.toml");
-        std::fs::write(&file, policy).unwrap();
-        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
-        Some(Tree(root))
+fn tree() -> Option<TempTree> {
+    if !is_root() {
+        return None;
     }
-}
-
-impl Drop for Tree {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+    let t = TempTree::new();
+    t.dir("apps", 0o755);
+    let policy = "unit = 'demo@.service'\ninstance_pattern = '(?s).*'\ncallers = []\n\
+                  actions = ['enable', 'disable', 'restart', 'reset-failed', 'show']\n";
+    t.file("apps/demo.toml", policy.as_bytes(), 0o644);
+    Some(t)
 }
 
 fn arg() -> impl Strategy<Value = Vec<u8>> {
@@ -119,9 +55,9 @@ fn arg() -> impl Strategy<Value = Vec<u8>> {
 
 #[test]
 fn hostile_argv_never_yields_an_unsafe_systemctl_argv() {
-    let Some(tree) = Tree::new() else { return };
+    let Some(tree) = tree() else { return };
     let paths = Paths {
-        policy_root: tree.0.clone(),
+        policy_root: tree.root.clone(),
         policy_dir: PathBuf::from("apps"),
         lock_parent: PathBuf::from("/nonexistent"),
         unit_dir: PathBuf::from("/nonexistent"),
