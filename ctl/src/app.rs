@@ -286,7 +286,9 @@ pub fn parse(name: &str, path: &Path, bytes: &[u8]) -> Result<App> {
 
 fn cli_keys(name: &str, path: &Path, doc: &Document, policy: Policy) -> Result<App> {
     let bad = |e: &Entry, what: &str| {
-        Error::config(path, format!("`{}` at line {}: {what}", e.key, e.line))
+        // An [env] key may be a quoted key holding anything: escaped.
+        let key = toml::display_key(&e.key);
+        Error::config(path, format!("`{key}` at line {}: {what}", e.line))
     };
     let get = |k: &str| doc.root.get(k);
 
