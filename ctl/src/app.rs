@@ -620,6 +620,23 @@ NAME = "{app}-{instance} {{literal}}"
     }
 
     #[test]
+    fn env_keys_are_escaped_in_errors_and_env_may_be_dotted_or_inline() {
+        let base = "unit = \"demo@.service\"\ncallers = [\"web\"]\nactions = [\"show\"]\n";
+        let err = parse_str(&format!("{base}env.\"A\\u001bB\" = \"x\"\n")).unwrap_err();
+        let msg = err.message().unwrap();
+        assert!(
+            msg.contains("`\"A\\x1bB\"` at line 4: variable names"),
+            "{msg:?}"
+        );
+        assert!(!msg.contains('\u{1b}'), "{msg:?}");
+        for env in ["env.A = 'x'\nenv.B = 'y'", "env = { A = 'x', \"B\" = 'y' }"] {
+            let app = parse_str(&format!("{base}{env}\n")).unwrap();
+            let names: Vec<&str> = app.env.iter().map(|(k, _)| k.as_str()).collect();
+            assert_eq!(names, ["A", "B"], "{env}");
+        }
+    }
+
+    #[test]
     fn instance_names_use_the_helper_rules_and_the_pattern() {
         let app = parse_str(FULL).unwrap();
         assert_eq!(app.instance("a-1").unwrap().as_str(), "a-1");
