@@ -336,7 +336,9 @@ struct Key<'a> {
 
 impl Key<'_> {
     fn bad(&self, e: &Entry, what: &str) -> Error {
-        Error::config(self.path, format!("`{}` at line {}: {what}", e.key, e.line))
+        // An [env] key may be a quoted key holding anything: escaped.
+        let key = toml::display_key(&e.key);
+        Error::config(self.path, format!("`{key}` at line {}: {what}", e.line))
     }
 
     fn abs_path(&self, e: &Entry) -> Result<PathBuf> {
@@ -636,6 +638,23 @@ NAME = "{app}-{instance} {{literal}}"
             let msg = err.message().unwrap();
             assert!(msg.contains(needle), "{extra}: {msg}");
             assert!(msg.contains("demo.toml"), "{msg}");
+        }
+    }
+
+    #[test]
+    fn env_keys_are_escaped_in_errors_and_env_may_be_dotted_or_inline() {
+        let base = "unit = \"demo@.service\"\ncallers = [\"web\"]\nactions = [\"show\"]\n";
+        let err = parse_str(&format!("{base}env.\"A\\u001bB\" = \"x\"\n")).unwrap_err();
+        let msg = err.message().unwrap();
+        assert!(
+            msg.contains("`\"A\\x1bB\"` at line 4: variable names"),
+            "{msg:?}"
+        );
+        assert!(!msg.contains('\u{1b}'), "{msg:?}");
+        for env in ["env.A = 'x'\nenv.B = 'y'", "env = { A = 'x', \"B\" = 'y' }"] {
+            let app = parse_str(&format!("{base}{env}\n")).unwrap();
+            let names: Vec<&str> = app.env.iter().map(|(k, _)| k.as_str()).collect();
+            assert_eq!(names, ["A", "B"], "{env}");
         }
     }
 

@@ -124,11 +124,22 @@ pub fn from_document(doc: &Document) -> Result<Policy, String> {
         .iter()
         .find(|t| !CLI_TABLES.contains(&t.name.as_str()))
     {
-        return Err(format!("unknown table `[{}]` at line {}", t.name, t.line));
+        // A table name may be a quoted key holding anything: escaped.
+        return Err(format!(
+            "unknown table `[{}]` at line {}, column {}",
+            toml::display_key(&t.name),
+            t.line,
+            t.column
+        ));
     }
     let known = |k: &str| HELPER_KEYS.contains(&k) || CLI_KEYS.contains(&k);
     if let Some(e) = doc.root.entries.iter().find(|e| !known(&e.key)) {
-        return Err(format!("unknown key `{}` at line {}", e.key, e.line));
+        return Err(format!(
+            "unknown key `{}` at line {}, column {}",
+            toml::display_key(&e.key),
+            e.line,
+            e.column
+        ));
     }
     let required = |key: &str| {
         doc.root

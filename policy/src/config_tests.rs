@@ -54,12 +54,45 @@ fn cli_keys_and_tables_are_accepted_unvalidated() {
 fn unknown_keys_and_tables() {
     bad(
         &format!("{GOOD}exec_start = '/bin/sh'"),
-        "unknown key `exec_start` at line 6",
+        "unknown key `exec_start` at line 6, column 1",
     );
     bad(
         &format!("{GOOD}[service]\n"),
-        "unknown table `[service]` at line 6",
+        "unknown table `[service]` at line 6, column 1",
     );
+}
+
+#[test]
+fn unknown_keys_and_tables_through_quoted_and_dotted_keys() {
+    bad(
+        &format!("{GOOD}  \"exec start\" = '/bin/sh'"),
+        "unknown key `\"exec start\"` at line 6, column 3",
+    );
+    bad(
+        &format!("{GOOD}service.exec = 1\n"),
+        "unknown table `[service]` at line 6, column 1",
+    );
+    bad(
+        &format!("{GOOD}service = {{ exec = 1 }}\n"),
+        "unknown table `[service]` at line 6, column 1",
+    );
+    // A quoted key's content is escaped in the message.
+    bad(
+        &format!("{GOOD}\"unit\\u001b\" = 1\n"),
+        "unknown key `\"unit\\x1b\"` at line 6",
+    );
+}
+
+#[test]
+fn env_may_be_a_header_dotted_keys_or_an_inline_table() {
+    for env in [
+        "[env]\nA = 'x'\nB = 'y'\n",
+        "env.A = 'x'\nenv.B = 'y'\n",
+        "env = { A = 'x', \"B\" = 'y' }\n",
+    ] {
+        let text = format!("{GOOD}{env}");
+        assert!(parse(text.as_bytes()).is_ok(), "{text}");
+    }
 }
 
 #[test]
