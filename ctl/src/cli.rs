@@ -1,36 +1,25 @@
-//! The command line, as one clap definition: parsing, `completions` and the
-//! man page all come from it.
+//! The command line, as one clap definition: parsing, the man pages
+//! (`manual`), and the completion scripts and their answers at TAB time
+//! (`completion`) all come from it.
 
-use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
 
-const AFTER_HELP: &str = "\
-Exit status:
-  0 ok; 1 systemctl failed; 3 status: a named instance is not running (or,
-  with --fail-on-drift, one drifted); 4 start/restart: an instance did not
-  come up or stay up for the settle window (stop/delete/reset: did not stop);
-  64 usage; 65 invalid app or instance name; 66 no such instance;
-  69 helper, sudo or systemd unavailable; 73 instance exists;
-  75 busy (lock wait timed out; retry); 77 not permitted; 78 app config problem.
-Bulk commands print one result per instance and exit with the first failure's code.
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum, ValueHint};
+use clap_complete::engine::ArgValueCompleter;
 
---json: every command prints exactly one JSON document; a failure is
-{\"error\": {\"kind\", \"code\", \"message\", \"hint\"}} with a stable kind.
-Schemas: docs/schema/unitgate.schema.json.
-
-Examples:
-  unitgate init web1 --set MAP=c1m1_hotel && unitgate start web1
-  unitgate --json status | jq '.instances[] | select(.drift != null)'
-  unitgate status --fail-on-drift || alert
-
-App: --app, else $UNITGATE_APP, else the only app you may drive.
-App config: /etc/unitgate/apps/<app>.toml (see `man unitgate`).";
+use crate::completion;
+use crate::manual;
 
 /// Run the lifecycle of a templated systemd service's instances without root.
 #[derive(Debug, Parser)]
-#[command(name = "unitgate", version, about, after_help = AFTER_HELP, max_term_width = 100)]
+#[command(name = "unitgate", version, after_help = manual::top_help(), max_term_width = 100)]
 pub struct Cli {
-    /// The app to drive (default: $UNITGATE_APP, else the only app you may drive).
-    #[arg(long, global = true, value_name = "APP")]
+    /// The app to drive [env: UNITGATE_APP] (default: $UNITGATE_APP, else
+    /// the only app you may drive).
+    // Not clap's `env =`: app::select reads UNITGATE_APP itself, so that an
+    // empty value means unset and a non-UTF-8 one is a bad app name (65),
+    // as the helper's rules say, rather than a usage error.
+    #[arg(long, global = true, value_name = "APP", add = ArgValueCompleter::new(completion::apps))]
     pub app: Option<String>,
 
     /// Machine-readable output (a stable JSON schema, see `man unitgate`).
@@ -41,6 +30,11 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "SECONDS", default_value_t = 30)]
     pub wait: u64,
 
+    /// When to colour human output: auto (stdout is a terminal, TERM is
+    /// not dumb, NO_COLOR is empty or unset), always, never. JSON never is.
+    #[arg(long, global = true, value_name = "WHEN", default_value = "auto")]
+    pub color: Color,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -48,15 +42,17 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the app's install command as you (serialised by an app-wide lock).
+    #[command(after_help = manual::command_help("install"))]
     Install {
         /// Passed to the install command as UNITGATE_FORCE=1 (redo work already done).
         #[arg(long)]
         force: bool,
     },
     /// Create an instance's state directory and environment file, atomically.
-    #[command(visible_alias = "initialize")]
+    #[command(visible_alias = "initialize", after_help = manual::command_help("init"))]
     Init {
         /// Instance name: 1-64 of A-Z a-z 0-9 _ -, starting with a letter or digit.
+        // No completer: the name is a new one.
         instance: String,
         /// Extra variable for the instance's environment file (repeatable);
         /// --set PORT=N asks for a specific port of port_range.
@@ -68,13 +64,17 @@ pub enum Command {
     },
     /// Enable and start instances (survive reboot); succeeds once each runs
     /// and stays up for the settle window; a running instance is a no-op.
+    #[command(after_help = manual::command_help("start"))]
     Start(Settled),
     /// Stop and disable instances (stay stopped after reboot).
+    #[command(after_help = manual::command_help("stop"))]
     Stop(Instances),
     /// Restart running instances, start the others; succeeds once each
     /// runs and stays up for the settle window.
+    #[command(after_help = manual::command_help("restart"))]
     Restart(Settled),
     /// Stop instances and delete their state; re-run to finish an interrupted delete.
+    #[command(after_help = manual::command_help("delete"))]
     Delete {
         /// A missing instance is a success ("already deleted").
         #[arg(long)]
@@ -84,25 +84,32 @@ pub enum Command {
     },
     /// Stop instances and rebuild their state from the skeleton, keeping
     /// their port and --set values (crash-safe); they stay stopped.
+    #[command(after_help = manual::command_help("reset"))]
     Reset(Instances),
     /// Write instances' environment files again from the app config as it
     /// is now (ports and --set values kept); all instances when none named.
+    #[command(after_help = manual::command_help("reconfigure"))]
     Reconfigure {
         /// Restart the changed instances that are running.
         #[arg(long)]
         restart: bool,
         /// Instance names (default: all).
+        #[arg(add = ArgValueCompleter::new(completion::instances))]
         instances: Vec<String>,
     },
     /// Show instances (all when none named) with drift; exits 3 if a named
     /// one is not running.
+    #[command(after_help = manual::command_help("status"))]
     Status {
         /// Exit 3 if any instance listed has drifted.
         #[arg(long)]
         fail_on_drift: bool,
+        /// Instance names (default: all).
+        #[arg(add = ArgValueCompleter::new(completion::instances))]
         instances: Vec<String>,
     },
     /// Stream state changes (JSON lines with --json); --heal restarts instances that should run but don't.
+    #[command(after_help = manual::command_help("watch"))]
     Watch {
         /// Start again (reset-failed, enable) instances that are initialized and enabled but not running, with back-off.
         #[arg(long)]
@@ -113,16 +120,22 @@ pub enum Command {
     },
     /// Exec PROGRAM with an instance's environment file: the ExecStart= of
     /// an instance's unit, run as its User= (never root).
+    #[command(after_help = manual::command_help("launch"))]
     Launch {
         /// The instance whose environment file to read.
+        #[arg(add = ArgValueCompleter::new(completion::instances))]
         instance: String,
         /// The program (absolute path) and its arguments, after `--`;
         /// ${NAME} in an argument is replaced by NAME from the environment file.
-        #[arg(last = true, required = true, value_name = "PROGRAM")]
+        #[arg(last = true, required = true, value_name = "PROGRAM", value_hint = ValueHint::ExecutablePath)]
         command: Vec<std::ffi::OsString>,
     },
-    /// Show an instance's journal.
+    /// Show an instance's journal (with --json: the journal's JSON, one
+    /// object per line).
+    #[command(after_help = manual::command_help("logs"))]
     Logs {
+        /// The instance whose journal to show.
+        #[arg(add = ArgValueCompleter::new(completion::instances))]
         instance: String,
         /// Follow the journal.
         #[arg(short, long)]
@@ -131,13 +144,33 @@ pub enum Command {
         #[arg(short = 'n', long, value_name = "N", default_value_t = 50)]
         lines: u32,
     },
-    /// Print a shell completion script.
-    Completions { shell: Shell },
-    /// Print the man page (roff) to stdout.
-    Man,
+    /// Print the shell code that completes unitgate's commands, options,
+    /// app and instance names (it asks unitgate at each TAB).
+    #[command(after_help = manual::command_help("completions"))]
+    Completions {
+        /// The shell to complete in.
+        shell: Shell,
+    },
+    /// Print the man page unitgate(1) (roff), or write every page into a
+    /// directory.
+    #[command(after_help = manual::command_help("man"))]
+    Man(ManArgs),
     /// Write a hardened unit template, app config and skeleton for a new app
     /// into a directory for review (never into /etc).
+    #[command(after_help = manual::command_help("new-app"))]
     NewApp(NewAppArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write unitgate.1 and one page per command (unitgate-start.1, …)
+    /// into DIR (created if missing) instead of printing unitgate(1).
+    #[arg(long, value_name = "DIR", value_hint = ValueHint::DirPath)]
+    pub dir: Option<PathBuf>,
+    /// The installation prefix the pages name files under (the JSON
+    /// schema, the documentation); default: the one this executable is in.
+    #[arg(long, value_name = "PREFIX", value_hint = ValueHint::DirPath)]
+    pub prefix: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -146,10 +179,10 @@ pub struct NewAppArgs {
     pub name: String,
     /// The command each instance runs (absolute path, or found in PATH now);
     /// may use ${PORT}, ${INSTANCE} and other variables of the instance's environment file.
-    #[arg(long, value_name = "CMD")]
+    #[arg(long, value_name = "CMD", value_hint = ValueHint::CommandString)]
     pub exec: String,
     /// Service account the instances run as (default: the app name).
-    #[arg(long, value_name = "USER")]
+    #[arg(long, value_name = "USER", value_hint = ValueHint::Username)]
     pub user: Option<String>,
     /// Allocate one port per instance from LOW-HIGH (implies --network inet).
     #[arg(long, value_name = "LOW-HIGH")]
@@ -164,11 +197,13 @@ pub struct NewAppArgs {
     #[arg(long, value_name = "N")]
     pub tasks_max: Option<u32>,
     /// Network access: none (default without --port-range) or inet.
-    #[arg(long, value_name = "none|inet")]
+    // A list, so that completion offers it and clap refuses anything else
+    // as a usage error; scaffold still parses the string.
+    #[arg(long, value_name = "NETWORK", value_parser = ["none", "inet"])]
     pub network: Option<String>,
     /// Directory to write the app's directory into.
-    #[arg(long, value_name = "DIR", default_value = ".")]
-    pub dir: std::path::PathBuf,
+    #[arg(long, value_name = "DIR", default_value = ".", value_hint = ValueHint::DirPath)]
+    pub dir: PathBuf,
 }
 
 /// Instances to start, and how long each must stay up.
@@ -185,11 +220,20 @@ pub struct Settled {
 #[derive(Debug, Args)]
 pub struct Instances {
     /// Instance names.
-    #[arg(required = true)]
+    #[arg(required = true, add = ArgValueCompleter::new(completion::instances))]
     pub instances: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
+/// `--color`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Color {
+    // Undocumented variants: `--help` shows the three as one list.
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Shell {
     Bash,
     Zsh,
@@ -198,24 +242,44 @@ pub enum Shell {
     Powershell,
 }
 
+/// The whole definition, built (global options propagated to every
+/// subcommand, subcommands named `unitgate-<name>`), as the man pages and
+/// completion see it.
 pub fn command() -> clap::Command {
-    Cli::command()
+    let mut cmd = Cli::command();
+    cmd.build();
+    cmd
 }
 
-pub fn completions(shell: Shell, out: &mut dyn std::io::Write) {
-    use clap_complete::Shell as S;
-    let s = match shell {
-        Shell::Bash => S::Bash,
-        Shell::Zsh => S::Zsh,
-        Shell::Fish => S::Fish,
-        Shell::Elvish => S::Elvish,
-        Shell::Powershell => S::PowerShell,
-    };
-    clap_complete::generate(s, &mut command(), "unitgate", out);
-}
-
-pub fn man_page(out: &mut dyn std::io::Write) -> std::io::Result<()> {
-    clap_mangen::Man::new(command()).render(out)
+/// `--color WHEN` or `--color=WHEN` among raw arguments (the last one
+/// wins, as in parsing), for output printed before parsing finished:
+/// `--help`. Anything unreadable is `auto`.
+pub fn color_in_args(args: impl IntoIterator<Item = std::ffi::OsString>) -> Color {
+    let args: Vec<std::ffi::OsString> = args.into_iter().collect();
+    let mut choice = Color::Auto;
+    let mut i = 1;
+    while i < args.len() {
+        let Some(a) = args[i].to_str() else {
+            i += 1;
+            continue;
+        };
+        if a == "--" {
+            break;
+        }
+        let value = match a.strip_prefix("--color") {
+            Some("") => {
+                i += 1;
+                args.get(i).and_then(|v| v.to_str())
+            }
+            Some(v) => v.strip_prefix('='),
+            None => None,
+        };
+        if let Some(c) = value.and_then(|v| Color::from_str(v, false).ok()) {
+            choice = c;
+        }
+        i += 1;
+    }
+    choice
 }
 
 #[cfg(test)]
@@ -259,16 +323,41 @@ mod tests {
     }
 
     #[test]
-    fn completions_and_man_page_render() {
-        let mut buf = Vec::new();
-        completions(Shell::Bash, &mut buf);
-        assert!(String::from_utf8_lossy(&buf).contains("unitgate"));
-        let mut man = Vec::new();
-        man_page(&mut man).unwrap();
-        let man = String::from_utf8_lossy(&man);
-        assert!(
-            man.contains(".TH unitgate") && man.contains("status"),
-            "{man}"
+    fn color_is_found_before_parsing() {
+        let c = |a: &[&str]| color_in_args(a.iter().map(std::ffi::OsString::from));
+        assert_eq!(c(&["unitgate", "--help"]), Color::Auto);
+        assert_eq!(
+            c(&["unitgate", "--color", "always", "--help"]),
+            Color::Always
+        );
+        assert_eq!(
+            c(&["unitgate", "start", "--help", "--color=never"]),
+            Color::Never
+        );
+        assert_eq!(c(&["unitgate", "--color=bogus", "--help"]), Color::Auto);
+        assert_eq!(
+            c(&["unitgate", "launch", "a", "--", "--color=never"]),
+            Color::Auto
+        );
+    }
+
+    #[test]
+    fn network_is_a_closed_list_and_color_is_global() {
+        assert!(Cli::try_parse_from([
+            "unitgate",
+            "new-app",
+            "x",
+            "--exec",
+            "/bin/true",
+            "--network",
+            "wifi"
+        ])
+        .is_err());
+        let cli = Cli::try_parse_from(["unitgate", "status", "--color", "never"]).unwrap();
+        assert_eq!(cli.color, Color::Never);
+        assert_eq!(
+            Cli::try_parse_from(["unitgate", "status"]).unwrap().color,
+            Color::Auto
         );
     }
 }

@@ -12,6 +12,7 @@
 pub mod account;
 pub mod app;
 pub mod cli;
+pub mod completion;
 pub mod dirfd;
 pub mod envfile;
 pub mod error;
@@ -21,6 +22,7 @@ pub mod launch;
 pub mod lifecycle;
 pub mod lock;
 pub mod logs;
+pub mod manual;
 pub mod name;
 pub mod output;
 pub mod relay;
@@ -47,12 +49,19 @@ use lock::Waiter;
 use output::{note, Output};
 
 pub fn main() -> ExitCode {
+    // A TAB in the shell: the answer is all that may be printed.
+    if completion::requested() {
+        return completion::run();
+    }
     let json = std::env::args_os().skip(1).any(|a| a == "--json");
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
-            // --help and --version: the text on stdout, a closed pipe quiet.
-            let text = e.render().to_string();
+            // --help and --version: the text on stdout, a closed pipe
+            // quiet, coloured as --color (looked for by hand: parsing
+            // stopped at --help) says.
+            output::set_colour(cli::color_in_args(std::env::args_os()));
+            let text = e.render().ansi().to_string();
             return finish(Output { json: false }.text(&text));
         }
         Err(e) => {
@@ -70,6 +79,7 @@ pub fn main() -> ExitCode {
             return finish(Err(err));
         }
     };
+    output::set_colour(cli.color);
     let out = Output { json: cli.json };
     let result = run(cli, out);
     if let Err(e) = &result {
@@ -102,13 +112,18 @@ fn run(cli: Cli, out: Output) -> Result<()> {
     };
     // Commands that need no app first.
     match &cli.command {
-        Command::Completions { shell } => {
-            return output::through(|buf| {
-                cli::completions(*shell, buf);
-                Ok(())
-            })
+        // Their output is a script and roff, not data: --json would be
+        // ignored, so it is refused.
+        Command::Completions { .. } | Command::Man(_) if out.json => {
+            return Err(Error::usage(
+                "--json does not apply to `completions` and `man`",
+                "run it without --json",
+            ))
         }
-        Command::Man => return output::through(|buf| cli::man_page(buf)),
+        Command::Completions { shell } => {
+            return output::through(|buf| completion::script(*shell, buf))
+        }
+        Command::Man(args) => return man(args, out),
         Command::NewApp(args) => return new_app(args, out),
         // Before anything changes the process: the program inherits it.
         Command::Launch { instance, command } => {
@@ -168,9 +183,28 @@ fn run(cli: Cli, out: Output) -> Result<()> {
             lines,
         } => logs::show(&app, &app.instance(&instance)?, follow, lines, out.json),
         Command::Completions { .. }
-        | Command::Man
+        | Command::Man(_)
         | Command::NewApp(_)
         | Command::Launch { .. } => unreachable!("handled above"),
+    }
+}
+
+fn man(args: &cli::ManArgs, out: Output) -> Result<()> {
+    let prefix = args.prefix.clone().unwrap_or_else(manual::default_prefix);
+    match &args.dir {
+        None => output::through(|buf| {
+            buf.extend(manual::main_page_only(&prefix)?);
+            Ok(())
+        }),
+        Some(dir) => {
+            let written = manual::write_pages(dir, &prefix)
+                .map_err(|e| Error::io_path("write the man pages into", dir, e))?;
+            let list: String = written
+                .iter()
+                .map(|p| format!("{}\n", p.display()))
+                .collect();
+            out.text(&list)
+        }
     }
 }
 

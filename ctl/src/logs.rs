@@ -49,6 +49,12 @@ pub fn show(
     if follow {
         cmd.arg("--follow");
     }
+    // journalctl colours by its own terminal test; --color decides here
+    // as for the rest of unitgate's human output.
+    cmd.env(
+        "SYSTEMD_COLORS",
+        if crate::output::colour() { "1" } else { "0" },
+    );
     let err = cmd.exec();
     Err(Error::io(
         format!("cannot run {}", journalctl.display()),

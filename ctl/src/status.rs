@@ -5,8 +5,6 @@
 //! prints `{"app": …, "instances": [InstanceStatus…]}` and `watch --json`
 //! the same element with event fields.
 
-use std::io::IsTerminal;
-
 use serde::Serialize;
 
 use crate::app::App;
@@ -117,12 +115,10 @@ struct StatusJson<'a> {
     instances: &'a [InstanceStatus],
 }
 
-/// Colour on a terminal only, never under a non-empty `NO_COLOR` or with
-/// `TERM=dumb` (the usual rules).
+/// Whether the table is coloured: `--color`, else a terminal, never
+/// under a non-empty `NO_COLOR` or with `TERM=dumb` (see `output`).
 pub fn use_colour() -> bool {
-    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-    let dumb = std::env::var_os("TERM").is_some_and(|t| t == "dumb");
-    !no_color && !dumb && std::io::stdout().is_terminal()
+    crate::output::colour()
 }
 
 pub fn render_table(rows: &[InstanceStatus], now_usec: u64, colour: bool) -> String {
