@@ -30,6 +30,11 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo build --release"
 cargo build --workspace --release --locked
 
+# Seconds, no root or container: a broken command line shows up here,
+# before the long end-to-end step.
+step "cargo test: the unitgate and unitgate-systemctl binaries (assert_cmd)"
+cargo test -p unitgate-ctl -p unitgate-helper --locked --test cli
+
 step "cargo test (unit tests and the end-to-end suite)"
 cargo test --workspace --locked --no-fail-fast
 
