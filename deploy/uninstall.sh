@@ -60,8 +60,15 @@ fi
 # Root removes files only from directories that are root's alone, from /
 # down; checked before anything is removed.
 problems=
+share=$DESTDIR$PREFIX/share
+case $PREFIX in
+    /usr) zshcompdir=$share/zsh/vendor-completions ;;
+    *) zshcompdir=$share/zsh/site-functions ;;
+esac
 for dir in "$DESTDIR/etc/sudoers.d" "$DESTDIR$libexecdir" "$DESTDIR$PREFIX/bin" \
-    "$DESTDIR/etc/unitgate/apps" "$DESTDIR/var/lib/unitgate"; do
+    "$DESTDIR/etc/unitgate/apps" "$DESTDIR/var/lib/unitgate" "$share/man/man1" \
+    "$share/bash-completion/completions" "$zshcompdir" "$share/fish/vendor_completions.d" \
+    "$share/unitgate/schema" "$share/doc/unitgate"; do
     root_dir_ok "$dir" || problems="$problems
 refusing to remove anything from $dir: $(walk_why)"
 done
@@ -78,6 +85,18 @@ remove "$DESTDIR/etc/sudoers.d/unitgate"
 remove "$DESTDIR$libexecdir/unitgate-systemctl"
 rmdir "$DESTDIR$libexecdir" 2>/dev/null || true
 remove "$DESTDIR$PREFIX/bin/unitgate"
+# The pages of every version's commands are named unitgate-COMMAND.1.
+for page in "$share/man/man1/unitgate.1" "$share/man/man1"/unitgate-*.1; do
+    remove "$page"
+done
+remove "$share/bash-completion/completions/unitgate"
+remove "$zshcompdir/_unitgate"
+remove "$share/fish/vendor_completions.d/unitgate.fish"
+remove "$share/unitgate/schema/unitgate.schema.json"
+remove "$share/doc/unitgate/cli.md"
+remove "$share/doc/unitgate/watch.md"
+# Ours alone; the shared completion and man directories stay.
+rmdir "$share/unitgate/schema" "$share/unitgate" "$share/doc/unitgate" 2>/dev/null || true
 # Directories are removed only when empty: an operator's configs stay.
 rmdir "$DESTDIR/etc/unitgate/apps" "$DESTDIR/etc/unitgate" 2>/dev/null || true
 if [ -z "$DESTDIR" ] && [ -e /var/lib/unitgate/created-group ]; then

@@ -8,7 +8,9 @@
 # written to OUTDIR (default: ${CARGO_TARGET_DIR:-target}/debian) and its
 # path printed on the last line. Layout (PREFIX=/usr):
 #   /usr/bin/unitgate, /usr/libexec/unitgate/unitgate-systemctl (root 0755)
-#   /usr/share/man/man1/unitgate.1.gz, bash/zsh/fish completions
+#   /usr/share/man/man1/unitgate.1.gz, unitgate-COMMAND.1.gz, bash/zsh/fish
+#       completions, /usr/share/unitgate/schema/unitgate.schema.json
+#   /usr/share/doc/unitgate/{README,deploy,cli,watch}.md.gz
 #   /etc/unitgate/apps/ (empty: no app is active until an operator adds one)
 #   /usr/lib/systemd/system/<reference app templates> (never enabled)
 #   /usr/lib/unitgate/apps/<app>/ (their support programs)
@@ -47,14 +49,21 @@ install -D -m 0755 "$release/unitgate" "$root$PREFIX/bin/unitgate"
 install -D -m 0755 "$release/unitgate-systemctl" "$root$PREFIX/libexec/unitgate/unitgate-systemctl"
 strip --strip-unneeded "$root$PREFIX/bin/unitgate" "$root$PREFIX/libexec/unitgate/unitgate-systemctl" 2>/dev/null || true
 
-# Man page and completions, generated from the CLI's own clap definition.
+# Man pages (unitgate(1) and one per command) and completions, generated
+# from the CLI's own clap definition, in a fixed environment (a
+# UNITGATE_COMPLETE of the builder's would turn them into something else).
+ug() { env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C "$release/unitgate" "$@"; }
 install -d "$root$PREFIX/share/man/man1" "$root$PREFIX/share/bash-completion/completions" \
     "$root$PREFIX/share/zsh/vendor-completions" "$root$PREFIX/share/fish/vendor_completions.d"
-"$release/unitgate" man > "$stage/unitgate.1" || die "unitgate man failed"
-gzip -9n < "$stage/unitgate.1" > "$root$PREFIX/share/man/man1/unitgate.1.gz"
-"$release/unitgate" completions bash > "$root$PREFIX/share/bash-completion/completions/unitgate"
-"$release/unitgate" completions zsh > "$root$PREFIX/share/zsh/vendor-completions/_unitgate"
-"$release/unitgate" completions fish > "$root$PREFIX/share/fish/vendor_completions.d/unitgate.fish"
+ug man --dir "$stage/man" --prefix "$PREFIX" > /dev/null || die "unitgate man failed"
+for page in "$stage"/man/*.1; do
+    gzip -9n < "$page" > "$root$PREFIX/share/man/man1/${page##*/}.gz"
+done
+ug completions bash > "$root$PREFIX/share/bash-completion/completions/unitgate"
+ug completions zsh > "$root$PREFIX/share/zsh/vendor-completions/_unitgate"
+ug completions fish > "$root$PREFIX/share/fish/vendor_completions.d/unitgate.fish"
+# The JSON schema every --json document follows, where the pages say.
+install -D -m 0644 "$here/docs/schema/unitgate.schema.json" "$root$PREFIX/share/unitgate/schema/unitgate.schema.json"
 
 # Config directory (empty) and the sudoers drop-in, inactive until postinst.
 install -d -m 0755 "$root/etc/unitgate" "$root/etc/unitgate/apps"
@@ -95,7 +104,9 @@ done
 # Documentation.
 install -d "$root$PREFIX/share/doc/unitgate"
 [ -f "$here/README.md" ] && gzip -9n < "$here/README.md" > "$root$PREFIX/share/doc/unitgate/README.md.gz"
-[ -f "$here/docs/deploy.md" ] && gzip -9n < "$here/docs/deploy.md" > "$root$PREFIX/share/doc/unitgate/deploy.md.gz"
+for doc in deploy cli watch; do
+    gzip -9n < "$here/docs/$doc.md" > "$root$PREFIX/share/doc/unitgate/$doc.md.gz"
+done
 cat > "$root$PREFIX/share/doc/unitgate/copyright" <<COPY
 Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
 Upstream-Name: unitgate
