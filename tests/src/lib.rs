@@ -6,11 +6,13 @@
 //!   `/etc`, `/var/lib` and `/usr/local` persist across reboots in upper
 //!   directories of its own, and cleans everything up when dropped (also on
 //!   panic).
+//! - [`completion`] drives the installed bash completion as bash does.
 //! - [`paths`] finds the checkout and the built binaries.
 //! - [`fixture`] (the helper's tests) and [`demo`] (the CLI's tests and the
 //!   benchmarks) set up a machine with unitgate and a demo app installed.
 //! - [`corpus::check_each`] runs a whole corpus of cases before failing.
 
+pub mod completion;
 pub mod corpus;
 pub mod demo;
 pub mod fixture;

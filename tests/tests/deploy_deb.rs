@@ -12,7 +12,7 @@
 use std::sync::OnceLock;
 
 use unitgate_tests::package::{self, WRITABLE_USR};
-use unitgate_tests::Machine;
+use unitgate_tests::{completion, Machine};
 
 /// The package, built once per run.
 fn deb() -> String {
@@ -52,7 +52,37 @@ fn deb_installs_runs_an_app_lifecycle_and_purges_without_a_trace() {
         "{rule}"
     );
     m.sh("visudo -c && getent group unitgate").ok();
-    m.sh("man -l /usr/share/man/man1/unitgate.1.gz 2>/dev/null | grep -q unitgate || zcat /usr/share/man/man1/unitgate.1.gz | grep -q '^.TH'").ok();
+    // Every page, the completions for three shells, the schema and the
+    // docs; man finds the pages on its own search path.
+    let st = m
+        .sh(
+            "stat -c '%n %U:%G %a' /usr/share/man/man1/unitgate-start.1.gz \
+             /usr/share/man/man1/unitgate-new-app.1.gz /usr/share/zsh/vendor-completions/_unitgate \
+             /usr/share/fish/vendor_completions.d/unitgate.fish \
+             /usr/share/unitgate/schema/unitgate.schema.json \
+             /usr/share/doc/unitgate/cli.md.gz /usr/share/doc/unitgate/watch.md.gz",
+        )
+        .ok()
+        .stdout;
+    assert_eq!(
+        st.lines().filter(|l| l.ends_with(" root:root 644")).count(),
+        7,
+        "{st}"
+    );
+    assert_eq!(
+        m.sh("man -w unitgate-start").ok().stdout,
+        "/usr/share/man/man1/unitgate-start.1.gz\n"
+    );
+    let page = m.sh("LC_ALL=C MANWIDTH=200 man unitgate-start").ok().stdout;
+    for text in [
+        "EXIT STATUS",
+        "/usr/share/unitgate/schema/unitgate.schema.json",
+        "unitgate-stop(1)",
+    ] {
+        assert!(page.contains(text), "{text}: {page}");
+    }
+    m.sh("zcat /usr/share/doc/unitgate/cli.md.gz | grep -q '^## Completion and manual pages'")
+        .ok();
     // Templates shipped, none enabled, no app active.
     let enabled = m
         .sh("ls /etc/systemd/system/*.wants/ | grep -E 'left4me|drdr|runner' || true")
@@ -82,6 +112,22 @@ fn deb_installs_runs_an_app_lifecycle_and_purges_without_a_trace() {
     // The lifecycle, as the service account, through sudo and the helper.
     let ug = |args: &str| m.sh_as("runner", &format!("unitgate --app runner-pool {args}"));
     ug("init w1").ok();
+    // bash completion at a TAB, as the service account: the only app it
+    // may drive, and that app's instance.
+    let bash = "/usr/share/bash-completion/completions/unitgate";
+    let tab = |words: &[&str]| completion::bash(&m, Some("runner"), bash, words);
+    // With nothing typed yet clap offers the options too.
+    let names = |words: &[&str]| {
+        let mut all = tab(words);
+        all.retain(|c| !c.starts_with('-'));
+        all
+    };
+    assert_eq!(tab(&["unitgate", "--app", ""]), ["runner-pool"]);
+    assert_eq!(names(&["unitgate", "start", ""]), ["w1"]);
+    assert_eq!(
+        tab(&["unitgate", "--app", "runner-pool", "logs", "w"]),
+        ["w1"]
+    );
     ug("start w1").ok();
     assert_eq!(
         m.sh("systemctl is-active runner-pool@w1.service")

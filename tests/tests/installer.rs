@@ -3,12 +3,18 @@
 //! /etc/sudoers.d, and that uninstalling leaves the system as it was (an
 //! operator's app configs kept, sudo working).
 
-use unitgate_tests::Machine;
+use unitgate_tests::{completion, Machine};
 
 /// Everything the installer may touch, with owners and modes.
 const FOOTPRINT: &str = "for p in /usr/local/bin/unitgate /usr/local/libexec/unitgate \
      /usr/local/libexec/unitgate/unitgate-systemctl /etc/sudoers.d/unitgate /etc/unitgate \
-     /etc/unitgate/apps /var/lib/unitgate; do \
+     /etc/unitgate/apps /var/lib/unitgate /usr/local/share/man/man1/unitgate.1 \
+     /usr/local/share/man/man1/unitgate-start.1 /usr/local/share/man/man1/unitgate-new-app.1 \
+     /usr/local/share/bash-completion/completions/unitgate \
+     /usr/local/share/zsh/site-functions/_unitgate \
+     /usr/local/share/fish/vendor_completions.d/unitgate.fish \
+     /usr/local/share/unitgate/schema/unitgate.schema.json \
+     /usr/local/share/doc/unitgate/cli.md /usr/local/share/doc/unitgate/watch.md; do \
        if [ -e $p ]; then stat -c '%n %U:%G %a' $p; else echo \"$p absent\"; fi; \
      done; getent group unitgate >/dev/null && echo 'group unitgate' || echo 'no group unitgate'; \
      ls -A /etc/sudoers.d";
@@ -31,11 +37,74 @@ fn uninstall_removes_what_install_added_and_keeps_app_configs() {
         "{installed}"
     );
     assert!(installed.contains("group unitgate"), "{installed}");
+    for file in [
+        "/usr/local/share/man/man1/unitgate-start.1 root:root 644",
+        "/usr/local/share/bash-completion/completions/unitgate root:root 644",
+        "/usr/local/share/zsh/site-functions/_unitgate root:root 644",
+        "/usr/local/share/fish/vendor_completions.d/unitgate.fish root:root 644",
+        "/usr/local/share/unitgate/schema/unitgate.schema.json root:root 644",
+        "/usr/local/share/doc/unitgate/cli.md root:root 644",
+    ] {
+        assert!(installed.contains(file), "{file}: {installed}");
+    }
+    // An operator's app (complete enough to be driven: completion reads
+    // it as a command would).
     m.write_file(
         "/etc/unitgate/apps/mine.toml",
-        b"unit = \"mine@.service\"\n",
+        b"unit = \"mine@.service\"\ncallers = [\"root\"]\nactions = [\"show\"]\n",
         0o644,
     );
+
+    // man finds every page on its own search path (man-db, as on the
+    // host; /usr/local/share/man is on it), and they name the installed
+    // schema.
+    assert_eq!(
+        // Debian's /usr/local/man is a link to share/man.
+        m.sh("readlink -f \"$(man -w unitgate-start)\"").ok().stdout,
+        "/usr/local/share/man/man1/unitgate-start.1\n"
+    );
+    let page = m.sh("LC_ALL=C MANWIDTH=200 man unitgate-start").ok().stdout;
+    for text in [
+        "EXIT STATUS",
+        "unitgate --json start web1",
+        "/usr/local/share/unitgate/schema/unitgate.schema.json",
+        "unitgate-stop(1)",
+    ] {
+        assert!(page.contains(text), "{text}: {page}");
+    }
+    let pages = m.sh("man -w unitgate unitgate-new-app").ok().stdout;
+    assert!(pages.contains("/man/man1/unitgate-new-app.1\n"), "{pages}");
+
+    // bash completion at a TAB: the app from /etc/unitgate/apps, its
+    // instances from its state directory, value lists; no file names.
+    m.sh("mkdir -p /var/lib/mine/instances/web1 /var/lib/mine/instances/web2 /var/lib/mine/instances/.locks \
+          && touch /var/lib/mine/instances/not-a-dir /root/mine.txt").ok();
+    let bash = "/usr/local/share/bash-completion/completions/unitgate";
+    let tab = |words: &[&str]| completion::bash(&m, None, bash, words);
+    // With nothing typed yet clap offers the options too.
+    let names = |words: &[&str]| {
+        let mut all = tab(words);
+        all.retain(|c| !c.starts_with('-'));
+        all
+    };
+    assert_eq!(tab(&["unitgate", "--app", "mi"]), ["mine"]);
+    assert_eq!(
+        names(&["unitgate", "--app", "mine", "start", ""]),
+        ["web1", "web2"]
+    );
+    assert_eq!(
+        tab(&["unitgate", "--app=mine", "stop", "web2", "w"]),
+        ["web1", "web2"]
+    );
+    assert_eq!(
+        tab(&["unitgate", "--app", "mine", "status", "x"]),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        tab(&["unitgate", "--color", ""]),
+        ["auto", "always", "never"]
+    );
+    assert!(tab(&["unitgate", "st"]).contains(&"start".to_owned()));
 
     let out = m
         .sh("cd /mnt/src && sh deploy/uninstall.sh && sh deploy/uninstall.sh")
@@ -103,8 +172,29 @@ fn staged_install_with_destdir_and_prefix_touches_only_the_stage() {
         staged.contains("%unitgate ALL=(root) NOPASSWD: /usr/libexec/unitgate/unitgate-systemctl"),
         "{staged}"
     );
+    for file in [
+        "./usr/share/man/man1/unitgate.1",
+        "./usr/share/man/man1/unitgate-start.1",
+        "./usr/share/bash-completion/completions/unitgate",
+        // Debian's zsh looks here under /usr.
+        "./usr/share/zsh/vendor-completions/_unitgate",
+        "./usr/share/fish/vendor_completions.d/unitgate.fish",
+        "./usr/share/unitgate/schema/unitgate.schema.json",
+        "./usr/share/doc/unitgate/watch.md",
+    ] {
+        assert!(staged.contains(file), "{file}: {staged}");
+    }
+    let page = m
+        .sh("cat /root/stage/usr/share/man/man1/unitgate-status.1")
+        .ok()
+        .stdout;
+    assert!(
+        page.contains("/usr/share/unitgate/schema/unitgate.schema.json"),
+        "{page}"
+    );
     // Nothing on the live system.
-    m.sh("! getent group unitgate && test ! -e /etc/sudoers.d/unitgate && test ! -e /usr/local/bin/unitgate")
+    m.sh("! getent group unitgate && test ! -e /etc/sudoers.d/unitgate && test ! -e /usr/local/bin/unitgate \
+          && test ! -e /usr/local/share/man/man1/unitgate.1 && test ! -e /usr/share/man/man1/unitgate.1")
         .ok();
 }
 
