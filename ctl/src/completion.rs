@@ -74,7 +74,19 @@ pub fn script(shell: Shell, out: &mut dyn Write) -> std::io::Result<()> {
         Shell::Elvish => &Elvish,
         Shell::Powershell => &Powershell,
     };
-    s.write_registration(VAR, "unitgate", "unitgate", "unitgate", out)
+    s.write_registration(VAR, "unitgate", "unitgate", "unitgate", out)?;
+    if shell == Shell::Zsh {
+        // Installed as `_unitgate` in $fpath (as install.sh and the .deb
+        // do), zsh autoloads the file as the function `_unitgate` and runs
+        // it at the first TAB: the registration alone would only define
+        // the real completer then, offering nothing until the second TAB.
+        // When the code is sourced instead, `_unitgate` is not running and
+        // this does nothing.
+        out.write_all(
+            b"if [[ ${funcstack[1]} == _unitgate ]]; then _clap_dynamic_completer_unitgate \"$@\"; fi\n",
+        )?;
+    }
+    Ok(())
 }
 
 /// `--app`: the apps configured here (their file names; whether you may

@@ -186,6 +186,29 @@ fn help_shows_the_environment_exit_codes_and_examples() {
 }
 
 #[test]
+fn a_closed_stdout_is_a_quiet_exit_0() {
+    // The read end is gone before unitgate starts: every write fails
+    // with EPIPE (Rust ignores SIGPIPE), as under `unitgate man | head -0`.
+    for args in [
+        &["--help"][..],
+        &["man"],
+        &["completions", "bash"],
+        &["start", "--help"],
+    ] {
+        let (read, write) = nix::unistd::pipe().unwrap();
+        drop(read);
+        let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("unitgate"))
+            .args(args)
+            .stdout(std::process::Stdio::from(write))
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {out:?}");
+        assert!(out.stderr.is_empty(), "{args:?}: {out:?}");
+    }
+}
+
+#[test]
 fn version_is_the_crate_version() {
     unitgate()
         .arg("--version")
@@ -200,6 +223,11 @@ fn completion_code_for_each_shell_calls_back_under_our_variable() {
     let cases = [
         ("bash", "complete -o nospace"),
         ("zsh", "#compdef unitgate"),
+        // Autoloaded from $fpath, it completes at the first TAB.
+        (
+            "zsh",
+            "${funcstack[1]} == _unitgate ]]; then _clap_dynamic_completer_unitgate",
+        ),
         ("fish", "complete --keep-order"),
         ("elvish", "set edit:completion:arg-completer[unitgate]"),
         ("powershell", "Register-ArgumentCompleter"),
