@@ -148,6 +148,13 @@ install_docs() {
     for page in "$gen"/man/*.1; do
         install_file "$page" "$DESTDIR$mandir/${page##*/}" 0644
     done
+    # The page of a command this version no longer has would describe a
+    # command that fails (the directory is root's: checked above).
+    for page in "$DESTDIR$mandir"/unitgate-*.1; do
+        [ -e "$page" ] && [ ! -e "$gen/man/${page##*/}" ] || continue
+        rm -f -- "$page"
+        say "removed $page (no such command any more)"
+    done
     install_file "$gen/bash" "$DESTDIR$bashcompdir/unitgate" 0644
     install_file "$gen/zsh" "$DESTDIR$zshcompdir/_unitgate" 0644
     install_file "$gen/fish" "$DESTDIR$fishcompdir/unitgate.fish" 0644

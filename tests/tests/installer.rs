@@ -47,6 +47,19 @@ fn uninstall_removes_what_install_added_and_keeps_app_configs() {
     ] {
         assert!(installed.contains(file), "{file}: {installed}");
     }
+    // Again: nothing changes, but the page of a command that is gone.
+    let again = m
+        .sh("touch /usr/local/share/man/man1/unitgate-gone.1 \
+             && cd /mnt/src && CARGO_TARGET_DIR=/mnt/target sh deploy/install.sh")
+        .ok();
+    assert!(!again.stdout.contains("installed"), "{again}");
+    assert!(
+        again.stdout.contains(
+            "removed /usr/local/share/man/man1/unitgate-gone.1 (no such command any more)"
+        ),
+        "{again}"
+    );
+    assert_eq!(m.sh(FOOTPRINT).ok().stdout, installed);
     // An operator's app (complete enough to be driven: completion reads
     // it as a command would).
     m.write_file(
