@@ -4,6 +4,7 @@
 mod common;
 
 use common::{demo_machine, ug, STATE_DIR, USER};
+use unitgate_tests::completion;
 use unitgate_tests::corpus::check_each;
 
 #[test]
@@ -146,11 +147,13 @@ fn logs_explain_missing_journal_access_and_work_when_granted() {
 #[test]
 fn completions_and_man_page_come_from_the_cli_definition() {
     let m = demo_machine("cli-docs");
-    let bash = ug(&m, "completions bash").ok().stdout;
-    assert!(
-        bash.contains("unitgate") && bash.contains("delete"),
-        "{bash}"
-    );
+    // The bash code asks unitgate at each TAB: commands from the
+    // definition, instances from the app's state directory.
+    ug(&m, "completions bash > /tmp/unitgate.bash").ok();
+    ug(&m, "init c1").ok();
+    let tab = |words: &[&str]| completion::bash(&m, Some(USER), "/tmp/unitgate.bash", words);
+    assert_eq!(tab(&["unitgate", "del"]), ["delete"]);
+    assert_eq!(tab(&["unitgate", "start", "c"]), ["c1"]);
     let man = ug(&m, "man").ok().stdout;
     assert!(man.contains(".TH unitgate"), "{man}");
 }
