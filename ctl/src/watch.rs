@@ -299,7 +299,7 @@ impl Watcher<'_> {
                 self.heal_round(&mut timers.heal_at);
                 Ok(())
             }
-            Err(Stop::Error(e)) if matches!(e, Error::Dbus { .. }) => {
+            Err(Stop::Error(e)) if matches!(e, Error::Dbus { .. } | Error::NoBus { .. }) => {
                 self.sd = None;
                 let wait = if self.read_failing {
                     Duration::from_secs(1)
@@ -377,9 +377,12 @@ impl Watcher<'_> {
         Ok(())
     }
 
+    /// The reader's connection, through the one waiting connect but with no
+    /// wait of its own: a bus that is not up is retried by the loop (first
+    /// snapshot, re-read), which stays responsive to a quit meanwhile.
     fn systemd(&mut self) -> Result<&Systemd> {
         if self.sd.is_none() {
-            self.sd = Some(Systemd::connect()?);
+            self.sd = Some(Systemd::connect(Duration::ZERO)?);
         }
         Ok(self.sd.as_ref().expect("just set"))
     }
