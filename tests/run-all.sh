@@ -51,7 +51,8 @@ step "the end-to-end suites that wait, under load: ${under_load[*]}"
 stress-ng --cpu 0 --timeout 3600 --quiet &
 hog=$!
 trap 'kill "$hog" 2>/dev/null || true; wait "$hog" 2>/dev/null || true' EXIT
-cargo test -p unitgate-tests --locked --no-fail-fast "${under_load[@]/#/--test=}"
+# --workspace, as above, so that nothing is built again.
+cargo test --workspace --locked --no-fail-fast "${under_load[@]/#/--test=}"
 kill "$hog"
 wait "$hog" 2>/dev/null || true
 trap - EXIT

@@ -392,7 +392,7 @@ fn watcher_survives_a_bus_restart_and_exits_when_its_reader_goes_away() {
     );
 
     // Memory stays flat: after a warm-up (allocator arenas, bus buffers),
-    // 600 more stop/start cycles (well over 1000 lines) add nothing.
+    // 500 more stop/start cycles (1000 lines) add nothing.
     let w = Watch::start(&m, "r", "");
     let rss = |m: &Machine, pid: u32| -> u64 {
         m.sh(&format!("awk '/^VmRSS/ {{print $2}}' /proc/{pid}/status"))
@@ -409,7 +409,7 @@ fn watcher_survives_a_bus_restart_and_exits_when_its_reader_goes_away() {
     let warm_lines = changes(&w.lines(), "b").len();
     let mut samples = Vec::new();
     for _ in 0..4 {
-        churn(&m, 150, true);
+        churn(&m, 125, true);
         samples.push(rss(&m, w.pid()));
     }
     let reported = changes(&w.lines(), "b").len() - warm_lines;
@@ -419,10 +419,10 @@ fn watcher_survives_a_bus_restart_and_exits_when_its_reader_goes_away() {
         m.sh("systemctl show -P NRestarts demo@b.service; journalctl --no-pager -u demo@b.service | grep -i -e fail -e 'exited' | tail -n 5")
             .stdout
     );
-    println!("RSS after 400 warm-up cycles {warm} kB; every 150 cycles after: {samples:?} kB ({reported} lines about b)");
+    println!("RSS after 400 warm-up cycles {warm} kB; every 125 cycles after: {samples:?} kB ({reported} lines about b)");
     assert!(
-        reported >= 2 * 600,
-        "{reported} lines for 600 stop/start cycles, each waited for"
+        reported >= 2 * 500,
+        "{reported} lines for 500 stop/start cycles, each waited for"
     );
     let last = *samples.last().unwrap();
     assert!(
@@ -549,7 +549,9 @@ fn heal_waits_for_a_command_holding_the_lock_without_spinning() {
     w.wait_for("h1 stopped out of band", |v| {
         v["instance"] == "h1" && v["drift"] == "should-run-but-inactive"
     });
-    // While the lock is held the heal must neither run nor spin.
+    // While the lock is held the heal must neither run nor spin. The sleep
+    // is a measuring window, not a wait for something to happen: load only
+    // gives a spinning watcher less CPU, never an idle one more.
     let before = cpu_ticks(&m, w.pid());
     std::thread::sleep(Duration::from_secs(3));
     let used = cpu_ticks(&m, w.pid()) - before;
