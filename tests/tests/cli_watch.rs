@@ -449,6 +449,36 @@ fn watcher_survives_a_bus_restart_and_exits_when_its_reader_goes_away() {
     assert_eq!(w.stop("TERM"), 0, "stderr: {}", w.err_text());
 }
 
+/// The bus stopped altogether (dbus.socket too, as before it first starts):
+/// the watcher's reader finds nobody listening, which is no reason to end.
+/// It says so, retries, and reads again once the bus is back.
+#[test]
+fn watcher_outlives_a_stopped_bus_and_reads_again_once_it_is_back() {
+    let m = demo_machine("cli-watch-nobus");
+    setup(&m, &["a"], &["a"]);
+    let w = Watch::start(&m, "n", "--interval 1");
+    m.sh("systemctl stop dbus.socket dbus.service").ok();
+    // The periodic re-read (every second) finds no bus: retried, not fatal
+    // (the wait also ends should the watcher exit instead).
+    wait_for(
+        &m,
+        "the reader to retry without the bus",
+        "grep -q \"cannot read systemd's state (the system bus is not up: \" /tmp/n.err \
+         || test -e /tmp/n.rc",
+    );
+    assert!(
+        !m.sh("test -e /tmp/n.rc").success() && w.alive(),
+        "the watcher ended: {}",
+        w.err_text()
+    );
+    m.sh("systemctl stop demo@a.service && systemctl start dbus.socket")
+        .ok();
+    w.wait_for("the stop made while the bus was down", |v| {
+        is(v, "change", "a") && v["drift"] == "should-run-but-inactive"
+    });
+    assert_eq!(w.stop("TERM"), 0, "stderr: {}", w.err_text());
+}
+
 /// Stops and starts demo@b `n` times, then waits (bounded) until the `r`
 /// watcher's last line shows b as systemd has it (active, its main PID).
 /// `paced`: each stop and each start also waits until the watcher has
