@@ -26,7 +26,8 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
 
-    /// Seconds to wait for another command's lock before giving up with exit 75.
+    /// Seconds to wait for another command's lock (exit 75), and for the system bus
+    /// when it is not up yet, as early in boot (exit 69), before giving up.
     #[arg(long, global = true, value_name = "SECONDS", default_value_t = 30)]
     pub wait: u64,
 

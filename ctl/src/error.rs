@@ -113,6 +113,11 @@ pub enum Error {
     /// Reading systemd over D-Bus failed.
     #[error("cannot read systemd over D-Bus: {what}")]
     Dbus { what: String },
+    /// The system bus was not up (no socket, or nobody listening on it)
+    /// for all of `--wait`: a caller early in boot, or `dbus.socket`
+    /// stopped. Kind `unavailable`, like any missing service.
+    #[error("the system bus is not up: {detail} (waited {waited_secs} s)")]
+    NoBus { detail: String, waited_secs: u64 },
     /// `new-app` refused its options or could not write (its own code:
     /// 64 usage, 73 the app directory exists, 74 I/O, 77 a directory
     /// others could change).
@@ -167,7 +172,9 @@ impl Error {
             Error::HelperRefused { code, .. } => *code,
             Error::Systemctl { .. } | Error::Failed { .. } => code::FAILED,
             Error::NotRunning { .. } => code::NOT_RUNNING,
-            Error::Unavailable { .. } | Error::Dbus { .. } => code::UNAVAILABLE,
+            Error::Unavailable { .. } | Error::Dbus { .. } | Error::NoBus { .. } => {
+                code::UNAVAILABLE
+            }
             Error::Config { .. } => code::CONFIG,
             Error::Io { err, .. } => match err.kind() {
                 io::ErrorKind::PermissionDenied => code::NO_PERM,
@@ -198,7 +205,7 @@ impl Error {
             Error::NotRunning { wanted, .. } if *wanted == "running" => "not-running",
             Error::NotRunning { .. } => "not-stopped",
             Error::Failed { .. } => "command-failed",
-            Error::Unavailable { .. } => "unavailable",
+            Error::Unavailable { .. } | Error::NoBus { .. } => "unavailable",
             Error::Config { .. } => "config",
             Error::Io { .. } => "io",
             Error::Dbus { .. } => "dbus",
@@ -251,6 +258,9 @@ impl Error {
             ),
             Error::Io { .. } => s("check the disk and the state directory, then retry"),
             Error::Dbus { .. } => s("is systemd running and the system bus reachable?"),
+            Error::NoBus { .. } => s(
+                "is dbus.socket started? a unit that runs unitgate at boot needs After=dbus.socket; or raise --wait",
+            ),
             Error::Scaffold { .. } => s("see `unitgate new-app --help`"),
             Error::Partial { .. } => s("see the lines above"),
             Error::Shown(e) => e.hint(),
@@ -399,6 +409,13 @@ mod tests {
                 1,
             ),
             (Error::NotActive, 3),
+            (
+                Error::NoBus {
+                    detail: "No such file or directory".into(),
+                    waited_secs: 0,
+                },
+                69,
+            ),
             (
                 Error::io("x", io::Error::from(io::ErrorKind::PermissionDenied)),
                 77,

@@ -169,7 +169,7 @@ fn run(cli: Cli, out: Output) -> Result<()> {
         Command::Status {
             fail_on_drift,
             instances,
-        } => status::run(&app, out, &instances, fail_on_drift),
+        } => status::run(&app, out, waiter.timeout, &instances, fail_on_drift),
         Command::Watch { heal, interval } => watch::run(
             &cx(None),
             watch::Options {

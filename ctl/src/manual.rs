@@ -37,7 +37,7 @@ pub const EXIT_CODES: &[(u8, &str)] = &[
     (66, "no such instance"),
     (
         69,
-        "the helper, sudo, D-Bus/systemd or journalctl is unavailable",
+        "the helper, sudo, D-Bus/systemd or journalctl is unavailable, or the system bus was not up within --wait (early in boot)",
     ),
     (71, "the helper hit an OS error"),
     (
@@ -71,7 +71,10 @@ const HELP_EXIT_CODES: &[(u8, &str)] = &[
     (64, "usage"),
     (65, "invalid app or instance name"),
     (66, "no such instance"),
-    (69, "helper, sudo, systemd or journalctl unavailable"),
+    (
+        69,
+        "helper, sudo, systemd or journalctl unavailable (or no bus within --wait)",
+    ),
     (71, "the helper hit an OS error"),
     (73, "instance exists"),
     (74, "I/O error"),

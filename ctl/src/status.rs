@@ -5,6 +5,8 @@
 //! prints `{"app": …, "instances": [InstanceStatus…]}` and `watch --json`
 //! the same element with event fields.
 
+use std::time::Duration;
+
 use serde::Serialize;
 
 use crate::app::App;
@@ -65,15 +67,22 @@ impl InstanceStatus {
 ///
 /// Exit status: with names, 66 if one is no instance at all, 3 if one is
 /// not running (a crash loop included); with `--fail-on-drift`, 3 if any
-/// instance listed has drifted.
-pub fn run(app: &App, out: Output, names: &[String], fail_on_drift: bool) -> Result<()> {
+/// instance listed has drifted. Waits up to `bus_wait` (`--wait`) for the
+/// system bus, for a caller early in boot.
+pub fn run(
+    app: &App,
+    out: Output,
+    bus_wait: Duration,
+    names: &[String],
+    fail_on_drift: bool,
+) -> Result<()> {
     let names = if names.is_empty() {
         None
     } else {
         Some(app.instances(names)?)
     };
     let store = Store::open(app)?;
-    let sd = Systemd::connect()?;
+    let sd = Systemd::connect(bus_wait)?;
     // A caller who cannot write `.locks/` just does not cache.
     let cache = store.lock_dir().ok();
     let snapshot = match &names {

@@ -9,7 +9,9 @@
 //! 1000 units cost one wait, not 1000.
 
 use std::collections::{BTreeMap, HashMap};
+use std::io::ErrorKind;
 use std::num::NonZeroU32;
+use std::time::{Duration, Instant};
 
 use zbus::blocking::{Connection, MessageIterator};
 use zbus::message::{Message, Type as MsgType};
@@ -26,6 +28,14 @@ const MANAGER: &str = "org.freedesktop.systemd1.Manager";
 const UNIT: &str = "org.freedesktop.systemd1.Unit";
 const SERVICE: &str = "org.freedesktop.systemd1.Service";
 const PROPS: &str = "org.freedesktop.DBus.Properties";
+/// Where `dbus.socket` listens. zbus's default is the `/var/run` path of the
+/// D-Bus spec, which on a systemd machine is a compatibility link that
+/// systemd-tmpfiles makes at boot (and not at all where `/var` is mounted
+/// late): through it, a caller early in boot finds no bus where one runs.
+/// `DBUS_SYSTEM_BUS_ADDRESS` still wins, as in libdbus and sd-bus.
+const SYSTEM_BUS: &str = "unix:path=/run/dbus/system_bus_socket";
+/// How often [`wait_for_system_bus`] tries again while the bus is not up.
+const BUS_POLL: Duration = Duration::from_millis(100);
 /// Most calls in flight at once (below the system bus's default
 /// `max_replies_per_connection` of 128).
 const WINDOW: usize = 100;
@@ -96,10 +106,67 @@ type ListedUnit = (
     OwnedObjectPath,
 );
 
+/// The system bus's address: `DBUS_SYSTEM_BUS_ADDRESS`, else [`SYSTEM_BUS`].
+pub fn system_bus_address() -> String {
+    std::env::var("DBUS_SYSTEM_BUS_ADDRESS")
+        .ok()
+        .filter(|a| !a.is_empty())
+        .unwrap_or_else(|| SYSTEM_BUS.to_owned())
+}
+
+/// One attempt to connect to the system bus.
+pub fn connect_system_bus() -> zbus::Result<Connection> {
+    zbus::blocking::connection::Builder::address(system_bus_address().as_str())?.build()
+}
+
+/// True when the bus is simply not up (yet): no socket, or nobody listening
+/// on it (`dbus.socket` not started, or stopped).
+fn bus_not_up(e: &zbus::Error) -> bool {
+    matches!(e, zbus::Error::Connection(io, _)
+        if matches!(io.kind(), ErrorKind::NotFound | ErrorKind::ConnectionRefused))
+}
+
+/// Connects to the system bus, waiting up to `wait` for it to come up: a
+/// command run early in boot (before `dbus.socket`) gets its answer once the
+/// bus is there instead of a failure; says once on stderr that it waits.
+/// The bus still down at the deadline is [`Error::NoBus`]; any other
+/// failure [`Error::Dbus`] (both exit 69).
+pub fn wait_for_system_bus(wait: Duration) -> Result<Connection> {
+    let deadline = Instant::now() + wait;
+    let mut said = false;
+    loop {
+        let e = match connect_system_bus() {
+            Ok(conn) => return Ok(conn),
+            Err(e) => e,
+        };
+        if !bus_not_up(&e) {
+            return Err(dbus_err("connecting to the system bus", e));
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Error::NoBus {
+                detail: e.to_string(),
+                waited_secs: wait.as_secs(),
+            });
+        }
+        if !said {
+            eprintln!(
+                "unitgate: the system bus is not up yet; waiting up to {} s for it",
+                left.as_secs_f64().ceil()
+            );
+            said = true;
+        }
+        std::thread::sleep(BUS_POLL.min(left));
+    }
+}
+
 impl Systemd {
-    pub fn connect() -> Result<Systemd> {
-        let conn = Connection::system().map_err(|e| dbus_err("connecting to the system bus", e))?;
-        Ok(Systemd { conn })
+    /// Connects to systemd over the system bus, waiting up to `wait` for the
+    /// bus (see [`wait_for_system_bus`]).
+    pub fn connect(wait: Duration) -> Result<Systemd> {
+        Ok(Systemd {
+            conn: wait_for_system_bus(wait)?,
+        })
     }
 
     /// Units matching `patterns` (shell globs such as `demo@*.service`, or

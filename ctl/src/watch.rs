@@ -91,7 +91,7 @@ pub fn run(cx: &Context<'_>, opts: Options) -> Result<()> {
         known: BTreeMap::new(),
         healer: heal::Healer::default(),
         bus_down: false,
-        read_failing: false,
+        read_failures: BTreeSet::new(),
     };
     match w.run(&rx) {
         Ok(()) | Err(Stop::Quit) => Ok(()),
@@ -136,7 +136,10 @@ struct Watcher<'a> {
     known: BTreeMap<InstanceName, Instance>,
     healer: heal::Healer,
     bus_down: bool,
-    read_failing: bool,
+    /// While reads fail: each cause already said on stderr (one line per
+    /// cause, so a bus that goes from "closed" to "not up" is told, and a
+    /// cause that persists is not repeated). Empty while reads succeed.
+    read_failures: BTreeSet<String>,
 }
 
 /// When the loop has something to do that no event brings.
@@ -288,8 +291,8 @@ impl Watcher<'_> {
         match self.refresh(scope) {
             Ok(()) => {
                 timers.retry_at = None;
-                if self.read_failing {
-                    self.read_failing = false;
+                if !self.read_failures.is_empty() {
+                    self.read_failures.clear();
                     warn("reading systemd's state again");
                 }
                 if scope.all {
@@ -299,18 +302,18 @@ impl Watcher<'_> {
                 self.heal_round(&mut timers.heal_at);
                 Ok(())
             }
-            Err(Stop::Error(e)) if matches!(e, Error::Dbus { .. }) => {
+            Err(Stop::Error(e)) if matches!(e, Error::Dbus { .. } | Error::NoBus { .. }) => {
                 self.sd = None;
-                let wait = if self.read_failing {
-                    Duration::from_secs(1)
-                } else {
-                    warn(&format!(
-                        "cannot read systemd's state ({}); retrying",
-                        e.message().unwrap_or_default()
-                    ));
+                let wait = if self.read_failures.is_empty() {
                     Duration::from_millis(100)
+                } else {
+                    Duration::from_secs(1)
                 };
-                self.read_failing = true;
+                let why = e.message().unwrap_or_default();
+                if !self.read_failures.contains(&why) {
+                    warn(&format!("cannot read systemd's state ({why}); retrying"));
+                    self.read_failures.insert(why);
+                }
                 pending.all = true;
                 timers.retry_at = Some(Instant::now() + wait);
                 Ok(())
@@ -377,9 +380,12 @@ impl Watcher<'_> {
         Ok(())
     }
 
+    /// The reader's connection, through the one waiting connect but with no
+    /// wait of its own: a bus that is not up is retried by the loop (first
+    /// snapshot, re-read), which stays responsive to a quit meanwhile.
     fn systemd(&mut self) -> Result<&Systemd> {
         if self.sd.is_none() {
-            self.sd = Some(Systemd::connect()?);
+            self.sd = Some(Systemd::connect(Duration::ZERO)?);
         }
         Ok(self.sd.as_ref().expect("just set"))
     }

@@ -597,6 +597,47 @@ $why"
     say "app $name done (config /etc/unitgate/apps/$name.toml; units run as $account; nothing enabled)"
 }
 
+# account_processes UID: "PID UNIT COMMAND" for each process whose real,
+# effective or saved uid is UID (what userdel counts as the account being in
+# use), a zombie's command in brackets. UNIT is the last part of the
+# process's cgroup: the systemd unit (or session, user@UID.service) that owns
+# it. The command line is the account's text: non-printable bytes become '?'.
+account_processes() {
+    for a_dir in /proc/[0-9]*; do
+        awk -v u="$1" '/^Uid:/ { if ($2 == u || $3 == u || $4 == u) found = 1 }
+            END { exit !found }' "$a_dir/status" 2>/dev/null || continue
+        a_cg=$(sed -n 's/^0:://p' "$a_dir/cgroup" 2>/dev/null)
+        a_cmd=$(tr '\0' ' ' < "$a_dir/cmdline" 2>/dev/null | cut -c 1-100 | sed 's/ *$//')
+        [ -n "$a_cmd" ] || a_cmd="[$(cat "$a_dir/comm" 2>/dev/null)]"
+        printf '%s %s %s\n' "${a_dir#/proc/}" "${a_cg##*/}" "$a_cmd"
+    done | LC_ALL=C tr -c '[:print:]\n' '?'
+}
+
+# wait_account_idle ACCOUNT: waits, up to account_idle_secs, until no process
+# runs as ACCOUNT, so that userdel can remove it. The app's units have been
+# stopped (systemd ends their processes; `disable --now` returned when it
+# was done), but the last of them can still be exiting or waiting to be
+# reaped, and the account may run things outside the app (a login session,
+# its user manager, a transient unit). Nothing is killed here: what stays is
+# named with its unit, and the uninstall stops before anything is purged.
+account_idle_secs=15
+wait_account_idle() {
+    i_uid=$(id -u "$1") || return 0
+    i_end=$(( $(date +%s) + account_idle_secs ))
+    i_said=no
+    while i_left=$(account_processes "$i_uid") && [ -n "$i_left" ]; do
+        if [ "$(date +%s)" -ge "$i_end" ]; then
+            printf '%s\n' "$i_left" | sed 's/^/unitgate uninstall: still running as '"$1"': /' >&2
+            die "app $name: account $1 still has processes ${account_idle_secs} s after its units were stopped (see above: PID UNIT COMMAND); stop them through systemd (systemctl stop UNIT, or loginctl terminate-user $1 for its sessions) and re-run; nothing was purged"
+        fi
+        if [ $i_said = no ]; then
+            say "waiting up to ${account_idle_secs} s for the processes of $1 to end"
+            i_said=yes
+        fi
+        sleep 0.1
+    done
+}
+
 # Instance units of the templates an app installed: loaded ones and the
 # ones enabled on disk (a crashed delete can leave either alone).
 app_instances() { # state-dir
@@ -680,6 +721,12 @@ $dir: $(walk_why)"
 
     account=$(cat "$state/account" 2>/dev/null || true)
     if [ "$2" = yes ]; then
+        # The account's last processes are gone before its data is removed
+        # (as the account) and the account itself.
+        if [ $live = yes ] && [ -e "$state/created-account" ] && [ -n "$account" ] \
+            && getent passwd "$account" >/dev/null; then
+            wait_account_idle "$account"
+        fi
         # Deepest first. Each directory is purged without following a link,
         # its contents as its owner (numeric: the account may be gone).
         purge_failed=no

@@ -12,6 +12,7 @@
 //!   benchmarks) set up a machine with unitgate and a demo app installed.
 //! - [`corpus::check_each`] runs a whole corpus of cases before failing.
 
+pub mod cgroup;
 pub mod completion;
 pub mod corpus;
 pub mod demo;

@@ -8,10 +8,11 @@
 //!
 //! Cleanup is tied to ownership: dropping a `Machine` (also while unwinding
 //! from a failed assertion) powers it off, waits for the nspawn process to
-//! exit and removes the directory. If the whole test process dies, the
-//! kernel sends nspawn SIGTERM (`PR_SET_PDEATHSIG`), which nspawn turns into
-//! an orderly poweroff of the container; the next run of the suite removes
-//! any directory left behind by a dead process.
+//! exit and removes the directory, and the machine's own cgroup (machines
+//! never share one: see [`crate::cgroup`]). If the whole test process dies,
+//! the kernel sends nspawn SIGTERM (`PR_SET_PDEATHSIG`), which nspawn turns
+//! into an orderly poweroff of the container; the next run of the suite
+//! removes any directory and cgroup left behind by a dead process.
 
 use std::io::Write;
 use std::os::unix::process::CommandExt;
@@ -21,6 +22,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
+use crate::cgroup;
 use crate::paths;
 
 /// Where machine directories live on the host. Not under /tmp: the upper
@@ -72,6 +74,7 @@ impl std::fmt::Display for Output {
 pub struct Machine {
     name: String,
     dir: PathBuf,
+    cgroups: cgroup::Own,
     nspawn: Option<Child>,
     init_pid: u32,
     boots: u32,
@@ -89,9 +92,11 @@ impl Machine {
         for upper in ["etc", "varlib", "local"] {
             std::fs::create_dir_all(dir.join(upper)).expect("create machine upper dir");
         }
+        let cgroups = cgroup::Own::create(&name);
         let mut machine = Machine {
             name,
             dir,
+            cgroups,
             nspawn: None,
             init_pid: 0,
             boots: 0,
@@ -219,10 +224,14 @@ exec setpriv --reuid="$u" --regid="$g" --init-groups --reset-env -- "$@""#;
         cmd.stdin(Stdio::null())
             .stdout(log.try_clone().expect("dup log"))
             .stderr(log);
-        // SAFETY: prctl(PR_SET_PDEATHSIG) is async-signal-safe and touches
-        // only the child's own state between fork and exec.
+        // The container gets a cgroup of its own (see the cgroup module).
+        let cgroups = self.cgroups.entry();
+        // SAFETY: prctl(PR_SET_PDEATHSIG) and cgroup::Entry::enter are
+        // async-signal-safe and touch only the child's own state between
+        // fork and exec.
         unsafe {
-            cmd.pre_exec(|| {
+            cmd.pre_exec(move || {
+                cgroups.enter()?;
                 // If the test process dies, nspawn gets SIGTERM, which it
                 // turns into an orderly poweroff of the container.
                 if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
@@ -410,6 +419,7 @@ exec setpriv --reuid="$u" --regid="$g" --init-groups --reset-env -- "$@""#;
 impl Drop for Machine {
     fn drop(&mut self) {
         self.poweroff();
+        self.cgroups.remove();
         if std::env::var_os("UNITGATE_KEEP_TESTBED").is_some() {
             eprintln!("testbed: keeping {}", self.dir.display());
             return;
@@ -540,6 +550,13 @@ fn remove_stale_machine_dirs() {
             let _ = std::fs::remove_dir_all(entry.path());
         }
     }
+    cgroup::remove_stale(|name| {
+        !name
+            .rsplit('-')
+            .nth(1)
+            .and_then(|pid| pid.parse::<u32>().ok())
+            .is_some_and(|pid| Path::new(&format!("/proc/{pid}")).exists())
+    });
 }
 
 fn unique_name(label: &str) -> String {

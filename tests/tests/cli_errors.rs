@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{demo_machine, ug, STATE_DIR, USER};
+use common::{demo_machine, ug, wait_for, STATE_DIR, USER};
 use unitgate_tests::completion;
 use unitgate_tests::corpus::check_each;
 
@@ -121,6 +121,95 @@ fn a_held_lock_makes_a_command_wait_then_exit_75_busy() {
     assert!(out.stderr.contains("instance 'l1' is busy"), "{out}");
     // Another instance is not blocked by l1's lock.
     assert!(out.stdout.contains("other=0"), "{out}");
+}
+
+/// A command run early in boot: the `/var/run` link that systemd-tmpfiles
+/// makes is not there yet, or the system bus itself is not up. The socket is
+/// reached at /run where `dbus.socket` listens; a bus that is not up is
+/// waited for within --wait (status and the lifecycle commands alike), and
+/// past it is one line (or one JSON error) and exit 69.
+#[test]
+fn a_command_before_the_system_bus_is_up_waits_for_it_within_wait() {
+    let m = demo_machine("cli-early-bus");
+    ug(&m, "init e1").ok();
+    ug(&m, "start e1").ok();
+    ug(&m, "init e2").ok();
+    // The reported failure: 69, "Failed to connect to address
+    // unix:path=/var/run/dbus/system_bus_socket: No such file or directory".
+    m.sh("rm /var/run").ok();
+    let out = ug(&m, "status e1");
+    m.sh("ln -s ../run /var/run").ok();
+    assert_eq!(out.code, 0, "status without the /var/run link: {out}");
+
+    // The bus stopped: its socket file stays, nobody listens on it.
+    m.sh("systemctl stop dbus.socket dbus.service && test -S /run/dbus/system_bus_socket")
+        .ok();
+    let out = ug(&m, "--wait 0 status e1");
+    assert_eq!(out.code, 69, "{out}");
+    assert!(out.stderr.contains("Connection refused"), "{out}");
+    // No bus at all, as before dbus.socket first starts: no socket file.
+    m.sh("rm /run/dbus/system_bus_socket").ok();
+    let out = ug(&m, "--wait 1 status e1");
+    assert_eq!(out.code, 69, "{out}");
+    let line = out.stderr.lines().last().unwrap_or_default();
+    assert!(
+        line.starts_with("unitgate: the system bus is not up: ")
+            && line.contains("No such file or directory")
+            && line.contains("(waited 1 s)")
+            && line.ends_with("or raise --wait)"),
+        "the documented line: {out}"
+    );
+    assert!(
+        out.stderr
+            .starts_with("unitgate: the system bus is not up yet; waiting up to 1 s"),
+        "said once that it waits: {out}"
+    );
+    let out = ug(&m, "--json --wait 0 start e2");
+    assert_eq!(out.code, 69, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("one document");
+    assert_eq!(v["error"]["kind"], "unavailable", "{out}");
+    assert_eq!(v["error"]["code"], 69, "{out}");
+
+    // With a wait, the commands are already waiting when the bus comes up,
+    // and then answer as usual: status reads e1 running, start starts e2.
+    for (tag, args) in [("status", "--json status e1"), ("start", "start e2")] {
+        m.sh_as(
+            USER,
+            &format!(
+                "setsid sh -c 'unitgate --wait 120 {args} >/tmp/{tag}.out 2>/tmp/{tag}.err; \
+                 echo $? >/tmp/{tag}.rc' </dev/null >/dev/null 2>&1 &"
+            ),
+        )
+        .ok();
+    }
+    for tag in ["status", "start"] {
+        wait_for(
+            &m,
+            &format!("{tag} to wait for the bus"),
+            &format!("grep -q 'system bus is not up yet; waiting up to 120 s' /tmp/{tag}.err"),
+        );
+    }
+    m.sh("test ! -e /tmp/status.rc && test ! -e /tmp/start.rc")
+        .ok();
+    m.sh("systemctl start dbus.socket").ok();
+    for tag in ["status", "start"] {
+        wait_for(
+            &m,
+            &format!("the waiting {tag} to answer"),
+            &format!("test -s /tmp/{tag}.rc"),
+        );
+    }
+    let out = m.sh("cat /tmp/status.rc /tmp/status.out").ok().stdout;
+    assert!(
+        out.starts_with("0\n") && out.replace(' ', "").contains("\"instance\":\"e1\""),
+        "{out}"
+    );
+    let out = m
+        .sh("cat /tmp/start.rc /tmp/start.out /tmp/start.err")
+        .ok()
+        .stdout;
+    assert!(out.starts_with("0\ne2: started\n"), "{out}");
+    assert_eq!(ug(&m, "status e2").code, 0, "e2 runs");
 }
 
 #[test]

@@ -259,13 +259,29 @@ fn install_runs_the_install_command_as_the_caller() {
     m.sh("sed -i 's|^state_dir = .*|state_dir = \"/var/lib/demo/instances\"|' /etc/unitgate/apps/demo.toml")
         .ok();
 
-    // A long, silent install shows that it is still working.
+    // A long, silent install shows that it is still working. It stays
+    // silent until the test has seen that line, however slowly it comes.
     m.write_file(
         "/usr/local/share/demo/install.sh",
-        b"#!/bin/sh\nsleep 16\necho slow install done\n",
+        b"#!/bin/sh\nuntil [ -e \"$UNITGATE_STATE_DIR/../shared/go\" ]; do sleep 0.1; done\necho slow install done\n",
         0o755,
     );
-    let out = ug(&m, "install").ok();
-    assert!(out.stderr.contains("still running after 15 s"), "{out}");
-    assert!(out.stdout.contains("slow install done"), "{out}");
+    m.sh_as(
+        common::USER,
+        "setsid sh -c 'unitgate install >/tmp/slow.out 2>/tmp/slow.err; echo $? >/tmp/slow.rc' </dev/null >/dev/null 2>&1 &",
+    )
+    .ok();
+    wait_for(
+        &m,
+        "the progress line of a silent install",
+        "grep -q 'still running after 15 s' /tmp/slow.err",
+    );
+    m.sh("test ! -e /tmp/slow.rc && touch /var/lib/demo/shared/go")
+        .ok();
+    wait_for(&m, "the install to finish", "test -s /tmp/slow.rc");
+    let out = m.sh("cat /tmp/slow.rc /tmp/slow.out").ok().stdout;
+    assert!(
+        out.starts_with("0\n") && out.contains("slow install done"),
+        "{out}"
+    );
 }

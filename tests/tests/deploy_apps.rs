@@ -79,10 +79,13 @@ fn active_state(m: &Machine, unit: &str) -> String {
         .to_owned()
 }
 
-/// Waits (bounded) until `script` succeeds inside the machine.
+/// Waits (up to 60 s: the machine may be shared with other work) until
+/// `script` succeeds inside the machine.
+#[track_caller]
 fn wait_for(m: &Machine, what: &str, script: &str) {
     let out = m.sh(&format!(
-        "for i in $(seq 100); do ( {script} ) >/dev/null 2>&1 && exit 0; sleep 0.1; done; exit 1"
+        "end=$(( $(date +%s) + 60 )); \
+         until ( {script} ) >/dev/null 2>&1; do [ \"$(date +%s)\" -lt \"$end\" ] || exit 1; sleep 0.1; done"
     ));
     if !out.success() {
         let diag = m.sh("systemctl --no-pager --failed; journalctl --no-pager -n 60");
@@ -626,6 +629,56 @@ fn install_app_keeps_edited_config_and_uninstall_reverses_it() {
     // unitgate itself is untouched, sudo works.
     m.sh("test -x /usr/local/libexec/unitgate/unitgate-systemctl && visudo -c")
         .ok();
+}
+
+/// `uninstall --purge` removes the service account only once none of its
+/// processes is left: it waits for the last ones (a unit's processes still
+/// exiting, here a transient unit of the account's that ends on cue, while
+/// the uninstall is waiting), and one that stays makes it stop, naming the
+/// process and its unit, before anything is purged; a re-run then finishes.
+#[test]
+fn purge_waits_for_the_accounts_last_processes_before_removing_it() {
+    let m = machine_with_apps("deploy-purge-busy", &["runner-pool"]);
+    init_instance(&m, "runner-pool", "runner", "w1", &[]);
+    start(&m, "runner-pool", &["w1"]).ok();
+    // Something of the account's that systemd runs outside the app's units.
+    m.sh("systemd-run --quiet --uid=runner --unit=straggler.service sleep infinity")
+        .ok();
+
+    let out = m.sh("cd /mnt/src && sh deploy/uninstall.sh --app runner-pool --purge");
+    assert_eq!(out.code, 1, "{out}");
+    assert!(
+        out.stderr.contains("still running as runner: ")
+            && out
+                .stderr
+                .contains(" straggler.service /usr/bin/sleep infinity\n")
+            && out
+                .stderr
+                .contains("account runner still has processes 15 s after its units were stopped")
+            && out.stderr.contains("nothing was purged"),
+        "{out}"
+    );
+    m.sh("id runner && test -f /var/lib/runner-pool/instances/w1/instance.env")
+        .ok();
+    assert_eq!(active_state(&m, "runner-pool@w1.service"), "inactive");
+
+    // The re-run waits; the straggler ends while it does.
+    m.sh("cd /mnt/src && setsid sh -c 'sh deploy/uninstall.sh --app runner-pool --purge >/tmp/purge.out 2>&1; echo $? >/tmp/purge.rc' </dev/null >/dev/null 2>&1 &")
+        .ok();
+    wait_for(
+        &m,
+        "the uninstall to wait for the account",
+        "grep -q 'waiting up to 15 s for the processes of runner to end' /tmp/purge.out",
+    );
+    m.sh("test ! -e /tmp/purge.rc && systemctl stop straggler.service")
+        .ok();
+    wait_for(&m, "the uninstall to finish", "test -s /tmp/purge.rc");
+    let out = m.sh("cat /tmp/purge.rc /tmp/purge.out").ok().stdout;
+    assert!(
+        out.starts_with("0\n") && out.contains("removed service account runner"),
+        "{out}"
+    );
+    m.sh("! id runner && test ! -e /var/lib/runner-pool").ok();
 }
 
 /// A root-only secret for the leak tests: in a directory only root may

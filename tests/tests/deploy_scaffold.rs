@@ -119,7 +119,7 @@ fn new_app_inet_with_port_range_scores_at_most_2_and_serves_each_port() {
 
     start(&m, "pinger", "pinger", "a");
     let hello = m.sh(&format!(
-        "for i in $(seq 50); do timeout 5 bash -c 'exec 3<>/dev/tcp/127.0.0.1/{}; head -n1 <&3' && exit 0; sleep 0.1; done; exit 1",
+        "end=$(( $(date +%s) + 60 )); until timeout 5 bash -c 'exec 3<>/dev/tcp/127.0.0.1/{}; head -n1 <&3'; do [ \"$(date +%s)\" -lt \"$end\" ] || exit 1; sleep 0.1; done",
         ports[0]
     ));
     assert_eq!(
@@ -130,7 +130,7 @@ fn new_app_inet_with_port_range_scores_at_most_2_and_serves_each_port() {
     // Instances of one app get distinct ports and run side by side.
     start(&m, "pinger", "pinger", "b");
     let hello = m.sh(&format!(
-        "for i in $(seq 50); do timeout 5 bash -c 'exec 3<>/dev/udp/127.0.0.1/{}; printf x >&3; head -n1 <&3' && exit 0; sleep 0.1; done; exit 1",
+        "end=$(( $(date +%s) + 60 )); until timeout 5 bash -c 'exec 3<>/dev/udp/127.0.0.1/{}; printf x >&3; head -n1 <&3'; do [ \"$(date +%s)\" -lt \"$end\" ] || exit 1; sleep 0.1; done",
         ports[1]
     ));
     assert_eq!(

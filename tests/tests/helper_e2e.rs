@@ -4,7 +4,8 @@
 //! instance never interleave.
 
 use unitgate_tests::fixture::{
-    audit_lines, demo_machine, lock_files, sudo_helper_str, systemd_snapshot, unit_state, HELPER,
+    audit_lines, demo_machine, lock_files, sudo_helper_str, systemd_snapshot, unit_state,
+    wait_until, HELPER,
 };
 
 fn main_pid(m: &unitgate_tests::Machine, instance: &str) -> String {
@@ -88,8 +89,14 @@ fn reset_failed_lets_a_unit_past_its_start_limit_start_again() {
     // A simple service counts as started once exec'd; it fails afterwards,
     // is restarted twice and then hits its start limit.
     sudo_helper_str(&m, "ops", &["demo", "enable", "crash"]);
-    m.sh("for i in $(seq 50); do [ \"$(systemctl show -P Result demo@crash.service)\" = start-limit-hit ] && break; sleep 0.1; done")
-        .ok();
+    wait_until(
+        &m,
+        "demo@crash to hit its start limit",
+        // (Result stays exit-code: systemd 252 keeps the last run's result
+        // when the restart is refused for the start limit.)
+        "systemctl is-failed -q demo@crash.service && [ \"$(systemctl show -P NRestarts demo@crash.service)\" = 2 ]",
+        60,
+    );
     assert_eq!(unit_state(&m, "crash").0, "failed");
     let out = sudo_helper_str(&m, "ops", &["demo", "reset-failed", "crash"]);
     assert_eq!(out.code, 0, "{out}");
@@ -226,7 +233,11 @@ fn a_call_waits_while_another_holds_the_units_lock() {
     );
     assert_eq!(unit_state(&m, "held").0, "inactive", "ran while locked");
     m.sh("echo go > /run/release").ok();
-    m.sh("until systemctl is-active -q demo@held.service; do sleep 0.05; done")
-        .ok();
+    wait_until(
+        &m,
+        "demo@held to start once the lock is released",
+        "systemctl is-active -q demo@held.service",
+        60,
+    );
     assert_eq!(unit_state(&m, "held"), ("active".into(), "enabled".into()));
 }

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use unitgate_tests::machine::{mounts_mentioning, processes_mentioning};
-use unitgate_tests::Machine;
+use unitgate_tests::{fixture, Machine};
 
 const PROBE_UNIT: &str = "[Unit]
 Description=test bed probe %i
@@ -128,6 +128,36 @@ fn installer_puts_helper_cli_and_sudoers_in_place_idempotently() {
         !again.stdout.contains("installed"),
         "second install changed things: {again}"
     );
+}
+
+/// Two machines, one unit name: each machine's unit is its own cgroup, so
+/// a stop in one takes all of its processes, at once, and nothing of the
+/// other's. (Machines sharing a cgroup made a stop fail to kill the group,
+/// EIO on the other machine's pids, and wait for the other machine's
+/// processes to leave a cgroup they never leave.)
+#[test]
+fn machines_have_cgroups_of_their_own() {
+    let a = Machine::boot("cgroup-a");
+    let b = Machine::boot("cgroup-b");
+    let unit = "systemd-run --quiet --unit=same.service -p TimeoutStopSec=20 \
+                sh -c 'sleep 1001 & sleep 1002 & wait'";
+    // b's first: a cgroup lists its processes oldest first.
+    b.sh(unit).ok();
+    a.sh(unit).ok();
+    fixture::wait_until(&a, "both children", "[ \"$(pgrep -c -x sleep)\" = 2 ]", 60);
+    fixture::wait_until(&b, "both children", "[ \"$(pgrep -c -x sleep)\" = 2 ]", 60);
+    let started = std::time::Instant::now();
+    a.sh("systemctl stop same.service").ok();
+    let took = started.elapsed();
+    let left = a.sh("pgrep -a -x sleep || true").stdout;
+    assert!(left.trim().is_empty(), "left after the stop: {left}");
+    assert!(
+        took < std::time::Duration::from_secs(15),
+        "the stop waited for its timeout ({took:?}): {}",
+        a.sh("journalctl --no-pager -n 10 -u same.service").stdout
+    );
+    assert_eq!(is_active(&b, "same.service"), "active");
+    assert_eq!(b.sh("pgrep -c -x sleep").stdout.trim(), "2");
 }
 
 #[test]

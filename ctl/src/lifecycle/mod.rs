@@ -66,7 +66,8 @@ pub fn run_locked(
     verb: Verb,
     names: &[InstanceName],
 ) -> Result<Vec<Outcome>> {
-    let sd = Systemd::connect()?;
+    // A command run early in boot waits for the bus as it waits for locks.
+    let sd = Systemd::connect(cx.waiter.timeout)?;
     let before = Snapshot::of(store, &sd, names, Detail::States, None)?;
     let plan = plan::make(verb, &before);
     let said = call(cx, &plan)?;

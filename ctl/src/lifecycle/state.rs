@@ -89,7 +89,7 @@ pub fn reconfigure(cx: &Context<'_>, names: &[String], restart: bool) -> Result<
         });
     }
     if restart && !changed.is_empty() {
-        let sd = Systemd::connect()?;
+        let sd = Systemd::connect(cx.waiter.timeout)?;
         let running: Vec<InstanceName> = Snapshot::of(&store, &sd, &changed, Detail::States, None)?
             .instances
             .into_iter()

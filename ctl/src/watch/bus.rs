@@ -87,7 +87,8 @@ fn call(
 /// Requests are sent without waiting for their replies (they arrive on the
 /// iterator and are ignored): this thread only ever blocks reading.
 fn connect() -> Result<(Connection, MessageIterator), String> {
-    let conn = Connection::system().map_err(|e| format!("connecting to the system bus: {e}"))?;
+    let conn = crate::systemd::connect_system_bus()
+        .map_err(|e| format!("connecting to the system bus: {e}"))?;
     // Room for a burst (a daemon-reload of 1000 units) without stalling
     // the connection's reader.
     conn.clone().set_max_queued(8192);

@@ -35,7 +35,9 @@ pub const MAX_WINDOW: Duration = Duration::from_secs(600);
 /// soon enough to heal right after it, slow enough not to spin on the lock.
 pub const BUSY_RETRY: Duration = Duration::from_secs(1);
 /// How long a heal's helper call waits for a unit lock held by a raw
-/// helper call (the CLI's own commands are excluded by the instance locks).
+/// helper call (the CLI's own commands are excluded by the instance locks),
+/// and its connect for a system bus that is not up (a heal in its own
+/// thread; one that fails is tried again next round).
 const HELPER_WAIT: Duration = Duration::from_secs(10);
 
 /// How one heal ended.
