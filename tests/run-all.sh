@@ -44,7 +44,7 @@ cargo test --workspace --locked --no-fail-fast
 # proves it on a machine shared with other work, as CI's is. The suites that
 # pin static properties (hostile input, tampered trees, the installer's
 # layout, the test bed) are not repeated: load changes nothing they check.
-under_load=(cli_lifecycle cli_errors cli_robustness cli_watch helper_e2e deploy_apps deploy_deb)
+under_load=(cli_lifecycle cli_errors cli_robustness cli_watch cli_json_contract helper_e2e deploy_apps deploy_deb)
 step "the end-to-end suites that wait, under load: ${under_load[*]}"
 # The hog is this script's own child, ended by the trap however the step
 # ends (--timeout is a backstop should the script itself be killed).

@@ -141,7 +141,7 @@ fn a_crash_loop_is_drift_in_status_and_watch() {
     m.sh_as(
         USER,
         "(unitgate --json watch > /tmp/watch.jsonl 2>/tmp/watch.err &) ; \
-         until grep -q '\"synced\"' /tmp/watch.jsonl; do sleep 0.05; done",
+         timeout 60 sh -c 'until grep -q \"synced\" /tmp/watch.jsonl; do sleep 0.05; done'",
     )
     .ok();
     let start = ug(&m, "start loop");
