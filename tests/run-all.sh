@@ -39,7 +39,7 @@ step "cargo test (unit tests and the end-to-end suite)"
 cargo test --workspace --locked --no-fail-fast
 
 # The suites whose tests wait for something to happen (boots, stops, the
-# watcher, lock and bus waits, uninstalls, start limits), again with a CPU
+# watcher, lock and bus waits, uninstalls, start limits, settle windows), again with a CPU
 # hog on every core: their waits are conditions with deadlines, and this
 # proves it on a machine shared with other work, as CI's is. The suites that
 # pin static properties (hostile input, tampered trees, the installer's
