@@ -1,0 +1,94 @@
+#!/bin/sh
+# Builds the VM tier's guest image from Debian packages into OUTDIR (an empty
+# directory on the host): a debootstrap'd Debian 13 with the packages of
+# packages.txt beside this script, as
+#
+#   OUTDIR/vmlinuz      the guest kernel (QEMU boots it directly, no loader)
+#   OUTDIR/initrd.img   an initramfs with just what mounts the root disk
+#   OUTDIR/rootfs.img   an ext4 image of the root filesystem (mkfs.ext4 -d)
+#   OUTDIR/packages     what got installed (dpkg-query), for post-mortems
+#
+#   sh tests/vm/image/build.sh OUTDIR
+#
+# Run as root by the test bed (tests/src/vm/image.rs), which owns caching,
+# locking and the rename into place; this script only builds. It runs itself
+# in private mount and pid namespaces, so the /proc and /sys mounts
+# debootstrap makes in the chroot, and every process it starts, end with it
+# even when it is killed: nothing is left mounted or running on the host.
+#
+# Packages come from the Debian mirror the host's apt uses (its sources), so
+# a host behind a local mirror builds from that mirror.
+set -eu
+
+if [ "${UNITGATE_VM_BUILD_NAMESPACED:-}" != 1 ]; then
+    exec unshare --mount --propagation private --pid --fork --kill-child --mount-proc \
+        env UNITGATE_VM_BUILD_NAMESPACED=1 sh "$0" "$@"
+fi
+
+[ $# = 1 ] || { echo "usage: build.sh OUTDIR" >&2; exit 64; }
+out=$1
+here=$(cd "$(dirname "$0")" && pwd)
+suite=trixie
+rootfs=$out/rootfs
+
+say() { printf 'vm image: %s\n' "$*"; }
+
+# The first Debian archive URI in the host's apt sources (deb822 or one-line
+# format), skipping the security archive; empty means debootstrap's default.
+host_mirror() {
+    {
+        cat /etc/apt/sources.list.d/*.sources 2>/dev/null | sed -n 's/^URIs:[[:space:]]*//p' | tr ' ' '\n'
+        cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
+            sed -n 's/^deb[[:space:]]\{1,\}\(\[[^]]*\][[:space:]]\{1,\}\)\{0,1\}\([^[:space:]]*\).*/\2/p'
+    } | grep -v -e '-security' -e '^$' | grep '/debian/\{0,1\}$' | head -n 1
+}
+
+packages=$(grep -v -e '^[[:space:]]*#' -e '^[[:space:]]*$' "$here/packages.txt" | tr '\n' ',' | sed 's/,$//')
+mirror=$(host_mirror || true)
+say "debootstrap --variant=minbase $suite (${mirror:-debootstrap's default mirror}) with $packages"
+# shellcheck disable=SC2086 # $mirror is one word or none
+debootstrap --variant=minbase --include="$packages" "$suite" "$rootfs" $mirror
+
+say "configuring"
+echo unitgate-vm > "$rootfs/etc/hostname"
+printf '127.0.0.1 localhost\n127.0.1.1 unitgate-vm\n' > "$rootfs/etc/hosts"
+# A fixed machine id: without one every boot is a "first boot", and systemd
+# would run presets (enabling units nobody asked for) and systemd-firstboot.
+systemd-machine-id-setup --root="$rootfs"
+# QEMU names the root disk on the kernel command line; nothing else to mount.
+: > "$rootfs/etc/fstab"
+# An initramfs that only has to find a virtio disk with ext4 on it: small,
+# so the emulated CPU spends no boot time unpacking modules it never loads.
+echo MODULES=list > "$rootfs/etc/initramfs-tools/conf.d/unitgate-vm"
+printf '%s\n' virtio_pci virtio_blk ext4 > "$rootfs/etc/initramfs-tools/modules"
+chroot "$rootfs" update-initramfs -u -k all
+
+# Nothing logs in (the checks arrive through the job share) and nothing
+# periodic may run into a measurement: no gettys, no timers.
+for unit in getty@.service serial-getty@.service apt-daily.timer apt-daily-upgrade.timer \
+    dpkg-db-backup.timer e2scrub_all.timer fstrim.timer systemd-tmpfiles-clean.timer; do
+    ln -sf /dev/null "$rootfs/etc/systemd/system/$unit"
+done
+install -m 0644 "$here/unitgate-vm-job.service" "$rootfs/etc/systemd/system/unitgate-vm-job.service"
+mkdir -p "$rootfs/etc/systemd/system/multi-user.target.wants"
+ln -sf ../unitgate-vm-job.service "$rootfs/etc/systemd/system/multi-user.target.wants/unitgate-vm-job.service"
+mkdir -p "$rootfs/mnt/job" "$rootfs/mnt/src" "$rootfs/mnt/target"
+
+chroot "$rootfs" dpkg-query -W -f '${Package} ${Version}\n' > "$out/packages"
+kernel=$(find "$rootfs/boot" -maxdepth 1 -name 'vmlinuz-*' | sort | tail -n 1)
+initrd=$(find "$rootfs/boot" -maxdepth 1 -name 'initrd.img-*' | sort | tail -n 1)
+[ -n "$kernel" ] && [ -n "$initrd" ] || { echo "vm image: no kernel or initrd in $rootfs/boot" >&2; exit 1; }
+install -m 0644 "$kernel" "$out/vmlinuz"
+install -m 0644 "$initrd" "$out/initrd.img"
+
+# Apt's downloaded packages are not needed to boot.
+rm -rf "$rootfs/var/cache/apt/archives"/*.deb "$rootfs/var/lib/apt/lists"/*_Packages
+# Room for what the checks write (the disk is a QEMU snapshot: the image
+# itself never changes).
+used_mib=$(du -sm "$rootfs" | cut -f1)
+size_mib=$((used_mib + used_mib / 4 + 512))
+say "rootfs.img: ${used_mib} MiB used, ${size_mib} MiB image"
+mkfs.ext4 -q -L unitgate-vm -d "$rootfs" "$out/rootfs.img" "${size_mib}M"
+chmod 0644 "$out/rootfs.img"
+rm -rf "$rootfs"
+say "done"
