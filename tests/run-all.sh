@@ -2,7 +2,9 @@
 # The one command that runs every check unitgate has, on a fresh machine:
 # installs what the tests need, checks formatting and lints, builds the
 # release binaries the end-to-end suite installs, and runs the unit tests
-# and the end-to-end suite against real systemd containers.
+# and the end-to-end suite against real systemd containers and, for what
+# needs a kernel with every cgroup v2 controller, in QEMU guests (the VM tier:
+# its Debian image is built on first use and cached under /var/tmp).
 #
 #   sudo tests/run-all.sh
 #
@@ -29,6 +31,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "cargo build --release"
 cargo build --workspace --release --locked
+
+step "VM tier image (built from Debian packages on first use, then cached)"
+target/release/vm-image
 
 step "cargo test (unit tests and the end-to-end suite)"
 cargo test --workspace --locked --no-fail-fast

@@ -28,8 +28,11 @@
 //! [`crate::Machine::install_unitgate`] does. Several tests can share one
 //! boot through [`SharedBoot`].
 //!
-//! Every boot has a deadline: past it QEMU is killed and the run fails with
-//! the console's last lines. The guest disk is a QEMU snapshot of the cached
+//! Every boot is watched: when the guest does not get to its checks within
+//! [`BOOT_ALLOWANCE`], or a step runs [`STEP_SLACK`] past the deadline the
+//! guest itself should have enforced (so the guest is wedged), or the boot's
+//! own deadline passes, QEMU is killed and the run fails with the console's
+//! last lines. The guest disk is a QEMU snapshot of the cached
 //! image (tests/src/vm/image.rs), discarded at exit; the run directory (job
 //! share, console log) is removed when the run ends, and QEMU dies with the
 //! thread that started it (`PR_SET_PDEATHSIG`), so nothing is left on the
@@ -67,13 +70,18 @@ const GUEST_MEMORY_MIB: u32 = 1536;
 /// and makes a CPU measurement in the guest mean what it says.
 const GUEST_CPUS: u32 = 1;
 
-/// What the kernel and systemd may take to get to the checks, beyond the
-/// checks' own deadlines (10–20 s on an idle 2-core host; TCG slows down a
-/// lot when the host is busy with the rest of the suite).
-const BOOT_ALLOWANCE: Duration = Duration::from_secs(180);
+/// What the kernel and systemd may take to get to the checks (15 s on an
+/// idle 2-core host, 50 s when the rest of the suite keeps it busy: TCG
+/// slows down with the host).
+pub const BOOT_ALLOWANCE: Duration = Duration::from_secs(180);
 
-/// A step's deadline unless the test gives one.
-const DEFAULT_STEP_SECS: u32 = 300;
+/// How long past a step's deadline the host waits for the guest's harness
+/// to report it (the guest kills a step at its deadline, and 5 s later for
+/// good) before it takes the guest for wedged.
+pub const STEP_SLACK: Duration = Duration::from_secs(30);
+
+/// A setup step's deadline (installs take 5–15 s in the guest).
+const SETUP_SECS: u32 = 120;
 
 /// Per result file: checks that print more are cut (and say so).
 const MAX_OUTPUT_BYTES: u64 = 1 << 20;
@@ -134,9 +142,9 @@ impl Checks {
         checks.setup("mount-shares", MOUNT_SHARES)
     }
 
-    /// A setup step (deadline 300 s).
+    /// A setup step (deadline 120 s).
     pub fn setup(mut self, name: &str, script: &str) -> Checks {
-        self.push(name, StepKind::Setup, DEFAULT_STEP_SECS, script);
+        self.push(name, StepKind::Setup, SETUP_SECS, script);
         self
     }
 
@@ -166,8 +174,8 @@ impl Checks {
         )
     }
 
-    /// Replaces the boot's deadline (by default the steps' deadlines plus
-    /// [`BOOT_ALLOWANCE`]): when it passes, QEMU is killed and the run fails.
+    /// A deadline for the whole boot, beside the watch on each step: when it
+    /// passes, QEMU is killed and the run fails.
     pub fn boot_deadline(mut self, deadline: Duration) -> Checks {
         self.deadline = Some(deadline);
         self
@@ -186,19 +194,16 @@ impl Checks {
             "two steps named {name}"
         );
         assert!(deadline_secs > 0, "step {name}: a deadline of 0 s");
+        assert!(
+            self.steps.len() < 999,
+            "at most 999 steps (NNN directories)"
+        );
         self.steps.push(Step {
             name: name.to_owned(),
             kind,
             deadline_secs,
             script: script.to_owned(),
         });
-    }
-
-    fn deadline(&self) -> Duration {
-        self.deadline.unwrap_or_else(|| {
-            let steps: u64 = self.steps.iter().map(|s| u64::from(s.deadline_secs)).sum();
-            BOOT_ALLOWANCE + Duration::from_secs(steps)
-        })
     }
 
     /// Boots once and runs every step; panics with a [`BootError`]'s
@@ -217,8 +222,7 @@ impl Checks {
         self.write_job(&run.job());
         let began = Instant::now();
         let mut qemu = Qemu::spawn(&image, &run);
-        let deadline = self.deadline();
-        let exit = image::wait_with_deadline(&mut qemu.child, deadline);
+        let exit = self.watch(&mut qemu, &run.job(), began);
         let wall = began.elapsed();
         let steps = self.read_results(&run.job());
         let console = std::fs::read_to_string(run.path.join("console.log")).unwrap_or_default();
@@ -228,9 +232,12 @@ impl Checks {
             steps: steps.clone(),
             console_tail: image::tail(&console, 60),
         };
-        let Some(status) = exit else {
-            qemu.kill();
-            return Err(fail(BootFailure::DeadlinePassed(deadline)));
+        let status = match exit {
+            Ok(status) => status,
+            Err(failure) => {
+                qemu.kill();
+                return Err(fail(failure));
+            }
         };
         let done = std::fs::read_to_string(run.job().join("results/done")).ok();
         if done.is_none() || !status.success() {
@@ -250,6 +257,65 @@ impl Checks {
         };
         eprintln!("vm: {}", report.timings());
         Ok(report)
+    }
+
+    /// Waits for QEMU to exit while the guest makes progress: it must get
+    /// to its checks within [`BOOT_ALLOWANCE`], finish each step within its
+    /// deadline plus [`STEP_SLACK`] of the one before (or of the start),
+    /// and power off within [`STEP_SLACK`] of the last; and all of it within
+    /// the boot's deadline, if it has one.
+    fn watch(
+        &self,
+        qemu: &mut Qemu,
+        job: &Path,
+        began: Instant,
+    ) -> Result<std::process::ExitStatus, BootFailure> {
+        let results = job.join("results");
+        let mut finished = 0;
+        // When the checks started, then when the last step finished.
+        let mut last_progress = None::<Instant>;
+        loop {
+            if let Some(status) = qemu.child.try_wait().expect("try_wait QEMU") {
+                return Ok(status);
+            }
+            if let Some(limit) = self.deadline {
+                if began.elapsed() > limit {
+                    return Err(BootFailure::DeadlinePassed(limit));
+                }
+            }
+            if last_progress.is_none() {
+                if results.join("checks-started").exists() {
+                    last_progress = Some(Instant::now());
+                } else if began.elapsed() > BOOT_ALLOWANCE {
+                    return Err(BootFailure::Stalled {
+                        waiting_for: "the guest to get to its checks".to_owned(),
+                        after: BOOT_ALLOWANCE,
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+            while finished < self.steps.len()
+                && results.join(step_dir(finished)).join("code").exists()
+            {
+                finished += 1;
+                last_progress = Some(Instant::now());
+            }
+            let (waiting_for, allowed) = match self.steps.get(finished) {
+                Some(step) => (
+                    format!("step {} `{}` to end", step_dir(finished), step.name),
+                    Duration::from_secs(step.deadline_secs.into()) + STEP_SLACK,
+                ),
+                None => ("the guest to power off".to_owned(), STEP_SLACK),
+            };
+            if last_progress.is_some_and(|at| at.elapsed() > allowed) {
+                return Err(BootFailure::Stalled {
+                    waiting_for,
+                    after: allowed,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// The job share: the harness, the prelude, checks/NNN/{name,script,
@@ -425,6 +491,11 @@ pub struct BootError {
 pub enum BootFailure {
     /// The boot's deadline passed; QEMU was killed.
     DeadlinePassed(Duration),
+    /// The guest made no progress for longer than it may; QEMU was killed.
+    Stalled {
+        waiting_for: String,
+        after: Duration,
+    },
     /// QEMU exited before the harness got to the end (a guest panic, a
     /// harness that could not start, QEMU refusing its arguments).
     Incomplete {
@@ -441,6 +512,12 @@ impl fmt::Display for BootError {
                 "VM run {}: no poweroff within its deadline of {} s; QEMU killed",
                 self.run,
                 limit.as_secs()
+            )?,
+            BootFailure::Stalled { waiting_for, after } => write!(
+                f,
+                "VM run {}: waited {} s for {waiting_for}; the guest is stuck, QEMU killed",
+                self.run,
+                after.as_secs()
             )?,
             BootFailure::Incomplete {
                 qemu_status,
@@ -708,14 +785,8 @@ fn read_seconds(path: &Path) -> Option<f64> {
 }
 
 /// The VM tier needs root and QEMU; it fails, never skips, without them.
+/// (Root is the image cache's to insist on.)
 fn preflight() {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let euid = unsafe { libc::geteuid() };
-    assert!(
-        euid == 0,
-        "the VM tier must run as root (it builds its guest image with debootstrap); \
-         run the README's test command as root"
-    );
     for (tool, package) in [
         (QEMU, "qemu-system-x86"),
         ("/usr/sbin/debootstrap", "debootstrap"),

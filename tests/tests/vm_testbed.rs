@@ -2,8 +2,9 @@
 //! in one boot of a guest whose cgroup v2 controllers are all there; a
 //! failing check fails its test with everything it printed; a check past its
 //! deadline is killed and the group goes on; a failed setup step keeps the
-//! checks after it from running, saying why; a boot past its deadline is
-//! killed; and no run leaves a process, a mount or a file on the host. The
+//! checks after it from running, saying why; a boot past its deadline, or a
+//! guest stuck in a step, is killed; and no run leaves a process, a mount or
+//! a file on the host. The
 //! image cache refuses what another account could have written, builds once
 //! when two ask at the same time, and keeps nothing from a failed build.
 
@@ -113,7 +114,7 @@ fn a_failed_setup_step_keeps_the_checks_after_it_from_running() {
     .expect_err("a check that did not run must fail its test");
     let message = failure.downcast_ref::<String>().unwrap();
     assert!(
-        message.contains("setup step broken-setup (009) failed")
+        message.contains("not run: setup step broken-setup (")
             && message.contains("setup says why"),
         "the failure must name the setup step and show its output: {message}"
     );
@@ -135,6 +136,32 @@ fn a_boot_past_its_deadline_is_killed_and_leaves_nothing_behind() {
             .to_string()
             .contains("no poweroff within its deadline of 3 s"),
         "{error}"
+    );
+    assert_nothing_left_of(&error.run);
+}
+
+#[test]
+fn a_guest_stuck_in_a_step_is_killed_and_leaves_nothing_behind() {
+    // Stopping the step's `timeout` keeps the guest from ever enforcing the
+    // step's deadline: the harness waits forever, as in a wedged guest.
+    let error = Checks::new("vm-wedged")
+        .check("wedges-the-harness", 1, "kill -STOP $PPID; exec sleep 1000")
+        .check("never-reached", 30, "true")
+        .run()
+        .expect_err("a guest whose harness hangs must fail the run");
+    assert!(
+        matches!(error.failure, BootFailure::Stalled { .. }),
+        "{error}"
+    );
+    let message = error.to_string();
+    assert!(
+        message.contains("for step 002 `wedges-the-harness` to end")
+            && message.contains("the guest is stuck, QEMU killed"),
+        "{message}"
+    );
+    assert!(
+        error.steps[0].is_some() && error.steps[1].is_none(),
+        "{message}"
     );
     assert_nothing_left_of(&error.run);
 }

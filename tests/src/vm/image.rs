@@ -278,11 +278,12 @@ impl ImageCache {
             if idle < PRUNE_AFTER {
                 continue;
             }
+            // The lock file stays: a process may be waiting on it, and a
+            // new file under the same name would let two builds run at once.
             let lock = Flock::open(&entry.path());
             if lock.try_lock(libc::LOCK_EX) {
                 let _ = std::fs::remove_dir_all(&dir);
                 remove_dead_builds(&images, key);
-                let _ = std::fs::remove_file(entry.path());
             }
         }
     }
@@ -339,8 +340,8 @@ pub fn make_private_dir(dir: &Path) {
 /// must be root's too, and their targets are checked the same way.
 pub fn check_ancestors_are_roots(path: &Path) {
     let parent = path.parent().unwrap_or(Path::new("/"));
-    let mut walked = PathBuf::from("/");
-    for part in parent.components().skip(1) {
+    let mut walked = PathBuf::new();
+    for part in parent.components() {
         walked.push(part);
         let meta = std::fs::symlink_metadata(&walked)
             .unwrap_or_else(|e| panic!("lstat {}: {e}", walked.display()));
@@ -436,7 +437,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// Waits for `child` until `limit`; `None` if it is still running then.
-pub(crate) fn wait_with_deadline(
+fn wait_with_deadline(
     child: &mut std::process::Child,
     limit: Duration,
 ) -> Option<std::process::ExitStatus> {
