@@ -5,6 +5,7 @@
 #
 #   OUTDIR/vmlinuz      the guest kernel (QEMU boots it directly, no loader)
 #   OUTDIR/initrd.img   an initramfs with just what mounts the root disk
+#                       (initramfs-init beside this script)
 #   OUTDIR/rootfs.img   an ext4 image of the root filesystem (mkfs.ext4 -d)
 #   OUTDIR/packages     what got installed (dpkg-query), for post-mortems
 #
@@ -57,16 +58,18 @@ printf '127.0.0.1 localhost\n127.0.1.1 unitgate-vm\n' > "$rootfs/etc/hosts"
 systemd-machine-id-setup --root="$rootfs"
 # QEMU names the root disk on the kernel command line; nothing else to mount.
 : > "$rootfs/etc/fstab"
-# An initramfs that only has to find a virtio disk with ext4 on it: small,
-# so the emulated CPU spends no boot time unpacking modules it never loads.
-echo MODULES=list > "$rootfs/etc/initramfs-tools/conf.d/unitgate-vm"
-printf '%s\n' virtio_pci virtio_blk ext4 > "$rootfs/etc/initramfs-tools/modules"
-chroot "$rootfs" update-initramfs -u -k all
 
 # Nothing logs in (the checks arrive through the job share) and nothing
-# periodic may run into a measurement: no gettys, no timers.
+# periodic may run into a measurement: no gettys, no timers. Under software
+# emulation udev's coldplug and the modprobe@ units are half of a boot, and
+# nothing here needs them once the initramfs has mounted the root disk
+# (devtmpfs makes the nodes; the kernel loads 9p's modules on mount); logind
+# serves login sessions, and there are none.
 for unit in getty@.service serial-getty@.service apt-daily.timer apt-daily-upgrade.timer \
-    dpkg-db-backup.timer e2scrub_all.timer fstrim.timer systemd-tmpfiles-clean.timer; do
+    dpkg-db-backup.timer e2scrub_all.timer fstrim.timer systemd-tmpfiles-clean.timer \
+    systemd-udevd.service systemd-udev-trigger.service systemd-udev-settle.service \
+    systemd-udevd-control.socket systemd-udevd-kernel.socket modprobe@.service \
+    systemd-logind.service; do
     ln -sf /dev/null "$rootfs/etc/systemd/system/$unit"
 done
 install -m 0644 "$here/unitgate-vm-job.service" "$rootfs/etc/systemd/system/unitgate-vm-job.service"
@@ -76,10 +79,32 @@ mkdir -p "$rootfs/mnt/job" "$rootfs/mnt/src" "$rootfs/mnt/target"
 
 chroot "$rootfs" dpkg-query -W -f '${Package} ${Version}\n' > "$out/packages"
 kernel=$(find "$rootfs/boot" -maxdepth 1 -name 'vmlinuz-*' | sort | tail -n 1)
-initrd=$(find "$rootfs/boot" -maxdepth 1 -name 'initrd.img-*' | sort | tail -n 1)
-[ -n "$kernel" ] && [ -n "$initrd" ] || { echo "vm image: no kernel or initrd in $rootfs/boot" >&2; exit 1; }
+[ -n "$kernel" ] || { echo "vm image: no kernel in $rootfs/boot" >&2; exit 1; }
 install -m 0644 "$kernel" "$out/vmlinuz"
-install -m 0644 "$initrd" "$out/initrd.img"
+
+# The initramfs: busybox, the modules that mount an ext4 virtio disk (in
+# load order, decompressed: busybox's insmod reads plain .ko files) and
+# initramfs-init as /init. Debian's own initramfs runs udev to do the same,
+# which costs seconds of emulated CPU on every boot. Assembled inside the
+# chroot, with its tools.
+kver=${kernel##*/vmlinuz-}
+stage=$rootfs/tmp/initramfs
+mkdir -p "$stage/bin" "$stage/dev" "$stage/proc" "$stage/root" "$stage/modules"
+cp "$rootfs/usr/bin/busybox" "$stage/bin/busybox"
+n=0
+for ko in $(chroot "$rootfs" modprobe --all --show-depends -S "$kver" virtio_blk ext4 | awk '$1 == "insmod" && !seen[$2]++ { print $2 }'); do
+    n=$((n + 1))
+    dest=/tmp/initramfs/modules/$(printf %02d "$n")-$(basename "${ko%%.ko*}").ko
+    case $ko in
+        *.ko.xz) chroot "$rootfs" sh -c 'xz -dc "$1" > "$2"' sh "$ko" "$dest" ;;
+        *.ko) cp "$rootfs$ko" "$rootfs$dest" ;;
+        *) echo "vm image: cannot unpack module $ko" >&2; exit 1 ;;
+    esac
+done
+install -m 0755 "$here/initramfs-init" "$stage/init"
+chroot "$rootfs" sh -c 'cd /tmp/initramfs && find . | cpio -o -H newc --quiet' | gzip -1 > "$out/initrd.img"
+chmod 0644 "$out/initrd.img"
+rm -rf "$stage"
 
 # Apt's downloaded packages are not needed to boot.
 rm -rf "$rootfs/var/cache/apt/archives"/*.deb "$rootfs/var/lib/apt/lists"/*_Packages
