@@ -19,8 +19,9 @@
 //! assert!(report.ok("controllers").stdout.contains("memory"));
 //! ```
 //!
-//! Checks run as root and reach the service accounts through
-//! `as_user USER CMD…` (real sudo inside), wait on conditions with
+//! Checks run as root and become a service account with `as_user USER
+//! CMD…` (setpriv, as `Machine::sh_as`; the unitgate it runs goes through the
+//! guest's real sudo), wait on conditions with
 //! `wait_until SECONDS WHAT CMD…` and find a unit's cgroup with `cgroup_of`
 //! (`tests/vm/guest/prelude.sh`). The checkout under test is at `/mnt/src`
 //! and its target directory at `/mnt/target`, both read-only, so
@@ -70,9 +71,9 @@ const GUEST_MEMORY_MIB: u32 = 1536;
 /// and makes a CPU measurement in the guest mean what it says.
 const GUEST_CPUS: u32 = 1;
 
-/// What the kernel and systemd may take to get to the checks (15 s on an
-/// idle 2-core host, 50 s when the rest of the suite keeps it busy: TCG
-/// slows down with the host).
+/// What the kernel and systemd may take to get to the checks: about 20 s
+/// on this 2-core host while the rest of the suite runs, but TCG slows down
+/// with the host, so the allowance is generous.
 pub const BOOT_ALLOWANCE: Duration = Duration::from_secs(180);
 
 /// How long past a step's deadline the host waits for the guest's harness
