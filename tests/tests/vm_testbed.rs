@@ -179,16 +179,34 @@ fn assert_nothing_left_of(name: &str) {
     assert!(!dir.exists(), "{} left behind", dir.display());
 }
 
-/// A scratch image cache of root's under the test's own directory, with a
-/// fake recipe whose build.sh counts its runs (no Debian, no QEMU).
-fn scratch_cache(test: &str, build: &str) -> (PathBuf, ImageCache) {
+/// A scratch image cache of root's under /var/tmp, with a fake recipe whose
+/// build.sh counts its runs (no Debian, no QEMU); removed when dropped, so a
+/// failing test leaves nothing either.
+struct Scratch {
+    base: PathBuf,
+}
+
+impl Scratch {
+    fn path(&self, rel: &str) -> PathBuf {
+        self.base.join(rel)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.base);
+    }
+}
+
+fn scratch_cache(test: &str, build: &str) -> (Scratch, ImageCache) {
     let base = Path::new("/var/tmp").join(format!("ugvm-cache-test-{test}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&base);
-    std::fs::create_dir_all(base.join("recipe")).unwrap();
-    std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o700)).unwrap();
-    std::fs::write(base.join("recipe/build.sh"), build).unwrap();
-    let cache = ImageCache::new(&base.join("cache"), &base.join("recipe"));
-    (base, cache)
+    let scratch = Scratch { base };
+    let _ = std::fs::remove_dir_all(&scratch.base);
+    std::fs::create_dir_all(scratch.path("recipe")).unwrap();
+    std::fs::set_permissions(&scratch.base, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::write(scratch.path("recipe/build.sh"), build).unwrap();
+    let cache = ImageCache::new(&scratch.path("cache"), &scratch.path("recipe"));
+    (scratch, cache)
 }
 
 const FAKE_BUILD: &str = "set -e
@@ -199,7 +217,7 @@ for f in vmlinuz initrd.img rootfs.img; do echo $f > \"$1/$f\"; done
 
 #[test]
 fn two_runs_asking_for_a_missing_image_build_it_once() {
-    let (base, cache) = scratch_cache("once", FAKE_BUILD);
+    let (scratch, cache) = scratch_cache("once", FAKE_BUILD);
     let threads: Vec<_> = (0..2)
         .map(|_| {
             let cache = cache.clone();
@@ -214,7 +232,7 @@ fn two_runs_asking_for_a_missing_image_build_it_once() {
         "the second ask must hit the cache"
     );
     assert_eq!(
-        std::fs::read_to_string(base.join("builds")).unwrap(),
+        std::fs::read_to_string(scratch.path("builds")).unwrap(),
         "build\n"
     );
     assert_eq!(
@@ -222,38 +240,35 @@ fn two_runs_asking_for_a_missing_image_build_it_once() {
         cache.key(),
         "the image is kept under its recipe's key"
     );
-    let meta = std::fs::metadata(base.join("cache")).unwrap();
+    let meta = std::fs::metadata(scratch.path("cache")).unwrap();
     assert_eq!((meta.uid(), meta.mode() & 0o777), (0, 0o700));
     drop(again);
-    std::fs::remove_dir_all(&base).unwrap();
 }
 
 #[test]
 fn a_changed_recipe_gets_a_new_key() {
-    let (base, cache) = scratch_cache("key", FAKE_BUILD);
+    let (scratch, cache) = scratch_cache("key", FAKE_BUILD);
     let before = cache.key();
-    std::fs::write(base.join("recipe/packages.txt"), "one-more-package\n").unwrap();
+    std::fs::write(scratch.path("recipe/packages.txt"), "one-more-package\n").unwrap();
     assert_ne!(cache.key(), before);
-    std::fs::remove_dir_all(&base).unwrap();
 }
 
 #[test]
 fn a_failed_build_leaves_no_image_and_no_temporary_directory() {
-    let (base, cache) = scratch_cache("fails", "echo 'no mirror today' >&2; exit 1\n");
+    let (scratch, cache) = scratch_cache("fails", "echo 'no mirror today' >&2; exit 1\n");
     let failure = std::panic::catch_unwind(|| {
         cache.ensure();
     })
     .expect_err("a failed build must fail the run");
     let message = failure.downcast_ref::<String>().unwrap();
     assert!(message.contains("no mirror today"), "{message}");
-    let left: Vec<_> = std::fs::read_dir(base.join("cache/images"))
+    let left: Vec<_> = std::fs::read_dir(scratch.path("cache/images"))
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| !n.ends_with(".lock"))
         .collect();
     assert_eq!(left, Vec::<String>::new());
-    std::fs::remove_dir_all(&base).unwrap();
 }
 
 /// What was done to an image file, and how.
@@ -261,7 +276,7 @@ type Tampering = (&'static str, fn(&Path));
 
 #[test]
 fn an_image_another_account_could_have_changed_is_refused() {
-    let (base, cache) = scratch_cache("tampered", FAKE_BUILD);
+    let (_scratch, cache) = scratch_cache("tampered", FAKE_BUILD);
     let dir = cache.ensure().dir().to_path_buf();
     let rootfs = dir.join("rootfs.img");
     // A file handed to another account, one others may write, a link in
@@ -292,14 +307,13 @@ fn an_image_another_account_could_have_changed_is_refused() {
         assert!(message.contains("not root's alone"), "{what}: {message}");
         let _ = std::fs::remove_file(&rootfs);
     }
-    std::fs::remove_dir_all(&base).unwrap();
 }
 
 #[test]
 fn a_cache_directory_another_account_created_is_refused() {
-    let (base, cache) = scratch_cache("foreign", FAKE_BUILD);
-    std::fs::create_dir(base.join("cache")).unwrap();
-    std::os::unix::fs::chown(base.join("cache"), Some(65534), Some(65534)).unwrap();
+    let (scratch, cache) = scratch_cache("foreign", FAKE_BUILD);
+    std::fs::create_dir(scratch.path("cache")).unwrap();
+    std::os::unix::fs::chown(scratch.path("cache"), Some(65534), Some(65534)).unwrap();
     let refused = std::panic::catch_unwind(|| {
         cache.ensure();
     })
@@ -310,8 +324,7 @@ fn a_cache_directory_another_account_created_is_refused() {
         "{message}"
     );
     assert!(
-        !base.join("builds").exists(),
+        !scratch.path("builds").exists(),
         "nothing may be built into a directory another account owns"
     );
-    std::fs::remove_dir_all(&base).unwrap();
 }

@@ -132,32 +132,21 @@ impl ImageCache {
         let lock = Flock::open(&images.join(format!("{key}.lock")));
 
         lock.lock(libc::LOCK_SH);
-        if dir.exists() {
-            check_tree_is_roots(&dir);
-            self.mark_used(&dir);
-            self.prune_unused(&key);
-            return Image {
-                dir,
-                key,
-                built: None,
-                _in_use: lock,
-            };
-        }
-        lock.unlock();
-
-        lock.lock(libc::LOCK_EX);
-        // Another process may have built it while we waited for the lock.
         let built = if dir.exists() {
             None
         } else {
-            Some(self.build(&key, &dir))
+            lock.unlock();
+            lock.lock(libc::LOCK_EX);
+            // Another process may have built it while we waited.
+            let built = (!dir.exists()).then(|| self.build(&key, &dir));
+            // Stamped before the lock turns shared, which may drop it for an
+            // instant: a pruner takes only images unused for days.
+            self.mark_used(&dir);
+            lock.lock(libc::LOCK_SH);
+            built
         };
         check_tree_is_roots(&dir);
         self.mark_used(&dir);
-        // Shared from here on, like any user of the image. The conversion
-        // may drop the lock for an instant; the last-used stamp just
-        // written keeps a pruner from taking the image in it.
-        lock.lock(libc::LOCK_SH);
         self.prune_unused(&key);
         Image {
             dir,
@@ -248,9 +237,17 @@ impl ImageCache {
         took
     }
 
+    /// Touches `last-used` (never through a link: it may run before the
+    /// tree is checked).
     fn mark_used(&self, dir: &Path) {
-        let stamp = dir.join("last-used");
-        std::fs::write(&stamp, b"").expect("touch last-used");
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o644)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(dir.join("last-used"))
+            .expect("touch last-used");
     }
 
     /// Removes other recipes' images nobody used for [`PRUNE_AFTER`] and
