@@ -14,20 +14,40 @@ as_user() {
     setpriv --reuid="$_u" --regid="$(id -g -- "$_u")" --init-groups --reset-env -- "$@"
 }
 
+# uptime_cs: the guest's uptime in hundredths of a second (/proc/uptime has
+# two decimals; the "1" keeps a fraction such as 08 from being octal).
+uptime_cs() {
+    read -r _up _idle < /proc/uptime
+    _cs=$((${_up%.*} * 100 + 1${_up#*.} - 100))
+}
+
 # wait_until SECONDS WHAT COMMAND ARGS...: polls COMMAND until it succeeds;
 # after SECONDS it fails the check, naming WHAT and COMMAND's last output.
 # A deadline on a condition, never a fixed sleep.
+#
+# The guest has one emulated CPU, where every fork and exec costs real
+# time: a poller forking date and sleep ten times a second competes with
+# the job it watches (measurements among them). So the pause grows from
+# 0.1 s to 1 s, and the clock is read from /proc/uptime by the shell.
 wait_until() {
     _secs=$1
     _what=$2
     shift 2
-    _end=$(($(date +%s) + _secs))
+    uptime_cs
+    _end=$((_cs + _secs * 100))
+    _nap=0.1
     until _last=$("$@" 2>&1); do
-        if [ "$(date +%s)" -ge "$_end" ]; then
+        uptime_cs
+        if [ "$_cs" -ge "$_end" ]; then
             echo "timed out after ${_secs}s waiting for $_what; last try ($*): $_last" >&2
             return 1
         fi
-        sleep 0.1
+        sleep "$_nap"
+        case $_nap in
+            0.1) _nap=0.2 ;;
+            0.2) _nap=0.5 ;;
+            *) _nap=1 ;;
+        esac
     done
 }
 
