@@ -33,7 +33,7 @@ static BED: SharedBoot = SharedBoot::new(|| {
         .check("after-a-hang", 30, "echo still running checks")
         .check(
             "waits-on-a-condition",
-            5,
+            10,
             "wait_until 2 'a file nobody writes' test -e /nonexistent",
         )
         // Last, since it stops the group.
@@ -327,4 +327,74 @@ fn a_cache_directory_another_account_created_is_refused() {
         !scratch.path("builds").exists(),
         "nothing may be built into a directory another account owns"
     );
+}
+
+#[test]
+fn a_cache_directory_that_is_a_link_is_refused_and_nothing_is_written_through_it() {
+    // /var/tmp is everyone's: another account could put a link where the
+    // cache goes, even one to a directory of root's.
+    let (scratch, cache) = scratch_cache("link", FAKE_BUILD);
+    let elsewhere = scratch.path("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::fs::set_permissions(&elsewhere, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, scratch.path("cache")).unwrap();
+    let refused = std::panic::catch_unwind(|| {
+        cache.ensure();
+    })
+    .expect_err("a cache root that is a link must be refused");
+    let message = refused.downcast_ref::<String>().unwrap();
+    assert!(
+        message.contains("(it is a symbolic link"),
+        "the refusal must say why: {message}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&elsewhere).unwrap().count(),
+        0,
+        "nothing may be created through the link"
+    );
+    assert!(!scratch.path("builds").exists());
+}
+
+#[test]
+fn the_lock_and_the_last_used_stamp_are_never_opened_through_a_link() {
+    let (scratch, cache) = scratch_cache("stamp", FAKE_BUILD);
+    let dir = cache.ensure().dir().to_path_buf();
+    let victim = scratch.path("victim");
+    std::fs::write(&victim, "untouched\n").unwrap();
+    std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o644)).unwrap();
+    // Content, mtime and mode: opening a lock would chmod what it opened.
+    let victim_state = || {
+        let meta = std::fs::metadata(&victim).unwrap();
+        (
+            std::fs::read_to_string(&victim).unwrap(),
+            meta.modified().unwrap(),
+            meta.mode() & 0o7777,
+        )
+    };
+    let before = victim_state();
+
+    // The stamp: a link is refused, and the file behind it stays as it was.
+    let stamp = dir.join("last-used");
+    std::fs::remove_file(&stamp).unwrap();
+    std::os::unix::fs::symlink(&victim, &stamp).unwrap();
+    let refused = std::panic::catch_unwind(|| {
+        cache.ensure();
+    })
+    .expect_err("a last-used stamp that is a link must be refused");
+    let message = refused.downcast_ref::<String>().unwrap();
+    assert!(message.contains("last-used"), "{message}");
+    assert_eq!(victim_state(), before);
+    std::fs::remove_file(&stamp).unwrap();
+
+    // The lock: the same.
+    let lock = dir.with_extension("lock");
+    std::fs::remove_file(&lock).unwrap();
+    std::os::unix::fs::symlink(&victim, &lock).unwrap();
+    let refused = std::panic::catch_unwind(|| {
+        cache.ensure();
+    })
+    .expect_err("a lock file that is a link must be refused");
+    let message = refused.downcast_ref::<String>().unwrap();
+    assert!(message.contains("open lock"), "{message}");
+    assert_eq!(victim_state(), before);
 }
