@@ -33,7 +33,7 @@ step "cargo build --release"
 cargo build --workspace --release --locked
 
 step "VM tier image (built from Debian packages on first use, then cached)"
-target/release/vm-image
+cargo run --release --locked --quiet -p unitgate-tests --bin vm-image
 
 step "cargo test (unit tests and the end-to-end suite)"
 cargo test --workspace --locked --no-fail-fast
