@@ -1,5 +1,5 @@
 //! Gets the VM tier's guest image ready before the suite runs, so that the
-//! test command shows a cold build (Debian packages, about a minute) as a
+//! test command shows a cold build (Debian packages, about 3 minutes) as a
 //! step of its own instead of inside the first VM test's time:
 //!
 //!     cargo build --release && sudo target/release/vm-image
