@@ -6,7 +6,8 @@
 //! Debian guest under QEMU (software emulation, `-accel tcg`): the host
 //! writes the scripts into a 9p-shared job directory, the guest's
 //! `unitgate-vm-job.service` runs them in order as root once the system is
-//! up (`tests/vm/guest/harness.sh`, each with its own deadline), writes each
+//! up (a [`Checks::concurrently`] group at the same time;
+//! `tests/vm/guest/harness.sh`, each with its own deadline), writes each
 //! one's stdout, stderr and exit code back into the share and powers off;
 //! [`Checks::run`] returns them as a [`Report`] for the test to assert on.
 //!
@@ -98,6 +99,7 @@ pub struct Checks {
     label: String,
     steps: Vec<Step>,
     deadline: Option<Duration>,
+    groups: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -106,6 +108,8 @@ struct Step {
     kind: StepKind,
     deadline_secs: u32,
     script: String,
+    /// Steps of one group run at the same time ([`Checks::concurrently`]).
+    group: Option<u32>,
 }
 
 /// Whether a failed step stops the group.
@@ -139,6 +143,7 @@ impl Checks {
             label: label.to_owned(),
             steps: Vec::new(),
             deadline: None,
+            groups: 0,
         };
         checks.setup("mount-shares", MOUNT_SHARES)
     }
@@ -175,6 +180,31 @@ impl Checks {
         )
     }
 
+    /// Checks that run at the same time, each under its own deadline: the
+    /// next step starts once all of them ended. Under emulation a check
+    /// spends most of its time in fixed costs (the CLI, sudo, a worker's
+    /// start), so checks whose measurements cannot disturb each other
+    /// overlap those costs; a measurement that needs the guest's one CPU
+    /// to itself stays outside a group. Only checks: a setup step must end
+    /// before what depends on it starts.
+    pub fn concurrently(mut self, add: impl FnOnce(Checks) -> Checks) -> Checks {
+        let first = self.steps.len();
+        self.groups += 1;
+        let group = self.groups;
+        let mut checks = add(self);
+        for step in &mut checks.steps[first..] {
+            assert_eq!(
+                step.kind,
+                StepKind::Check,
+                "setup step {} in a concurrent group",
+                step.name
+            );
+            assert!(step.group.is_none(), "nested concurrent groups");
+            step.group = Some(group);
+        }
+        checks
+    }
+
     /// A deadline for the whole boot, beside the watch on each step: when it
     /// passes, QEMU is killed and the run fails.
     pub fn boot_deadline(mut self, deadline: Duration) -> Checks {
@@ -204,6 +234,7 @@ impl Checks {
             kind,
             deadline_secs,
             script: script.to_owned(),
+            group: None,
         });
     }
 
@@ -264,7 +295,9 @@ impl Checks {
     /// to its checks within [`BOOT_ALLOWANCE`], finish each step within its
     /// deadline plus [`STEP_SLACK`] of the one before (or of the start),
     /// and power off within [`STEP_SLACK`] of the last; and all of it within
-    /// the boot's deadline, if it has one.
+    /// the boot's deadline, if it has one. Steps of a concurrent group all
+    /// start with the group, so timing each from the end of the one before
+    /// only widens the bound, never cuts a step short.
     fn watch(
         &self,
         qemu: &mut Qemu,
@@ -320,7 +353,7 @@ impl Checks {
     }
 
     /// The job share: the harness, the prelude, checks/NNN/{name,script,
-    /// deadline,kind} and an empty results/.
+    /// deadline,kind[,group]} and an empty results/.
     fn write_job(&self, job: &Path) {
         image::make_private_dir(job);
         std::fs::write(job.join("harness.sh"), HARNESS).expect("write harness");
@@ -335,6 +368,9 @@ impl Checks {
             std::fs::write(dir.join("deadline"), step.deadline_secs.to_string())
                 .expect("write deadline");
             std::fs::write(dir.join("kind"), step.kind.as_str()).expect("write kind");
+            if let Some(group) = step.group {
+                std::fs::write(dir.join("group"), group.to_string()).expect("write group");
+            }
         }
     }
 

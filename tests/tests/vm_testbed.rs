@@ -36,6 +36,24 @@ static BED: SharedBoot = SharedBoot::new(|| {
             10,
             "wait_until 2 'a file nobody writes' test -e /nonexistent",
         )
+        // Each waits for the other: one at a time, the first would time out.
+        .concurrently(|c| {
+            c.check(
+                "together-a",
+                60,
+                "touch /run/a; wait_until 30 'check b' test -e /run/b; touch /run/a-done",
+            )
+            .check(
+                "together-b",
+                60,
+                "touch /run/b; wait_until 30 'check a' test -e /run/a; touch /run/b-done",
+            )
+        })
+        .check(
+            "after-the-group",
+            30,
+            "test -e /run/a-done && test -e /run/b-done && echo both ended",
+        )
         // Last, since it stops the group.
         .setup("broken-setup", "echo 'setup says why' >&2; exit 7")
         .check("never-runs", 30, "echo must not run")
@@ -53,6 +71,14 @@ fn a_group_runs_in_one_boot_with_every_cgroup_v2_controller() {
     }
     assert_eq!(report.ok("after-a-hang").stdout, "still running checks\n");
     assert!(report.boot_seconds().is_some_and(|s| s > 0.0));
+}
+
+#[test]
+fn checks_of_a_concurrent_group_run_at_once_and_the_next_step_waits_for_all() {
+    let report = BED.report();
+    report.ok("together-a");
+    report.ok("together-b");
+    assert_eq!(report.ok("after-the-group").stdout, "both ended\n");
 }
 
 #[test]
