@@ -2,7 +2,9 @@
 # The one command that runs every check unitgate has, on a fresh machine:
 # installs what the tests need, checks formatting and lints, builds the
 # release binaries the end-to-end suite installs, and runs the unit tests
-# and the end-to-end suite against real systemd containers.
+# and the end-to-end suite against real systemd containers and, for what
+# needs a kernel with every cgroup v2 controller, in QEMU guests (the VM tier:
+# its Debian image is built on first use and cached under /var/tmp).
 #
 #   sudo tests/run-all.sh
 #
@@ -25,7 +27,7 @@ step "cargo fmt --check"
 cargo fmt --all --check
 
 step "cargo clippy"
-cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 
 step "cargo build --release"
 cargo build --workspace --release --locked
@@ -35,8 +37,43 @@ cargo build --workspace --release --locked
 step "cargo test: the unitgate and unitgate-systemctl binaries (assert_cmd)"
 cargo test -p unitgate-ctl -p unitgate-helper --locked --test cli
 
+# The VM tier (tests/src/vm.rs: QEMU with software emulation, one core busy
+# for minutes) runs beside the container tiers below, which mostly wait on
+# systemd; its output is shown when it has ended. Its suites need the
+# vm-tier feature, so the workspace run below does not run them twice.
+vm_suites=(vm_testbed vm_runner_pool)
+step "VM tier, in the background: its image (built from Debian packages on first use, then cached), then ${vm_suites[*]}"
+# Built here, so the background job and the next step never wait on each
+# other's build lock.
+cargo test -p unitgate-tests --features vm-tier --locked --no-run "${vm_suites[@]/#/--test=}"
+vm_log=$(mktemp)
+set -m # the job gets a process group of its own, so a failed run can end it whole
+(
+    set +e
+    began=$SECONDS
+    cargo run --release --locked --quiet -p unitgate-tests --bin vm-image &&
+        cargo test -p unitgate-tests --features vm-tier --locked --no-fail-fast "${vm_suites[@]/#/--test=}"
+    rc=$?
+    echo "==> took $((SECONDS - began)) s: VM tier"
+    exit "$rc"
+) >"$vm_log" 2>&1 &
+vm_job=$!
+set +m
+trap 'kill -- "-$vm_job" 2>/dev/null || true; rm -f "$vm_log"' EXIT
+
 step "cargo test (unit tests and the end-to-end suite)"
 cargo test --workspace --locked --no-fail-fast
+
+step "VM tier: waiting for it to end, then its output"
+vm_rc=0
+wait "$vm_job" || vm_rc=$?
+cat "$vm_log"
+trap - EXIT
+rm -f "$vm_log"
+if [ "$vm_rc" != 0 ]; then
+    echo "run-all: the VM tier failed (exit $vm_rc)" >&2
+    exit "$vm_rc"
+fi
 
 # The suites whose tests wait for something to happen (boots, stops, the
 # watcher, lock and bus waits, uninstalls, start limits, settle windows), again with a CPU

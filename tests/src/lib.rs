@@ -11,6 +11,8 @@
 //! - [`fixture`] (the helper's tests) and [`demo`] (the CLI's tests and the
 //!   benchmarks) set up a machine with unitgate and a demo app installed.
 //! - [`corpus::check_each`] runs a whole corpus of cases before failing.
+//! - [`vm`] is the VM tier: groups of checks run in one boot of a Debian
+//!   guest under QEMU, for what needs a real kernel's cgroup v2 controllers.
 
 pub mod cgroup;
 pub mod completion;
@@ -20,5 +22,6 @@ pub mod fixture;
 pub mod machine;
 pub mod package;
 pub mod paths;
+pub mod vm;
 
 pub use machine::{Machine, Output};

@@ -481,6 +481,9 @@ fn drdr_x_restart_restarts_the_wm_with_a_fresh_cookie() {
     );
 }
 
+/// The limits are only carried here: a container on a host whose memory,
+/// cpu and pids controllers sit in cgroup v1 does not enforce them.
+/// `vm_runner_pool` proves them enforced, in a VM.
 #[test]
 fn runner_pool_units_carry_their_limits_and_kill_whole_jobs_on_stop() {
     let m = machine_with_apps("deploy-runner", &["runner-pool"]);
