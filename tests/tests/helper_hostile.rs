@@ -357,7 +357,7 @@ fn assert_refused(m: &Machine, c: &Case) {
         By::Sudo => {
             assert_ne!(out.code, 0, "sudo should refuse {ctx}");
             assert!(
-                out.stderr.starts_with("sudo:"),
+                out.stderr.starts_with(m.os().sudo_prefix()),
                 "want sudo's refusal for {ctx}"
             );
             assert_eq!(
@@ -560,7 +560,7 @@ fn forged_sudo_variables_and_hostile_environment_are_ignored() {
             ],
         );
         assert_ne!(out.code, 0, "sudo {assignment} must be refused: {out}");
-        assert!(out.stderr.starts_with("sudo:"), "{out}");
+        assert!(out.stderr.starts_with(m.os().sudo_prefix()), "{out}");
         assert_eq!(systemd_snapshot(&m), before);
     }
     // An environment full of traps, passed through sudo: the call works and
