@@ -807,12 +807,17 @@ fn a_call_its_caller_stopped_makes_other_calls_busy_within_their_wait() {
     // the start. The bash around it stays alive as the parent of sudo's
     // process group (the kernel discards SIGTSTP sent to an orphaned group,
     // as a caller with a terminal never has) until ops sends it `go`.
+    // `go` comes right after SIGCONT, before bash may have taken in that
+    // sudo runs again; a plain `wait` under job control returns when the
+    // job changes state, and so reported the old stop (148, 128 + SIGTSTP):
+    // `wait -f` waits for sudo to terminate, whatever bash last saw.
     m.sh_as(
         "ops",
         &format!(
             "mkfifo /tmp/caller-go && bash -c 'set -m; \
                sudo -n {HELPER} demo enable held & echo $! > /tmp/sudo.pid; \
-               read go < /tmp/caller-go; wait $!; echo $? > /tmp/held.rc' \
+               read go < /tmp/caller-go; \
+               wait -f $!; echo $? > /tmp/held.rc' \
              </dev/null >/dev/null 2>&1 &"
         ),
     )
