@@ -31,9 +31,17 @@ debootstrap --variant=minbase --include="$packages" "$suite" "$base" "$mirror"
 chroot "$base" apt-get clean
 rm -rf -- "$base"/var/lib/apt/lists/*
 
-# Every boot is a first boot in a volatile root: without this,
-# systemd-firstboot would wait for a locale and a root password.
+# No machine-id of the build's: each machine's systemd makes its own at
+# its first boot and keeps it in the machine's /etc (the kernel command line
+# has systemd.firstboot=off, so nothing prompts for one).
 : > "$base/etc/machine-id"
+
+# debootstrap copies the building host's name and resolver; a machine is
+# named by nspawn (and resolves that name through nss-myhostname) and has
+# no network.
+rm -f -- "$base/etc/hostname" "$base/etc/resolv.conf"
+printf '127.0.0.1\tlocalhost\n::1\t\tlocalhost ip6-localhost ip6-loopback\n' > "$base/etc/hosts"
+grep -q '^hosts:.*myhostname' "$base/etc/nsswitch.conf" || { echo "build-image: nss-myhostname is not in nsswitch.conf" >&2; exit 1; }
 
 cp -a -- "$base" "$dest/sudo-rs"
 rs=$dest/sudo-rs
