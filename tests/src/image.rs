@@ -80,12 +80,23 @@ fn ensure_trixie_image() -> PathBuf {
 /// package list): not a security measure, only a name that changes with
 /// either file. The cache's ownership is what keeps the tree trusted.
 fn image_hash() -> String {
+    let inputs: Vec<(&str, Vec<u8>)> = [BUILD_SCRIPT, PACKAGE_LIST]
+        .into_iter()
+        .map(|file| {
+            let path = paths::checkout().join(file);
+            let bytes = std::fs::read(&path)
+                .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+            (file, bytes)
+        })
+        .collect();
+    hash_inputs(&inputs)
+}
+
+/// FNV-1a over each input's name, a NUL and its contents, in order.
+fn hash_inputs(inputs: &[(&str, Vec<u8>)]) -> String {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for file in [BUILD_SCRIPT, PACKAGE_LIST] {
-        let path = paths::checkout().join(file);
-        let bytes =
-            std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-        for byte in file.as_bytes().iter().chain(&[0]).chain(&bytes) {
+    for (name, bytes) in inputs {
+        for byte in name.as_bytes().iter().chain(&[0]).chain(bytes) {
             hash ^= u64::from(*byte);
             hash = hash.wrapping_mul(0x0100_0000_01b3);
         }
@@ -325,5 +336,38 @@ mod tests {
         let name = image_hash();
         assert_eq!(name.len(), 16);
         assert_eq!(name, image_hash(), "stable for unchanged inputs");
+        // The image is rebuilt when its package list (or the script)
+        // changes, because the name does: one package more, or a changed
+        // script line, is another image.
+        let script = b"debootstrap trixie\n".to_vec();
+        let list = b"systemd\nsudo\n".to_vec();
+        let base = hash_inputs(&[(BUILD_SCRIPT, script.clone()), (PACKAGE_LIST, list.clone())]);
+        let more = [list.clone(), b"sudo-rs\n".to_vec()].concat();
+        for (what, changed) in [
+            (
+                "a package added",
+                vec![(BUILD_SCRIPT, script.clone()), (PACKAGE_LIST, more)],
+            ),
+            (
+                "the script edited",
+                vec![
+                    (BUILD_SCRIPT, b"debootstrap sid\n".to_vec()),
+                    (PACKAGE_LIST, list.clone()),
+                ],
+            ),
+            // Bytes moved from one file to the other are still a change.
+            (
+                "a line moved between the files",
+                vec![
+                    (
+                        BUILD_SCRIPT,
+                        [script.clone(), b"systemd\n".to_vec()].concat(),
+                    ),
+                    (PACKAGE_LIST, b"sudo\n".to_vec()),
+                ],
+            ),
+        ] {
+            assert_ne!(hash_inputs(&changed), base, "{what}");
+        }
     }
 }
