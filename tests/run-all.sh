@@ -59,7 +59,11 @@ step "the helper and lifecycle suites on Debian 13 with sudo-rs as /usr/bin/sudo
 run_tier trixie-sudo-rs helper_e2e helper_hostile cli_lifecycle cli_errors
 
 step "fuzz the helper's parsing (short run)"
+began=$SECONDS
 bash tests/fuzz-smoke.sh
+took "$began" "fuzzing"
 
 echo
+# The whole command must stay under 30 minutes on a 2-core machine (README).
+took 0 "the whole test command"
 echo "run-all: all checks passed"
