@@ -179,10 +179,34 @@ create_config_dir() {
     root_dir_0755 "$DESTDIR/etc/unitgate/apps"
 }
 
-# The sudoers drop-in is validated with visudo before it is moved into
-# place (a broken drop-in would lock every operator out of sudo), and moved
-# by rename(2) from a name sudo ignores (it contains a dot) so sudo never
-# reads a half-written file.
+# The sudoers checkers present: sudo's visudo, sudo-rs's visudo-rs (Debian
+# ships sudo-rs's under that name; where sudo-rs is /usr/bin/sudo, as on
+# Ubuntu 25.10, sudo's own visudo may be gone). The drop-in must pass every
+# one there is, since either sudo may be the one that reads it.
+sudoers_checkers() {
+    for checker in visudo visudo-rs; do
+        if command -v "$checker" >/dev/null; then printf '%s\n' "$checker"; fi
+    done
+}
+
+# sudoers_valid [FILE]: FILE (default: the whole configuration) passes
+# every checker; at least one must exist.
+sudoers_valid() {
+    checkers=$(sudoers_checkers)
+    [ -n "$checkers" ] || return 1
+    for checker in $checkers; do
+        if [ $# -gt 0 ]; then
+            "$checker" -cqf "$1" >/dev/null || return 1
+        else
+            "$checker" -cq >/dev/null || return 1
+        fi
+    done
+}
+
+# The sudoers drop-in is validated with visudo (or visudo-rs) before it is
+# moved into place (a broken drop-in would lock every operator out of
+# sudo), and moved by rename(2) from a name sudo ignores (it contains a
+# dot) so sudo never reads a half-written file.
 install_sudoers() {
     dest=$DESTDIR$sudoers_dir/unitgate
     root_dir "$DESTDIR$sudoers_dir"
@@ -190,10 +214,10 @@ install_sudoers() {
     sed "s|@LIBEXECDIR@|$libexecdir|g" "$here/sudoers/unitgate" > "$tmp"
     chmod 0440 "$tmp"
     [ -n "$DESTDIR" ] || chown root:root "$tmp"
-    if command -v visudo >/dev/null; then
-        visudo -cqf "$tmp" || { rm -f "$tmp"; die "sudoers drop-in failed visudo -c; nothing installed"; }
+    if [ -n "$(sudoers_checkers)" ]; then
+        sudoers_valid "$tmp" || { rm -f "$tmp"; die "sudoers drop-in failed $(sudoers_checkers | paste -sd/ -) -c; nothing installed"; }
     elif [ -z "$DESTDIR" ]; then
-        rm -f "$tmp"; die "visudo not found: install sudo first"
+        rm -f "$tmp"; die "neither visudo nor visudo-rs found: install sudo (or sudo-rs) first"
     fi
     if [ -f "$dest" ] && cmp -s "$tmp" "$dest"; then
         rm -f "$tmp"
@@ -202,7 +226,7 @@ install_sudoers() {
     mv -f "$tmp" "$dest"
     say "installed $dest"
     # Belt and braces: the whole configuration must still parse.
-    if [ -z "$DESTDIR" ] && ! visudo -cq; then
+    if [ -z "$DESTDIR" ] && ! sudoers_valid; then
         rm -f "$dest"
         die "sudo configuration invalid after adding the drop-in; removed it again"
     fi

@@ -1,11 +1,12 @@
 #!/bin/bash
 # Installs the Debian packages the test bed and the end-to-end tests need —
-# systemd-nspawn, sudo, and everything listed in deploy/test-deps.txt —
-# when any is missing. Needs root to install.
+# systemd-nspawn, sudo, debootstrap (the test bed builds its Debian 13 image
+# with it), and everything listed in deploy/test-deps.txt — when any is
+# missing. Needs root to install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-wanted=(systemd-container sudo)
+wanted=(systemd-container sudo debootstrap)
 if [ -f deploy/test-deps.txt ]; then
     mapfile -t extra < <(grep -v '^\s*\(#\|$\)' deploy/test-deps.txt)
     wanted+=("${extra[@]}")

@@ -133,9 +133,13 @@ fn call(
     })
 }
 
+/// How sudo's own messages start: sudo's, and sudo-rs's.
+const SUDO_PREFIXES: [&str; 2] = ["sudo:", "sudo-rs:"];
+
 /// Tells a sudo refusal, a helper refusal and a systemctl failure apart.
 ///
-/// - sudo refuses with exit 1 and a line starting `sudo:`;
+/// - sudo refuses with exit 1 and a line starting `sudo:` (sudo-rs, which
+///   may be `/usr/bin/sudo`, as on Ubuntu 25.10: `sudo-rs:`);
 /// - the helper refuses with 64, 65, 69, 71, 75 (busy), 77 or 78 and one
 ///   line starting `unitgate-systemctl:`;
 /// - anything else non-zero is systemctl's own failure.
@@ -149,12 +153,14 @@ pub fn classify(out: &Outcome, user: &str) -> Result<()> {
         .map(str::trim)
         .filter(|l| !l.is_empty())
         .collect();
-    if let Some(line) = lines.iter().find(|l| l.starts_with("sudo:")) {
+    let sudo_line = lines
+        .iter()
+        .find_map(|l| SUDO_PREFIXES.iter().find_map(|p| l.strip_prefix(p)));
+    if let Some(detail) = sudo_line {
         if out.status == 1 {
-            let detail = line.trim_start_matches("sudo:").trim();
             return Err(Error::SudoRefused {
                 user: user.to_owned(),
-                detail: detail.to_owned(),
+                detail: detail.trim().to_owned(),
             });
         }
     }
@@ -231,6 +237,26 @@ mod tests {
             m.contains("not permitted by sudo") && m.contains("usermod -aG unitgate web"),
             "{m}"
         );
+    }
+
+    /// sudo-rs (0.2.5 on Debian 13) words its refusals its own way, after
+    /// its own name: as `/usr/bin/sudo` they are still sudo's refusals.
+    #[test]
+    fn sudo_rs_refusals_are_sudo_refusals() {
+        for text in [
+            "sudo-rs: I'm sorry web. I'm afraid I can't do that\n",
+            "sudo-rs: interactive authentication is required\n",
+        ] {
+            let e = classify(&out(1, text), "web").unwrap_err();
+            assert_eq!(e.code(), 77, "{text}");
+            let m = e.message().unwrap();
+            assert!(m.contains("not permitted by sudo: "), "{m}");
+            assert!(!m.contains("sudo-rs:"), "the prefix is not repeated: {m}");
+            assert!(m.contains("usermod -aG unitgate web"), "{m}");
+        }
+        // systemctl's own lines never start with either name.
+        let e = classify(&out(1, "Failed to start demo@a.service\n"), "web").unwrap_err();
+        assert_eq!(e.code(), 1);
     }
 
     #[test]

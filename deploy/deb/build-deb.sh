@@ -70,9 +70,11 @@ install -d -m 0755 "$root/etc/unitgate" "$root/etc/unitgate/apps"
 install -d "$root$PREFIX/share/unitgate"
 sed "s|@LIBEXECDIR@|$PREFIX/libexec/unitgate|g" "$here/sudoers/unitgate" > "$root$PREFIX/share/unitgate/sudoers"
 chmod 0440 "$root$PREFIX/share/unitgate/sudoers"
-if command -v visudo >/dev/null; then
-    visudo -cqf "$root$PREFIX/share/unitgate/sudoers" || die "the sudoers drop-in does not pass visudo -c"
-fi
+for checker in visudo visudo-rs; do
+    if command -v "$checker" >/dev/null; then
+        "$checker" -cqf "$root$PREFIX/share/unitgate/sudoers" >/dev/null || die "the sudoers drop-in does not pass $checker -c"
+    fi
+done
 
 # Reference apps: templates (not enabled), support programs, installer kit.
 for app in $apps; do

@@ -28,18 +28,19 @@ DATA_DIR = "{instance_dir}/data"
 
 /// Runs as the service account until stopped, unless the instance's
 /// `fail` marker exists: then it exits 1 at once (so Restart=on-failure
-/// soon hits the start limit). `unitgate launch` reads the instance's
+/// soon hits the start limit of 3 starts in 10 s, set in `[Unit]`, where
+/// systemd reads `StartLimitIntervalSec=`). `unitgate launch` reads the instance's
 /// environment file (`$$` keeps systemd from expanding the shell's `$`).
 pub const UNIT: &str = r#"[Unit]
 Description=unitgate demo instance %i
+StartLimitIntervalSec=10s
+StartLimitBurst=3
 
 [Service]
 User=demo
 ExecStart=/usr/local/bin/unitgate --app demo launch %i -- /bin/sh -c 'test ! -e "$$DATA_DIR/../fail" || exit 1; echo "$$GREETING"; exec sleep infinity'
 Restart=on-failure
 RestartSec=50ms
-StartLimitIntervalSec=10s
-StartLimitBurst=3
 
 [Install]
 WantedBy=multi-user.target

@@ -1,10 +1,18 @@
-//! A throw-away machine running a real systemd (systemd-nspawn, `--boot`,
-//! the host's own `/` read-only under a volatile root).
+//! A throw-away machine running a real systemd (systemd-nspawn, `--boot`)
+//! on one of the test bed's operating systems ([`Os`]): the host's own `/`
+//! read-only under a volatile root, or a cached Debian 13 tree under a
+//! volatile overlay.
 //!
 //! `/etc`, `/var/lib` and `/usr/local` are overlays whose upper directories
 //! live in the machine's own directory on the host and persist between boots,
 //! so [`Machine::reboot`] is a real reboot: users, sudoers, state and
-//! `enable` symlinks survive, the host is never written to.
+//! `enable` symlinks survive, the host (and the cached tree) is never
+//! written to.
+//!
+//! Every machine gets the unified cgroup hierarchy (cgroup v2), whatever
+//! the host mounts: systemd 257 needs it, and it is what current systems
+//! run (process tracking, `cgroup.kill`, freezing). The host keeps its own
+//! mounts; nspawn only mounts a cgroup2 tree inside the machine.
 //!
 //! Cleanup is tied to ownership: dropping a `Machine` (also while unwinding
 //! from a failed assertion) powers it off, waits for the nspawn process to
@@ -23,6 +31,7 @@ use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use crate::cgroup;
+use crate::os::Os;
 use crate::paths;
 
 /// Where machine directories live on the host. Not under /tmp: the upper
@@ -73,6 +82,9 @@ impl std::fmt::Display for Output {
 /// A running (or powered-off, between reboots) test machine.
 pub struct Machine {
     name: String,
+    os: Os,
+    /// The tree nspawn boots (`/` for the host).
+    root: PathBuf,
     dir: PathBuf,
     cgroups: cgroup::Own,
     nspawn: Option<Child>,
@@ -82,11 +94,19 @@ pub struct Machine {
 }
 
 impl Machine {
-    /// Boots a new machine. `label` only makes the name readable in `ps`;
-    /// the name is unique per process and call, so parallel tests never share.
+    /// Boots a new machine on the OS the environment selects
+    /// ([`Os::from_env`]: the host unless `UNITGATE_TESTBED_OS` says
+    /// otherwise). `label` only makes the name readable in `ps`; the name
+    /// is unique per process and call, so parallel tests never share.
     pub fn boot(label: &str) -> Machine {
+        Machine::boot_on(Os::from_env(), label)
+    }
+
+    /// Boots a new machine on `os`, whatever the environment selects.
+    pub fn boot_on(os: Os, label: &str) -> Machine {
         preflight();
         HOST_SETUP.call_once(prepare_host);
+        let root = os.root();
         let name = unique_name(label);
         let dir = Path::new(BASE_DIR).join(&name);
         for upper in ["etc", "varlib", "local"] {
@@ -95,6 +115,8 @@ impl Machine {
         let cgroups = cgroup::Own::create(&name);
         let mut machine = Machine {
             name,
+            os,
+            root,
             dir,
             cgroups,
             nspawn: None,
@@ -104,6 +126,11 @@ impl Machine {
         };
         machine.start();
         machine
+    }
+
+    /// The operating system the machine runs.
+    pub fn os(&self) -> Os {
+        self.os
     }
 
     /// The machine (and host name) of the container.
@@ -250,15 +277,31 @@ exec setpriv --reuid="$u" --regid="$g" --init-groups --reset-env -- "$@""#;
 
     fn nspawn_command(&self) -> Command {
         let up = |d: &str| self.dir.join(d).display().to_string();
+        let lower = |d: &str| self.root.join(d).display().to_string();
         let mut cmd = Command::new("systemd-nspawn");
         cmd.env_clear()
             .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
-            .args(["--register=no", "--keep-unit", "--volatile=yes", "-D", "/"])
+            // A cgroup2 hierarchy inside the machine even on a host that
+            // keeps v1 controllers (nspawn reads this only from its own
+            // environment; the host's mounts are not touched).
+            .env("SYSTEMD_NSPAWN_UNIFIED_HIERARCHY", "1")
+            .args(["--register=no", "--keep-unit"])
+            .arg(format!("--volatile={}", self.volatile_mode()))
+            .arg("-D")
+            .arg(&self.root)
             .arg(format!("--machine={}", self.name))
             .arg("--private-network")
-            .arg(format!("--overlay=/etc:{}:/etc", up("etc")))
-            .arg(format!("--overlay=/var/lib:{}:/var/lib", up("varlib")))
-            .arg(format!("--overlay=/usr/local:{}:/usr/local", up("local")))
+            .arg(format!("--overlay={}:{}:/etc", lower("etc"), up("etc")))
+            .arg(format!(
+                "--overlay={}:{}:/var/lib",
+                lower("var/lib"),
+                up("varlib")
+            ))
+            .arg(format!(
+                "--overlay={}:{}:/usr/local",
+                lower("usr/local"),
+                up("local")
+            ))
             .arg(format!(
                 "--bind-ro={}:/mnt/src",
                 paths::checkout().display()
@@ -268,12 +311,27 @@ exec setpriv --reuid="$u" --regid="$g" --init-groups --reset-env -- "$@""#;
                 paths::target_dir().display()
             ))
             .args(["--boot", "-q", "--", "systemd.firstboot=off"]);
-        cmd.args(
-            host_enabled_units()
-                .iter()
-                .map(|u| format!("systemd.mask={u}")),
-        );
+        if self.os == Os::Host {
+            cmd.args(
+                host_enabled_units()
+                    .iter()
+                    .map(|u| format!("systemd.mask={u}")),
+            );
+        }
         cmd
+    }
+
+    /// `yes` (a tmpfs root with only `/usr` from the tree) for the host's
+    /// `/`, whose other top-level directories are the host's own business.
+    /// `overlay` (the whole tree under a tmpfs overlay) for a cached tree:
+    /// with `yes`, nspawn's tmpfs would sit on the tree's own path and hide
+    /// the `/etc` and `/var/lib` the overlays above take as lower layers;
+    /// the host's `/` is the process root, which a mount on it never hides.
+    fn volatile_mode(&self) -> &'static str {
+        match self.os {
+            Os::Host => "yes",
+            Os::Trixie | Os::TrixieSudoRs => "overlay",
+        }
     }
 
     /// The container's init ends up as nspawn's direct child (nspawn is a

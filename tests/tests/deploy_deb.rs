@@ -12,7 +12,7 @@
 use std::sync::OnceLock;
 
 use unitgate_tests::package::{self, WRITABLE_USR};
-use unitgate_tests::{completion, Machine};
+use unitgate_tests::{completion, Machine, Os};
 
 /// The package, built once per run.
 fn deb() -> String {
@@ -208,5 +208,35 @@ fn deb_refuses_to_enable_a_sudoers_drop_in_that_fails_visudo() {
     assert!(!out.success(), "configure must fail: {out}");
     assert!(out.stderr.contains("failed visudo -c"), "{out}");
     m.sh("test ! -e /etc/sudoers.d/unitgate && ! ls /etc/sudoers.d/.unitgate.* 2>/dev/null && visudo -c").ok();
+    m.sh("dpkg --purge unitgate").ok();
+}
+
+/// Where sudo-rs replaced sudo's programs (sudo's own visudo is gone, only
+/// `visudo-rs` checks sudoers): postinst validates with it, the drop-in
+/// works through sudo-rs, and a broken one is still refused.
+#[test]
+fn deb_validates_with_visudo_rs_where_sudo_is_sudo_rs() {
+    let deb = deb();
+    let m = Machine::boot_on(Os::TrixieSudoRs, "deploy-deb-sudo-rs");
+    m.sh(WRITABLE_USR).ok();
+    m.sh(&format!("dpkg -i {deb}")).ok();
+    m.sh("! command -v visudo && visudo-rs -c && test -e /etc/sudoers.d/unitgate")
+        .ok();
+    m.add_user("dave", &["unitgate"]);
+    // sudo-rs runs the helper as root, which judges dave: no app `none`, 78.
+    let out = m.sh_as(
+        "dave",
+        "sudo -n /usr/libexec/unitgate/unitgate-systemctl none show x",
+    );
+    assert_eq!(out.code, 78, "{out}");
+    m.sh("dpkg --purge unitgate").ok();
+
+    m.sh(&format!("dpkg --unpack {deb}")).ok();
+    m.sh("chmod 644 /usr/share/unitgate/sudoers && echo 'this is not sudoers syntax' >> /usr/share/unitgate/sudoers").ok();
+    let out = m.sh("dpkg --configure unitgate");
+    assert!(!out.success(), "configure must fail: {out}");
+    assert!(out.stderr.contains("failed visudo-rs -c"), "{out}");
+    m.sh("test ! -e /etc/sudoers.d/unitgate && visudo-rs -c")
+        .ok();
     m.sh("dpkg --purge unitgate").ok();
 }

@@ -3,7 +3,7 @@
 //! /etc/sudoers.d, and that uninstalling leaves the system as it was (an
 //! operator's app configs kept, sudo working).
 
-use unitgate_tests::{completion, Machine};
+use unitgate_tests::{completion, Machine, Os};
 
 /// Everything the installer may touch, with owners and modes.
 const FOOTPRINT: &str = "for p in /usr/local/bin/unitgate /usr/local/libexec/unitgate \
@@ -138,14 +138,42 @@ fn uninstall_removes_what_install_added_and_keeps_app_configs() {
         );
     assert_eq!(after, expected);
     // sudo keeps working for everybody else.
-    m.sh("visudo -c").ok();
+    m.sh(&format!("{} -c", m.os().visudo())).ok();
     let id = m.sh_as("carol", "sudo -n /usr/bin/id -u").ok();
     assert_eq!(id.stdout.trim(), "0");
 }
 
 #[test]
 fn a_drop_in_that_fails_visudo_is_never_installed() {
-    let m = Machine::boot("badsudoers");
+    a_broken_drop_in_never_lands(Os::from_env());
+}
+
+/// Where sudo-rs is /usr/bin/sudo and its checker is only `visudo-rs`
+/// (Debian's name), the installer validates with that: a broken drop-in is
+/// still refused, and the real one installs and works through sudo-rs.
+#[test]
+fn where_sudo_is_sudo_rs_the_drop_in_is_validated_with_visudo_rs() {
+    let m = a_broken_drop_in_never_lands(Os::TrixieSudoRs);
+    assert!(!m.sh("command -v visudo").success(), "visudo-rs only");
+    let out = m.install_unitgate();
+    assert!(
+        out.stdout.contains("installed /etc/sudoers.d/unitgate"),
+        "{out}"
+    );
+    m.sh("visudo-rs -c").ok();
+    m.add_user("dave", &["unitgate"]);
+    let helper = "/usr/local/libexec/unitgate/unitgate-systemctl";
+    // Through sudo-rs, the helper runs as root and judges dave (no app
+    // named `none`: 78), instead of sudo-rs refusing.
+    let out = m.sh_as("dave", &format!("sudo -n {helper} none show x"));
+    assert_eq!(out.code, 78, "{out}");
+    assert!(out.stderr.starts_with("unitgate-systemctl:"), "{out}");
+}
+
+/// Installs from a copy of the checkout whose drop-in is broken: refused,
+/// naming the checker, with nothing in /etc/sudoers.d and sudo working.
+fn a_broken_drop_in_never_lands(os: Os) -> Machine {
+    let m = Machine::boot_on(os, "badsudoers");
     m.add_user("carol", &[]);
     m.write_file(
         "/etc/sudoers.d/carol",
@@ -160,12 +188,13 @@ fn a_drop_in_that_fails_visudo_is_never_installed() {
         .ok();
     let out = m.sh("cd /root/src && CARGO_TARGET_DIR=/mnt/target sh deploy/install.sh");
     assert_ne!(out.code, 0, "{out}");
-    assert!(out.stderr.contains("visudo"), "{out}");
+    assert!(out.stderr.contains(os.visudo()), "{out}");
     let dropins = m.sh("ls -A /etc/sudoers.d").ok().stdout;
     assert!(!dropins.contains("unitgate"), "{dropins}");
-    m.sh("visudo -c").ok();
+    m.sh(&format!("{} -c", os.visudo())).ok();
     let id = m.sh_as("carol", "sudo -n /usr/bin/id -u").ok();
     assert_eq!(id.stdout.trim(), "0");
+    m
 }
 
 #[test]

@@ -3,8 +3,11 @@
 
 use std::path::Path;
 
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+use unitgate_tests::image::CACHE_DIR;
 use unitgate_tests::machine::{mounts_mentioning, processes_mentioning};
-use unitgate_tests::{fixture, Machine};
+use unitgate_tests::{fixture, Machine, Os};
 
 const PROBE_UNIT: &str = "[Unit]
 Description=test bed probe %i
@@ -116,7 +119,8 @@ fn installer_puts_helper_cli_and_sudoers_in_place_idempotently() {
             "root:root 755"
         ]
     );
-    m.sh("getent group unitgate && visudo -c").ok();
+    m.sh(&format!("getent group unitgate && {} -c", m.os().visudo()))
+        .ok();
     let rule = m.sh("grep -v '^#' /etc/sudoers.d/unitgate").ok().stdout;
     assert_eq!(
         rule.trim(),
@@ -190,4 +194,105 @@ fn machine_is_cleaned_up_when_a_test_panics() {
     let (name, dir) = seen.expect("machine booted");
     assert_eq!(processes_mentioning(&name), Vec::<u32>::new());
     assert!(!dir.exists());
+}
+
+#[test]
+fn machines_run_the_unified_cgroup_hierarchy_and_the_host_keeps_its_own() {
+    let host_cgroups_before = mounts_mentioning("cgroup");
+    let m = Machine::boot("cgroup2");
+    let fs = m.sh("stat -fc %T /sys/fs/cgroup").ok().stdout;
+    assert_eq!(fs.trim(), "cgroup2fs");
+    m.write_file(
+        "/etc/systemd/system/tb-probe@.service",
+        PROBE_UNIT.as_bytes(),
+        0o644,
+    );
+    m.sh("systemctl daemon-reload && systemctl start tb-probe@v2.service")
+        .ok();
+    // A unit's own cgroup, with the v2-only interfaces systemd uses to
+    // kill and freeze it.
+    let group = m
+        .sh("systemctl show -P ControlGroup tb-probe@v2.service")
+        .ok()
+        .stdout;
+    let group = group.trim();
+    assert!(group.ends_with("/tb-probe@v2.service"), "{group}");
+    m.sh(&format!(
+        "test -e '/sys/fs/cgroup{group}/cgroup.kill' && test -e '/sys/fs/cgroup{group}/cgroup.freeze' \
+         && grep -qx \"$(systemctl show -P MainPID tb-probe@v2.service)\" '/sys/fs/cgroup{group}/cgroup.procs'"
+    ))
+    .ok();
+    drop(m);
+    assert_eq!(mounts_mentioning("cgroup"), host_cgroups_before);
+}
+
+#[test]
+fn each_os_boots_its_own_systemd_and_sudo_and_leaves_its_tree_alone() {
+    for os in Os::ALL {
+        let m = Machine::boot_on(os, &format!("os-{}", os.name()));
+        let what = format!("{os:?}");
+        let version = m.sh("systemctl --version | head -n 1").ok().stdout;
+        assert!(
+            version.starts_with(&format!("systemd {} ", os.systemd_version())),
+            "{what}: {version}"
+        );
+        let release = m.sh(". /etc/os-release && echo $VERSION_ID").ok().stdout;
+        let want = if os == Os::Host { "12" } else { "13" };
+        assert_eq!(release.trim(), want, "{what}");
+        let sudo = m.sh("sudo -V 2>&1 | head -n 1").ok().stdout;
+        assert_eq!(
+            sudo.starts_with("sudo-rs "),
+            os == Os::TrixieSudoRs,
+            "{what}: /usr/bin/sudo is {sudo}"
+        );
+        let checkers = m
+            .sh("for v in visudo visudo-rs; do command -v $v || true; done")
+            .ok()
+            .stdout;
+        assert!(
+            checkers.contains(&format!("/{}\n", os.visudo())),
+            "{what}: {checkers}"
+        );
+        if os == Os::TrixieSudoRs {
+            assert!(!checkers.contains("/visudo\n"), "{what}: {checkers}");
+        }
+        // What a machine writes stays in its own upper directories.
+        m.write_file("/etc/tb-written", b"x\n", 0o644);
+        m.write_file("/usr/local/tb-written", b"x\n", 0o644);
+        m.sh("touch /tb-written").ok();
+        let usr = m.sh("touch /usr/tb-written");
+        if os == Os::Host {
+            // The host's /usr is bound read-only: nothing in it can change.
+            assert!(usr.stderr.contains("Read-only file system"), "{usr}");
+        } else {
+            // A cached tree's /usr is under the volatile overlay: writes go
+            // to its tmpfs, never into the image.
+            usr.ok();
+            let root = os.root();
+            for path in [
+                "etc/tb-written",
+                "usr/local/tb-written",
+                "usr/tb-written",
+                "tb-written",
+            ] {
+                assert!(
+                    !root.join(path).exists(),
+                    "{what}: {path} reached the image"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn the_image_cache_is_root_only() {
+    let root = Os::Trixie.root();
+    let cache = std::fs::symlink_metadata(CACHE_DIR).unwrap();
+    assert!(cache.is_dir());
+    assert_eq!(cache.uid(), 0);
+    assert_eq!(cache.permissions().mode() & 0o7777, 0o700);
+    assert!(root.starts_with(CACHE_DIR), "{}", root.display());
+    // The build's own lock and log are root's too.
+    let lock = std::fs::symlink_metadata(Path::new(CACHE_DIR).join(".lock")).unwrap();
+    assert!(lock.is_file() && lock.uid() == 0 && lock.permissions().mode() & 0o077 == 0);
 }
