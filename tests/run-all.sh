@@ -41,29 +41,57 @@ cargo build --workspace --release --locked
 step "cargo test: the unitgate and unitgate-systemctl binaries (assert_cmd)"
 cargo test -p unitgate-ctl -p unitgate-helper --locked --test cli
 
-# The VM tier (tests/src/vm.rs: QEMU with software emulation, one core busy
-# for minutes) runs beside the container tiers below, which mostly wait on
-# systemd; its output is shown when it has ended. Its suites need the
-# vm-tier feature, so the workspace run below does not run them twice.
+# Two tiers run in the background beside the container tiers below, which
+# mostly wait on systemd: the VM tier (tests/src/vm.rs: QEMU with software
+# emulation, one core busy for minutes; its suites need the vm-tier feature,
+# so the workspace run does not run them twice) and the fuzzing (three
+# sanitizer-instrumented targets to build, then 30 s each). Each job's
+# output goes to a file of its own, shown when the job has ended; each runs
+# in a process group of its own, so a failed run ends it whole.
+declare -A bg_pid bg_log
+background() { # NAME COMMAND...
+    local name=$1
+    shift
+    bg_log[$name]=$(mktemp)
+    set -m
+    (
+        set +e
+        began=$SECONDS
+        "$@"
+        rc=$?
+        took "$began" "$name"
+        exit "$rc"
+    ) >"${bg_log[$name]}" 2>&1 &
+    set +m
+    bg_pid[$name]=$!
+}
+finish() { # NAME: waits for the job, shows its output, fails if it failed
+    local rc=0
+    wait "${bg_pid[$1]}" || rc=$?
+    cat "${bg_log[$1]}"
+    rm -f "${bg_log[$1]}"
+    unset "bg_pid[$1]"
+    if [ "$rc" != 0 ]; then
+        echo "run-all: $1 failed (exit $rc)" >&2
+        exit "$rc"
+    fi
+}
+end_background() {
+    for pid in "${bg_pid[@]}"; do kill -- "-$pid" 2>/dev/null || true; done
+}
+trap end_background EXIT
+
 vm_suites=(vm_testbed vm_runner_pool)
-step "VM tier, in the background: its image (built from Debian packages on first use, then cached), then ${vm_suites[*]}"
-# Built here, so the background job and the next step never wait on each
-# other's build lock.
-cargo test -p unitgate-tests --features vm-tier --locked --no-run "${vm_suites[@]/#/--test=}"
-vm_log=$(mktemp)
-set -m # the job gets a process group of its own, so a failed run can end it whole
-(
-    set +e
-    began=$SECONDS
+vm_tier() {
     cargo run --release --locked --quiet -p unitgate-tests --bin vm-image &&
         cargo test -p unitgate-tests --features vm-tier --locked --no-fail-fast "${vm_suites[@]/#/--test=}"
-    rc=$?
-    echo "==> took $((SECONDS - began)) s: VM tier"
-    exit "$rc"
-) >"$vm_log" 2>&1 &
-vm_job=$!
-set +m
-trap 'kill -- "-$vm_job" 2>/dev/null || true; rm -f "$vm_log"' EXIT
+}
+step "in the background: the VM tier (its image, built from Debian packages on first use, then cached; ${vm_suites[*]}) and the fuzzing"
+# Built here, so the job and the next step never wait on each other's build
+# lock.
+cargo test -p unitgate-tests --features vm-tier --locked --no-run "${vm_suites[@]/#/--test=}"
+background "VM tier" vm_tier
+background "fuzzing" bash tests/fuzz-smoke.sh
 
 step "cargo test (unit tests and the end-to-end suite; host OS: Debian 12, systemd 252, sudo)"
 began=$SECONDS
@@ -90,16 +118,11 @@ run_tier trixie helper_e2e helper_hostile cli_lifecycle cli_errors cli_robustnes
 step "the helper and lifecycle suites on Debian 13 with sudo-rs as /usr/bin/sudo"
 run_tier trixie-sudo-rs helper_e2e helper_hostile cli_lifecycle cli_errors
 
-step "VM tier: waiting for it to end, then its output"
-vm_rc=0
-wait "$vm_job" || vm_rc=$?
-cat "$vm_log"
-trap - EXIT
-rm -f "$vm_log"
-if [ "$vm_rc" != 0 ]; then
-    echo "run-all: the VM tier failed (exit $vm_rc)" >&2
-    exit "$vm_rc"
-fi
+step "the VM tier (it ran in the background)"
+finish "VM tier"
+
+step "the fuzzing of every parser of hostile input (it ran in the background)"
+finish "fuzzing"
 
 # The suites whose tests wait for something to happen (boots, stops, the
 # watcher, lock and bus waits, uninstalls, start limits, settle windows), again with a CPU
@@ -113,17 +136,12 @@ step "the end-to-end suites that wait, under load: ${under_load[*]}"
 # ends (--timeout is a backstop should the script itself be killed).
 stress-ng --cpu 0 --timeout 3600 --quiet &
 hog=$!
-trap 'kill "$hog" 2>/dev/null || true; wait "$hog" 2>/dev/null || true' EXIT
+trap 'kill "$hog" 2>/dev/null || true; wait "$hog" 2>/dev/null || true; end_background' EXIT
 # --workspace, as above, so that nothing is built again.
 cargo test --workspace --locked --no-fail-fast "${under_load[@]/#/--test=}"
 kill "$hog"
 wait "$hog" 2>/dev/null || true
 trap - EXIT
-
-step "fuzz the helper's parsing (short run)"
-began=$SECONDS
-bash tests/fuzz-smoke.sh
-took "$began" "fuzzing"
 
 echo
 # The whole command must stay under 30 minutes on a 2-core machine (README).
