@@ -13,7 +13,7 @@
 
 use std::time::{Duration, Instant};
 
-use unitgate_tests::demo::{demo_machine, ug, USER};
+use unitgate_tests::demo::{demo_machine, ug, wait_for, USER};
 use unitgate_tests::Machine;
 
 const N: usize = 1000;
@@ -189,7 +189,18 @@ fn main() {
         });
         kill_first.push(f);
         kill_cmd.push(c);
-        std::thread::sleep(Duration::from_millis(300));
+        // Back up (a new main process, running) before its state directory
+        // goes: removed while the restarted `unitgate launch` still reads
+        // it, the instance fails its restarts into the start limit.
+        wait_for(
+            &m,
+            "the killed instance to run again",
+            &format!(
+                "test \"$(systemctl show -p SubState --value demo@{inst}.service)\" = running \
+                 && test \"$(systemctl show -p MainPID --value demo@{inst}.service)\" != {}",
+                main_pid.trim()
+            ),
+        );
         // The state directory removed behind the CLI's back (inotify):
         // unit-without-state; then initialized again.
         let (_, d, _) = trial(
@@ -201,7 +212,13 @@ fn main() {
         rm_done.push(d);
         ug(&m, &format!("init {inst}")).ok();
         m.sh(&format!("systemctl restart demo@{inst}.service")).ok();
-        std::thread::sleep(Duration::from_millis(300));
+        wait_for(
+            &m,
+            "the re-initialized instance to run",
+            &format!(
+                "test \"$(systemctl show -p SubState --value demo@{inst}.service)\" = running"
+            ),
+        );
     }
 
     // Idle: nothing changes for 60 s; the watcher re-reads all 1000 every 10 s.
