@@ -125,7 +125,7 @@ Version: $version
 Architecture: $arch
 Maintainer: unitgate developers <unitgate@localhost>
 Installed-Size: $installed_size
-Depends: libc6 (>= 2.34), libgcc-s1, sudo, systemd
+Depends: libc6 (>= 2.34), libgcc-s1, sudo | sudo-rs, systemd
 Section: admin
 Priority: optional
 Description: run the lifecycle of templated systemd services without root
