@@ -132,6 +132,7 @@ finish "fuzzing"
 # layout, the test bed) are not repeated: load changes nothing they check.
 under_load=(cli_lifecycle cli_errors cli_robustness cli_watch cli_json_contract helper_e2e deploy_apps deploy_deb)
 step "the end-to-end suites that wait, under load: ${under_load[*]}"
+began=$SECONDS
 # The hog is this script's own child, ended by the trap however the step
 # ends (--timeout is a backstop should the script itself be killed).
 stress-ng --cpu 0 --timeout 3600 --quiet &
@@ -142,6 +143,7 @@ cargo test --workspace --locked --no-fail-fast "${under_load[@]/#/--test=}"
 kill "$hog"
 wait "$hog" 2>/dev/null || true
 trap - EXIT
+took "$began" "the suites that wait, under load"
 
 echo
 # The whole command must stay under 30 minutes on a 2-core machine (README).
