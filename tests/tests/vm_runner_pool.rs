@@ -128,7 +128,7 @@ dd if=/dev/zero of=/dev/null bs=600M count=1
 EOF
 oom_kills() { journalctl -k -o cat | grep -F "$memcg" | grep -c 'task=dd,' || true; }
 killed_or_filed() { [ "$(oom_kills)" -gt 0 ] || filed "$w" big; }
-wait_until 120 "dd to be OOM-killed or its job filed" killed_or_filed
+wait_until 270 "dd to be OOM-killed or its job filed" killed_or_filed
 echo "kernel_oom_kills=$(oom_kills)"
 echo "unit_saw_oom=$(journalctl -u "runner-pool@$w.service" -o cat | grep -c 'A process of this unit has been killed by the OOM killer' || true)"
 echo "job=$(job_status "$w" big)"
