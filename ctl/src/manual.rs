@@ -475,14 +475,21 @@ fn header(cmd: &clap::Command) -> clap_mangen::Man {
     clap_mangen::Man::new(cmd.clone()).source(format!("unitgate {}", env!("CARGO_PKG_VERSION")))
 }
 
-fn main_page(root: &clap::Command, prefix: &Path) -> io::Result<Vec<u8>> {
-    let man = header(root);
+/// The sections clap_mangen writes from the command's own definition (the
+/// rest of each page is ours).
+fn generated_sections(cmd: &clap::Command) -> io::Result<Vec<u8>> {
+    let man = header(cmd);
     let mut w = Vec::new();
     man.render_title(&mut w)?;
     man.render_name_section(&mut w)?;
     man.render_synopsis_section(&mut w)?;
     man.render_description_section(&mut w)?;
     man.render_options_section(&mut w)?;
+    Ok(w)
+}
+
+fn main_page(root: &clap::Command, prefix: &Path) -> io::Result<Vec<u8>> {
+    let mut w = generated_sections(root)?;
     // Named COMMANDS, each entry a page of its own (see SEE ALSO).
     let mut r = Roff::new();
     r.control("SH", ["COMMANDS"]);
@@ -512,13 +519,7 @@ fn main_page(root: &clap::Command, prefix: &Path) -> io::Result<Vec<u8>> {
 fn command_page(sub: &clap::Command, prefix: &Path) -> io::Result<Vec<u8>> {
     let name = sub.get_name();
     let info = page(name);
-    let man = header(sub);
-    let mut w = Vec::new();
-    man.render_title(&mut w)?;
-    man.render_name_section(&mut w)?;
-    man.render_synopsis_section(&mut w)?;
-    man.render_description_section(&mut w)?;
-    man.render_options_section(&mut w)?;
+    let mut w = generated_sections(sub)?;
     let mut r = Roff::new();
     let exit = info.map_or(&[0u8, 64][..], |p| p.exit);
     exit_section(&mut r, exit, false);
