@@ -618,7 +618,14 @@ fn remove_stale_machine_dirs() {
 }
 
 fn unique_name(label: &str) -> String {
-    let label: String = label
+    let n = NEXT_ID.fetch_add(1, Ordering::SeqCst);
+    format!("ug-{}-{}-{n}", name_part(label), std::process::id())
+}
+
+/// A test's label as part of a machine or run name: lower-case ASCII
+/// letters and digits, anything else `-`, at most 32 characters.
+pub(crate) fn name_part(label: &str) -> String {
+    label
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() {
@@ -628,9 +635,7 @@ fn unique_name(label: &str) -> String {
             }
         })
         .take(32)
-        .collect();
-    let n = NEXT_ID.fetch_add(1, Ordering::SeqCst);
-    format!("ug-{label}-{}-{n}", std::process::id())
+        .collect()
 }
 
 /// Units the host enables: booted in the container they would start real

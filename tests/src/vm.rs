@@ -627,19 +627,12 @@ impl RunDir {
         image::make_private_dir(Path::new(image::CACHE_ROOT));
         image::make_private_dir(&runs);
         STALE_RUNS_REMOVED.call_once(|| remove_stale_runs(&runs));
-        let label: String = label
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() {
-                    c.to_ascii_lowercase()
-                } else {
-                    '-'
-                }
-            })
-            .take(32)
-            .collect();
         let n = NEXT_RUN.fetch_add(1, Ordering::SeqCst);
-        let name = format!("ugvm-{label}-{}-{n}", std::process::id());
+        let name = format!(
+            "ugvm-{}-{}-{n}",
+            crate::machine::name_part(label),
+            std::process::id()
+        );
         let path = runs.join(&name);
         image::make_private_dir(&path);
         RunDir { name, path }
@@ -696,17 +689,9 @@ impl Qemu {
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("dup log"))
             .stderr(log);
-        // SAFETY: prctl(PR_SET_PDEATHSIG) is async-signal-safe and touches
-        // only the child: QEMU dies with the thread that started it, so a
-        // killed test leaves no VM running.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        // QEMU dies with the thread that started it, so a killed test leaves
+        // no VM running.
+        die_with_parent(&mut cmd);
         let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {QEMU}: {e}"));
         Qemu { child }
     }
@@ -835,5 +820,20 @@ fn preflight() {
             "{tool} is missing: `apt-get install -y {package}` (the README's test command \
              installs it: deploy/test-deps.txt)"
         );
+    }
+}
+
+/// The child gets SIGKILL when the thread that spawned it ends
+/// (PR_SET_PDEATHSIG), so a killed test leaves nothing of it running.
+pub(crate) fn die_with_parent(cmd: &mut Command) {
+    // SAFETY: prctl(PR_SET_PDEATHSIG) is async-signal-safe and touches only
+    // the child.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
     }
 }

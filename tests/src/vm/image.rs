@@ -25,7 +25,6 @@
 use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
@@ -192,17 +191,9 @@ impl ImageCache {
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("dup log"))
             .stderr(log);
-        // SAFETY: prctl(PR_SET_PDEATHSIG) is async-signal-safe and touches
-        // only the child. build.sh runs itself in a pid namespace whose init
-        // dies with it, so this ends the whole build if the test process dies.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        // build.sh runs itself in a pid namespace whose init dies with it,
+        // so this ends the whole build if the test process dies.
+        super::die_with_parent(&mut cmd);
         let mut child = cmd.spawn().expect("spawn the VM image build");
         let finished = wait_with_deadline(&mut child, BUILD_TIMEOUT);
         let log_text = std::fs::read_to_string(&log_path).unwrap_or_default();
