@@ -14,27 +14,43 @@ NRestarts,Result,ActiveEnterTimestamp,InactiveEnterTimestamp,StateChangeTimestam
 
 pub use unitgate_policy::action::Action;
 
+/// How an `enable` or `disable` gets systemd to re-read its enable links.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reload {
+    /// systemctl's own `daemon-reload` at the end of the call (an app
+    /// without unitgate's guard drop-in).
+    Now,
+    /// Left to unitgate-reload.service: `enable --no-reload --now`, and for
+    /// `disable` the helper removes the links itself and systemctl only
+    /// stops (see docs/design/constant-cost.md).
+    Deferred,
+}
+
 /// The verb and its fixed options, all chosen by us.
-fn verb(action: Action) -> &'static [&'static str] {
-    match action {
-        Action::Enable => &["enable", "--now"],
-        Action::Disable => &["disable", "--now"],
+fn verb(action: Action, reload: Reload) -> &'static [&'static str] {
+    match (action, reload) {
+        (Action::Enable, Reload::Deferred) => &["enable", "--no-reload", "--now"],
+        (Action::Disable, Reload::Deferred) => &["stop"],
+        (Action::Enable, Reload::Now) => &["enable", "--now"],
+        (Action::Disable, Reload::Now) => &["disable", "--now"],
         // try-restart: a running or activating unit is restarted, a
         // stopped or failed one is left alone. `restart` would start any
         // name it is given, so restarting random names could leave units
         // loaded (and failed) in PID 1; starting is `enable`'s job.
-        Action::Restart => &["try-restart"],
-        Action::ResetFailed => &["reset-failed"],
-        Action::Show => &["show", SHOW_PROPERTIES],
+        (Action::Restart, _) => &["try-restart"],
+        (Action::ResetFailed, _) => &["reset-failed"],
+        (Action::Show, _) => &["show", SHOW_PROPERTIES],
     }
 }
 
 /// Full argv: `systemctl <common> <verb> -- UNIT...`. The `--` ends option
 /// parsing, so even a unit name starting with `-` (which the name rules
 /// already forbid) could never become an option.
-pub fn argv(action: Action, units: &[String]) -> Vec<String> {
+pub fn argv(action: Action, reload: Reload, units: &[String]) -> Vec<String> {
     let fixed = std::iter::once("systemctl").chain(COMMON.iter().copied());
-    let fixed = fixed.chain(verb(action).iter().copied()).chain(["--"]);
+    let fixed = fixed
+        .chain(verb(action, reload).iter().copied())
+        .chain(["--"]);
     fixed
         .map(str::to_owned)
         .chain(units.iter().cloned())
@@ -46,7 +62,27 @@ mod tests {
     use super::*;
 
     fn line(action: Action) -> String {
-        argv(action, &["a@1.service".into(), "a@2.service".into()]).join(" ")
+        argv(
+            action,
+            Reload::Now,
+            &["a@1.service".into(), "a@2.service".into()],
+        )
+        .join(" ")
+    }
+
+    #[test]
+    fn a_deferred_reload_changes_only_enable_and_disable() {
+        let units = ["a@1.service".to_owned()];
+        let line = |a| argv(a, Reload::Deferred, &units).join(" ");
+        let p = "systemctl --no-pager --no-ask-password";
+        assert_eq!(
+            line(Action::Enable),
+            format!("{p} enable --no-reload --now -- a@1.service")
+        );
+        assert_eq!(line(Action::Disable), format!("{p} stop -- a@1.service"));
+        for a in [Action::Restart, Action::ResetFailed, Action::Show] {
+            assert_eq!(line(a), argv(a, Reload::Now, &units).join(" "));
+        }
     }
 
     #[test]

@@ -26,6 +26,10 @@ pub struct Record {
     pub app: Option<Vec<u8>>,
     pub action: Option<Vec<u8>>,
     pub instances: Vec<Vec<u8>>,
+    /// `Some("deferred")` once an accepted enable or disable is known to
+    /// leave its daemon-reload to unitgate-reload.service, `Some("now")`
+    /// when systemctl reloads itself; `None` for every other call.
+    pub reload: Option<&'static str>,
 }
 
 /// `caller=alice uid=1001 app=left4me action=enable instances=1,2 verdict=…`
@@ -42,6 +46,9 @@ pub fn line(r: &Record, verdict: Verdict<'_>) -> String {
         opt(&r.action),
         instances(&r.instances)
     );
+    if let Some(reload) = r.reload {
+        out.push_str(&format!(" reload={reload}"));
+    }
     match verdict {
         Verdict::Accepted => out.push_str(" verdict=accepted"),
         Verdict::Check => out.push_str(" verdict=check"),
@@ -83,6 +90,7 @@ mod tests {
             app: Some(b"left4me".to_vec()),
             action: Some(b"enable".to_vec()),
             instances: vec![b"1".to_vec(), b"2".to_vec()],
+            reload: None,
         }
     }
 

@@ -20,7 +20,7 @@ use nix::fcntl::OFlag;
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use unitgate_policy::trusted::{self, check_trusted};
 
 /// Where `systemctl enable` links units (the system-wide configuration).
@@ -42,20 +42,9 @@ const LIST_FLAGS: OFlag = OFlag::O_RDONLY
 /// The distinct unit names `<prefix>@<instance>.service` (any non-empty
 /// instance) linked in any link directory of `unit_dir`.
 pub fn enabled_units(unit_dir: &Path, prefix: &str) -> Result<BTreeSet<Vec<u8>>, Error> {
-    let top = open_checked_dir(unit_dir)?;
     let head = format!("{prefix}@");
     let mut units = BTreeSet::new();
-    for name in list(&top, unit_dir)? {
-        let is_link_dir = LINK_DIR_SUFFIXES
-            .iter()
-            .any(|s| name.as_encoded_bytes().ends_with(s.as_bytes()));
-        if !is_link_dir {
-            continue;
-        }
-        let path = unit_dir.join(&name);
-        let Some(dir) = open_link_dir(&top, &name, &path)? else {
-            continue;
-        };
+    for (dir, path) in link_dirs(unit_dir)? {
         for entry in list(&dir, &path)? {
             let bytes = entry.as_encoded_bytes();
             let instance = bytes
@@ -67,6 +56,53 @@ pub fn enabled_units(unit_dir: &Path, prefix: &str) -> Result<BTreeSet<Vec<u8>>,
         }
     }
     Ok(units)
+}
+
+/// What `systemctl disable` does to `units`, at a cost independent of how
+/// many units are enabled: remove the symlink named after each unit from
+/// every link directory of `unit_dir` (systemd's `DisableUnitFiles` instead
+/// reads every link there to find what points at them: 313 ms with 10,000
+/// enabled). Only symlinks are removed; a missing one is not an error.
+pub fn remove_links(unit_dir: &Path, units: &[String]) -> Result<(), Error> {
+    for (dir, path) in link_dirs(unit_dir)? {
+        for unit in units {
+            let name = OsStr::new(unit);
+            let is_link = fs::openat(dir.as_fd(), name, PROBE_FLAGS, 0)
+                .and_then(|fd| fs::fstat(fd.as_fd()))
+                .is_ok_and(|st| st.is_symlink());
+            if !is_link {
+                continue;
+            }
+            match fs::unlinkat(dir.as_fd(), name) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    let what = format!("cannot remove {}", path.join(unit).display());
+                    return Err(os_error(what)(e));
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Every link directory (`*.wants`, `*.requires`, `*.upholds`) of
+/// `unit_dir`, each opened without following links and checked.
+fn link_dirs(unit_dir: &Path) -> Result<Vec<(OwnedFd, PathBuf)>, Error> {
+    let top = open_checked_dir(unit_dir)?;
+    let mut dirs = Vec::new();
+    for name in list(&top, unit_dir)? {
+        let is_link_dir = LINK_DIR_SUFFIXES
+            .iter()
+            .any(|s| name.as_encoded_bytes().ends_with(s.as_bytes()));
+        if !is_link_dir {
+            continue;
+        }
+        let path = unit_dir.join(&name);
+        if let Some(dir) = open_link_dir(&top, &name, &path)? {
+            dirs.push((dir, path));
+        }
+    }
+    Ok(dirs)
 }
 
 /// Refuse an enable of `units` that would take the app past `max` enabled

@@ -110,3 +110,28 @@ fn the_limit_counts_the_union_of_enabled_and_requested() {
     check_room("demo", 2, &enabled, &units(&["c", "a"])).unwrap();
     assert!(check_room("demo", 2, &enabled, &units(&["c", "x"])).is_err());
 }
+
+#[test]
+fn removing_links_takes_the_units_from_every_link_directory_and_nothing_else() {
+    let Some(t) = unit_dir() else { return };
+    let dir = t.path("system");
+    t.file("system/multi-user.target.wants/demo@q.service", b"", 0o644);
+    remove_links(&dir, &units(&["a", "c", "q", "never-enabled"])).unwrap();
+    // q is a plain file there: counted (it could be a unit), not removed.
+    assert_eq!(enabled_units(&dir, "demo").unwrap(), set(&["b", "q"]));
+    // Outside link directories, and anything not a symlink, stays.
+    for kept in [
+        "backup.wants.old/demo@z.service",
+        "demo@.service.d/demo@y.service",
+        "multi-user.target.wants/demo-x@c.service",
+        "multi-user.target.wants/demo@q.service",
+    ] {
+        assert!(
+            std::fs::symlink_metadata(t.path(&format!("system/{kept}"))).is_ok(),
+            "{kept} removed"
+        );
+    }
+    set_mode(&t.path("system/multi-user.target.wants"), 0o775);
+    let e = remove_links(&dir, &units(&["b"])).unwrap_err();
+    assert_eq!(e.exit_code(), exit::CONFIG, "{e}");
+}

@@ -12,6 +12,7 @@ mod audit;
 mod caller;
 mod enabled;
 mod error;
+mod guard;
 mod lock;
 mod pipeline;
 mod system;

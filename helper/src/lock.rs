@@ -30,6 +30,11 @@ use unitgate_policy::trusted::{self, check_trusted};
 
 /// The trusted directory under which the lock directory is created.
 pub const LOCK_PARENT: &str = "/run";
+/// In `<parent>/unitgate`: the lock between calls that defer their reload
+/// (shared) and the reload that takes their markers (exclusive).
+pub const RELOAD_LOCK: &str = "reload.lock";
+/// In `<parent>/unitgate`: a deferred reload is due.
+pub const RELOAD_PENDING: &str = "reload-pending";
 /// Lock files per app (the hash is folded to one byte, so at most 256).
 pub const SLOTS: u32 = 256;
 /// Longest pause between two attempts at a lock that is taken.
@@ -52,6 +57,11 @@ pub struct Request<'a> {
     pub app: &'a str,
     pub units: &'a [String],
     pub app_wide: bool,
+    /// Whether the call changes enable links without a daemon-reload: then
+    /// it also holds `/run/unitgate/reload.lock` shared, so the deferred
+    /// reload (which takes it exclusively) waits for the change to be on
+    /// disk before it takes the call's marker (see [`mark_reload_pending`]).
+    pub deferred_reload: bool,
     /// How long to keep trying before giving up as busy.
     pub wait: Duration,
 }
@@ -91,13 +101,26 @@ pub fn lock(parent: &Path, req: &Request<'_>) -> Result<Vec<Held>, Error> {
     let app_dir = ensure_dir(&locks, &app_path, req.app, 0o700)?;
 
     let mut held = Vec::new();
+    if req.deferred_reload {
+        let path = base_path.join(RELOAD_LOCK);
+        let fd = open_slot(&base, RELOAD_LOCK, &path)?;
+        let subject = "for the deferred daemon-reload";
+        held.push(take(fd, Mode::Shared, subject, &path, req.wait, deadline)?);
+    }
     if req.app_wide {
         // "." of the checked O_PATH descriptor: the same directory, no
         // second lookup of its name.
         let fd = fs::openat(app_dir.as_fd(), OsStr::new("."), APP_LOCK_FLAGS, 0)
             .map_err(os_error(format!("cannot open {}", app_path.display())))?;
         let subject = format!("to enable instances of app {}", req.app);
-        held.push(take(fd, &subject, &app_path, req.wait, deadline)?);
+        held.push(take(
+            fd,
+            Mode::Exclusive,
+            &subject,
+            &app_path,
+            req.wait,
+            deadline,
+        )?);
     }
     let mut slots: Vec<u32> = req.units.iter().map(|u| slot(u)).collect();
     slots.sort_unstable();
@@ -108,7 +131,14 @@ pub fn lock(parent: &Path, req: &Request<'_>) -> Result<Vec<Held>, Error> {
         let fd = open_slot(&app_dir, &name, &path)?;
         let unit = req.units.iter().find(|u| slot(u) == s);
         let subject = format!("for {}", unit.map_or(name.as_str(), String::as_str));
-        held.push(take(fd, &subject, &path, req.wait, deadline)?);
+        held.push(take(
+            fd,
+            Mode::Exclusive,
+            &subject,
+            &path,
+            req.wait,
+            deadline,
+        )?);
     }
     Ok(held)
 }
@@ -155,10 +185,34 @@ fn open_slot(app_dir: &OwnedFd, name: &str, path: &Path) -> Result<OwnedFd, Erro
     Ok(fd)
 }
 
-/// Poll an exclusive lock until `deadline`; `subject` ("for demo@x.service")
+#[derive(Clone, Copy)]
+enum Mode {
+    Exclusive,
+    Shared,
+}
+
+/// Create `<parent>/unitgate/reload-pending`, the marker that makes
+/// `unitgate-reload.service` run `daemon-reload` within its interval. Called
+/// after every check, right before the exec, while [`lock`] holds the reload
+/// lock shared: the reload renames the marker only while no such call is
+/// between its marker and the end of its systemctl.
+pub fn mark_reload_pending(parent: &Path) -> Result<(), Error> {
+    let top = fs::open(parent, DIR_FLAGS)
+        .map_err(os_error(format!("cannot open {}", parent.display())))?;
+    let st =
+        fs::fstat(top.as_fd()).map_err(os_error(format!("cannot stat {}", parent.display())))?;
+    check_trusted(&st, parent)?;
+    let base_path = parent.join("unitgate");
+    let base = ensure_dir(&top, &base_path, "unitgate", 0o755)?;
+    let path = base_path.join(RELOAD_PENDING);
+    open_slot(&base, RELOAD_PENDING, &path).map(drop)
+}
+
+/// Poll a lock until `deadline`; `subject` ("for demo@x.service")
 /// and `path` name it in the busy error.
 fn take(
     fd: OwnedFd,
+    mode: Mode,
     subject: &str,
     path: &Path,
     wait: Duration,
@@ -167,9 +221,11 @@ fn take(
     let mut backoff = FIRST_BACKOFF;
     let mut fd = fd;
     loop {
-        match fs::try_flock_exclusive(fd)
-            .map_err(os_error(format!("cannot lock {}", path.display())))?
-        {
+        let tried = match mode {
+            Mode::Exclusive => fs::try_flock_exclusive(fd),
+            Mode::Shared => fs::try_flock_shared(fd),
+        };
+        match tried.map_err(os_error(format!("cannot lock {}", path.display())))? {
             Ok(held) => return Ok(held),
             Err(back) => fd = back,
         }

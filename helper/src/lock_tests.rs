@@ -14,6 +14,7 @@ fn req<'a>(app: &'a str, units: &'a [String], app_wide: bool, wait: Duration) ->
         app,
         units,
         app_wide,
+        deferred_reload: false,
         wait,
     }
 }
@@ -241,4 +242,69 @@ fn insecure_or_planted_lock_paths_are_refused() {
     nix::unistd::mkfifo(&slot_path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
     let e = lock(&run, &req("demo", &names, false, Duration::ZERO)).unwrap_err();
     assert_eq!(e.exit_code(), exit::CONFIG, "{}", e);
+}
+
+#[test]
+fn calls_that_defer_the_reload_share_its_lock_and_the_reload_waits_for_them() {
+    let Some(t) = setup() else { return };
+    let run = t.path("run");
+    let (a, b) = (units(&["a"]), units(&["b"]));
+    let deferred = |names| Request {
+        deferred_reload: true,
+        ..req("demo", names, false, Duration::ZERO)
+    };
+    let first = lock(&run, &deferred(&a)).unwrap();
+    let second = lock(&run, &deferred(&b)).unwrap();
+    assert_eq!(
+        (first.len(), second.len()),
+        (2, 2),
+        "reload lock and a slot"
+    );
+    let reload_lock = t.path("run/unitgate/reload.lock");
+    // unitgate-reload's exclusive lock waits while any such call runs ...
+    assert!(is_locked(&reload_lock));
+    drop(first);
+    assert!(is_locked(&reload_lock));
+    drop(second);
+    // ... and, once it holds it, a new call is busy rather than racing it.
+    let reload = hold(&reload_lock);
+    let e = lock(&run, &deferred(&a)).unwrap_err();
+    assert_eq!(e.exit_code(), exit::TEMPFAIL);
+    assert!(
+        e.to_string().contains("for the deferred daemon-reload"),
+        "{e}"
+    );
+    drop(reload);
+    assert_eq!(
+        lock(&run, &req("demo", &a, false, Duration::ZERO))
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn the_reload_marker_is_a_plain_file_of_roots_never_one_planted() {
+    let Some(t) = setup() else { return };
+    let run = t.path("run");
+    mark_reload_pending(&run).unwrap();
+    let marker = t.path("run/unitgate/reload-pending");
+    let st = std::fs::symlink_metadata(&marker).unwrap();
+    assert!(st.is_file() && st.uid() == 0, "{st:?}");
+    // Marking twice is one marker.
+    mark_reload_pending(&run).unwrap();
+    assert_eq!(files_in(&t.path("run/unitgate")), ["reload-pending"]);
+    std::fs::remove_file(&marker).unwrap();
+    t.file("elsewhere", b"", 0o644);
+    t.link(
+        "run/unitgate/reload-pending",
+        &t.path("elsewhere").to_string_lossy(),
+    );
+    assert!(mark_reload_pending(&run).is_err(), "followed a link");
+    std::fs::remove_file(&marker).unwrap();
+    set_mode(&t.path("run/unitgate"), 0o777);
+    assert_eq!(
+        mark_reload_pending(&run).unwrap_err().exit_code(),
+        exit::CONFIG
+    );
 }

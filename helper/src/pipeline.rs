@@ -1,7 +1,9 @@
 //! The privileged path, top to bottom:
 //!
 //! sanitize process → parse args → judge (root, names, policy, caller) →
-//! build argv → lock → bound (`enable`: `max_instances`) → audit → exec.
+//! build argv → choose the reload (the app's guard drop-in) → lock →
+//! bound (`enable`: `max_instances`) → mark the deferred reload, remove
+//! `disable`'s links → audit → exec.
 //!
 //! Every step is a small function returning `Result<_, Error>`; `run` is the
 //! only place that turns an error into a message, an audit line and an exit
@@ -10,13 +12,13 @@
 //! system (lock files under /run, the enabled instances under
 //! /etc/systemd/system, the exec) gets its paths from [`Paths`] too.
 
-use crate::action::{self, Action, SYSTEMCTL};
+use crate::action::{self, Action, Reload, SYSTEMCTL};
 use crate::audit::{self, Record, Verdict};
 use crate::caller::{self, Caller, Invoker};
 use crate::error::Error;
 use crate::system::fs::{self, Held};
 use crate::system::process;
-use crate::{enabled, lock};
+use crate::{enabled, guard, lock};
 use nix::fcntl::OFlag;
 use std::ffi::{CString, OsStr, OsString};
 use std::io::Write;
@@ -118,6 +120,8 @@ pub struct Plan {
     pub action: Action,
     pub units: Vec<String>,
     pub argv: Vec<String>,
+    /// How `enable` and `disable` reload (`Now` for every other action).
+    pub reload: Reload,
     /// From the policy, for the `max_instances` bound of `enable`.
     pub unit_prefix: String,
     pub max_instances: u32,
@@ -138,6 +142,10 @@ pub fn run(proc: &Process<'_>, paths: &Paths) -> u8 {
         Ok(plan) => plan,
         Err(e) => return refuse(Some(&record), &e),
     };
+    let plan = match choose_reload(plan, paths, &mut record) {
+        Ok(plan) => plan,
+        Err(e) => return refuse(Some(&record), &e),
+    };
     if raw.check {
         // Unlocked, so this count is only a preview of the real call's.
         if let Err(e) = within_max_instances(&plan, paths) {
@@ -154,6 +162,9 @@ pub fn run(proc: &Process<'_>, paths: &Paths) -> u8 {
     // Counted while holding the app-wide lock every `enable` takes, so no
     // other enable can add instances between this count and our exec.
     if let Err(e) = within_max_instances(&plan, paths) {
+        return refuse(Some(&record), &e);
+    }
+    if let Err(e) = defer_reload(&plan, paths) {
         return refuse(Some(&record), &e);
     }
     audit::send(&record, Verdict::Accepted);
@@ -277,12 +288,13 @@ pub fn judge_with(
     allowed_action(&policy, action, app)?;
     allowed_instances(&policy, &instances, app)?;
     let units = unit_names(&policy, &instances)?;
-    let argv = action::argv(action, &units);
+    let argv = action::argv(action, Reload::Now, &units);
     Ok(Plan {
         app: app.to_owned(),
         action,
         units,
         argv,
+        reload: Reload::Now,
         unit_prefix: policy.unit_prefix,
         max_instances: policy.max_instances,
     })
@@ -377,6 +389,25 @@ fn unit_names(policy: &Policy, instances: &[&str]) -> Result<Vec<String>, Error>
     instances.iter().map(unit).collect()
 }
 
+/// Step 4b: an `enable` or `disable` of an app whose template carries
+/// unitgate's guard drop-in leaves its daemon-reload to
+/// unitgate-reload.service (docs/design/constant-cost.md); any other keeps
+/// systemctl's own.
+fn choose_reload(mut plan: Plan, paths: &Paths, record: &mut Record) -> Result<Plan, Error> {
+    if !matches!(plan.action, Action::Enable | Action::Disable) {
+        return Ok(plan);
+    }
+    if guard::installed(&paths.unit_dir, &plan.unit_prefix)? {
+        plan.reload = Reload::Deferred;
+        plan.argv = action::argv(plan.action, Reload::Deferred, &plan.units);
+    }
+    record.reload = Some(match plan.reload {
+        Reload::Deferred => "deferred",
+        Reload::Now => "now",
+    });
+    Ok(plan)
+}
+
 /// `--check` output: the executable, then argv[1..], shell-quoted.
 pub fn would_exec(plan: &Plan, paths: &Paths) -> String {
     let exe = shell_word(&paths.systemctl.to_string_lossy());
@@ -395,6 +426,7 @@ fn lock_units(plan: &Plan, paths: &Paths, wait: Duration) -> Result<Vec<Held>, E
         app: &plan.app,
         units: &plan.units,
         app_wide: plan.action == Action::Enable,
+        deferred_reload: plan.reload == Reload::Deferred,
         wait,
     };
     lock::lock(&paths.lock_parent, &req)
@@ -408,6 +440,22 @@ fn within_max_instances(plan: &Plan, paths: &Paths) -> Result<(), Error> {
     }
     let enabled = enabled::enabled_units(&paths.unit_dir, &plan.unit_prefix)?;
     enabled::check_room(&plan.app, plan.max_instances, &enabled, &plan.units)
+}
+
+/// Step 6b, the last before the exec: for a deferred reload, the marker
+/// that makes unitgate-reload.service run one, then (for `disable`) the
+/// removal of the instances' enable links, which systemctl would otherwise
+/// find by reading every link. Both after every check, so a refused call
+/// changes nothing.
+fn defer_reload(plan: &Plan, paths: &Paths) -> Result<(), Error> {
+    if plan.reload != Reload::Deferred {
+        return Ok(());
+    }
+    lock::mark_reload_pending(&paths.lock_parent)?;
+    if plan.action == Action::Disable {
+        enabled::remove_links(&paths.unit_dir, &plan.units)?;
+    }
+    Ok(())
 }
 
 /// Step 7: stdin from /dev/null, fixed environment, execve. Returns only
@@ -482,6 +530,7 @@ fn audit_record(args: &[OsString], inv: &Invoker<'_>) -> Record {
         app: args.first().map(bytes),
         action: args.get(1).map(bytes),
         instances: args.iter().skip(2).map(bytes).collect(),
+        reload: None,
     }
 }
 

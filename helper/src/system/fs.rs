@@ -39,6 +39,11 @@ pub fn fstat(fd: BorrowedFd<'_>) -> io::Result<Stat> {
         .map_err(err)
 }
 
+/// `unlinkat(2)` of a non-directory entry of `dir`.
+pub fn unlinkat(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
+    nix::unistd::unlinkat(dir, name, nix::unistd::UnlinkatFlags::NoRemoveDir).map_err(err)
+}
+
 /// A lock taken: the descriptor stays open (and locked) while this lives,
 /// across the exec of systemctl.
 pub type Held = Flock<OwnedFd>;
@@ -47,9 +52,19 @@ pub type Held = Flock<OwnedFd>;
 /// `EINTR`: `Err(fd)` back when another open file description holds it. The
 /// caller polls with a deadline, so no caller can make us block forever.
 pub fn try_flock_exclusive(fd: OwnedFd) -> io::Result<Result<Held, OwnedFd>> {
+    try_flock(fd, FlockArg::LockExclusiveNonblock)
+}
+
+/// Non-blocking shared `flock(2)` (`LOCK_SH | LOCK_NB`), as
+/// [`try_flock_exclusive`].
+pub fn try_flock_shared(fd: OwnedFd) -> io::Result<Result<Held, OwnedFd>> {
+    try_flock(fd, FlockArg::LockSharedNonblock)
+}
+
+fn try_flock(fd: OwnedFd, how: FlockArg) -> io::Result<Result<Held, OwnedFd>> {
     let mut fd = fd;
     loop {
-        match Flock::lock(fd, FlockArg::LockExclusiveNonblock) {
+        match Flock::lock(fd, how) {
             Ok(held) => return Ok(Ok(held)),
             Err((back, Errno::EINTR)) => fd = back,
             Err((back, Errno::EWOULDBLOCK)) => return Ok(Err(back)),

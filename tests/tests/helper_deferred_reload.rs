@@ -1,0 +1,164 @@
+//! `enable` and `disable` without a daemon-reload (issue #13), through real
+//! sudo and systemd: with the guard drop-in on the template, the helper
+//! enables with `--no-reload`, disables by removing the links and stopping,
+//! and leaves one coalesced reload to unitgate-reload.service. What systemd
+//! holds in memory in between must never start a stopped instance.
+//!
+//! The guard and the reload units are installed here from deploy/systemd/
+//! as the installer is meant to (it does not yet).
+
+use unitgate_tests::fixture::{audit_lines, demo_machine, sudo_helper_str, unit_state, wait_until};
+use unitgate_tests::Machine;
+
+const GUARD: &str = include_str!("../../deploy/systemd/50-unitgate-guard.conf");
+const RELOAD_SERVICE: &str = include_str!("../../deploy/systemd/unitgate-reload.service");
+const RELOAD_TIMER: &str = include_str!("../../deploy/systemd/unitgate-reload.timer");
+const RELOAD_SCRIPT: &str = include_str!("../../deploy/systemd/unitgate-reload");
+
+fn guarded_machine(label: &str) -> Machine {
+    let m = demo_machine(label);
+    m.write_file(
+        "/etc/systemd/system/demo@.service.d/50-unitgate-guard.conf",
+        GUARD.as_bytes(),
+        0o644,
+    );
+    m.write_file(
+        "/usr/local/lib/systemd/system/unitgate-reload.service",
+        RELOAD_SERVICE.replace("@PREFIX@", "/usr/local").as_bytes(),
+        0o644,
+    );
+    m.write_file(
+        "/usr/local/lib/systemd/system/unitgate-reload.timer",
+        RELOAD_TIMER.as_bytes(),
+        0o644,
+    );
+    m.write_file(
+        "/usr/local/libexec/unitgate/unitgate-reload",
+        RELOAD_SCRIPT.as_bytes(),
+        0o755,
+    );
+    m.sh("systemctl daemon-reload").ok();
+    m
+}
+
+/// Whether multi-user.target, as systemd holds it in memory, wants `instance`.
+fn target_wants(m: &Machine, instance: &str) -> bool {
+    let out = m.sh("systemctl show -P Wants multi-user.target").ok();
+    out.stdout
+        .split_whitespace()
+        .any(|u| u == format!("demo@{instance}.service"))
+}
+
+fn marker(m: &Machine) -> bool {
+    m.sh("test -e /run/unitgate/reload-pending").success()
+}
+
+/// One run of the reload service, as its timer would start it.
+fn reload_now(m: &Machine) {
+    m.sh("systemctl start unitgate-reload.service").ok();
+}
+
+#[test]
+fn enable_and_disable_defer_the_reload_and_leave_a_marker() {
+    let m = guarded_machine("defer-mark");
+    let out = sudo_helper_str(&m, "ops", &["demo", "enable", "a"]);
+    assert_eq!(out.code, 0, "{out}");
+    assert_eq!(unit_state(&m, "a"), ("active".into(), "enabled".into()));
+    assert!(marker(&m), "no reload-pending marker");
+    assert!(!target_wants(&m, "a"), "systemd reloaded after all");
+    let last = audit_lines(&m).pop().unwrap();
+    assert!(
+        last.contains("reload=deferred") && last.contains("verdict=accepted"),
+        "{last}"
+    );
+
+    reload_now(&m);
+    assert!(!marker(&m), "the reload left its marker");
+    assert!(target_wants(&m, "a"), "the reload did not load the link");
+
+    let out = sudo_helper_str(&m, "ops", &["demo", "disable", "a"]);
+    assert_eq!(out.code, 0, "{out}");
+    assert_eq!(unit_state(&m, "a"), ("inactive".into(), "disabled".into()));
+    assert!(marker(&m));
+    assert!(
+        target_wants(&m, "a"),
+        "stale Wants= expected until the reload"
+    );
+    reload_now(&m);
+    assert!(!target_wants(&m, "a"));
+}
+
+#[test]
+fn a_stopped_instance_stays_stopped_whatever_asks_for_it_before_the_reload() {
+    let mut m = guarded_machine("defer-stays");
+    sudo_helper_str(&m, "ops", &["demo", "enable", "s1", "s2"]).ok();
+    reload_now(&m);
+    sudo_helper_str(&m, "ops", &["demo", "disable", "s1"]).ok();
+    assert!(target_wants(&m, "s1"), "the test needs the stale Wants=");
+    for how in [
+        "systemctl start multi-user.target",
+        "systemctl isolate multi-user.target",
+    ] {
+        m.sh(how).ok();
+        m.sh("systemctl is-system-running --wait >/dev/null || true");
+        assert_eq!(unit_state(&m, "s1").0, "inactive", "after {how}");
+        assert_eq!(unit_state(&m, "s2").0, "active", "s2 after {how}");
+    }
+    m.sh("systemctl daemon-reload").ok();
+    m.sh("systemctl start multi-user.target").ok();
+    assert_eq!(
+        unit_state(&m, "s1").0,
+        "inactive",
+        "after an out-of-band reload"
+    );
+    m.reboot();
+    assert_eq!(unit_state(&m, "s1"), ("inactive".into(), "disabled".into()));
+    assert_eq!(unit_state(&m, "s2"), ("active".into(), "enabled".into()));
+}
+
+#[test]
+fn an_instance_started_without_a_reload_comes_back_after_a_reboot() {
+    let mut m = guarded_machine("defer-reboot");
+    sudo_helper_str(&m, "ops", &["demo", "enable", "r1"]).ok();
+    assert!(!target_wants(&m, "r1"));
+    m.reboot();
+    assert_eq!(unit_state(&m, "r1"), ("active".into(), "enabled".into()));
+}
+
+#[test]
+fn a_reload_cut_short_after_taking_the_marker_is_redone() {
+    let m = guarded_machine("defer-crash");
+    sudo_helper_str(&m, "ops", &["demo", "enable", "c1"]).ok();
+    // What a run killed between its rename and its reload leaves behind.
+    m.sh("mv /run/unitgate/reload-pending /run/unitgate/reload-inflight")
+        .ok();
+    reload_now(&m);
+    assert!(target_wants(&m, "c1"));
+    assert!(m.sh("test ! -e /run/unitgate/reload-inflight").success());
+}
+
+#[test]
+fn the_timer_converges_systemd_within_its_interval() {
+    let m = guarded_machine("defer-timer");
+    m.sh("systemctl start unitgate-reload.timer").ok();
+    sudo_helper_str(&m, "ops", &["demo", "enable", "t1"]).ok();
+    // 30 s interval plus the reload itself; generous for a loaded machine.
+    wait_until(
+        &m,
+        "the timer's reload",
+        "systemctl show -P Wants multi-user.target | tr ' ' '\\n' | grep -qx demo@t1.service",
+        120,
+    );
+    assert!(!marker(&m));
+}
+
+#[test]
+fn an_app_without_the_guard_keeps_systemctls_own_reload() {
+    let m = demo_machine("defer-unguarded");
+    let out = sudo_helper_str(&m, "ops", &["demo", "enable", "u1"]);
+    assert_eq!(out.code, 0, "{out}");
+    assert!(target_wants(&m, "u1"), "enable --now reloads");
+    assert!(!marker(&m));
+    let last = audit_lines(&m).pop().unwrap();
+    assert!(last.contains("reload=now"), "{last}");
+}
