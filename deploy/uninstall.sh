@@ -66,6 +66,7 @@ case $PREFIX in
     *) zshcompdir=$share/zsh/site-functions ;;
 esac
 for dir in "$DESTDIR/etc/sudoers.d" "$DESTDIR$libexecdir" "$DESTDIR$PREFIX/bin" \
+    "$DESTDIR$PREFIX/lib/systemd/system" \
     "$DESTDIR/etc/unitgate/apps" "$DESTDIR/var/lib/unitgate" "$share/man/man1" \
     "$share/bash-completion/completions" "$zshcompdir" "$share/fish/vendor_completions.d" \
     "$share/unitgate/schema" "$share/doc/unitgate"; do
@@ -82,6 +83,14 @@ remove() {
 }
 
 remove "$DESTDIR/etc/sudoers.d/unitgate"
+# The deferred reload goes with the helper; one last reload below loads
+# whatever the helper changed since the timer's last run.
+if [ -z "$DESTDIR" ] && [ -d /run/systemd/system ]; then
+    systemctl disable --now unitgate-reload.timer >/dev/null 2>&1 || true
+fi
+remove "$DESTDIR$PREFIX/lib/systemd/system/unitgate-reload.timer"
+remove "$DESTDIR$PREFIX/lib/systemd/system/unitgate-reload.service"
+remove "$DESTDIR$libexecdir/unitgate-reload"
 remove "$DESTDIR$libexecdir/unitgate-systemctl"
 rmdir "$DESTDIR$libexecdir" 2>/dev/null || true
 remove "$DESTDIR$PREFIX/bin/unitgate"
@@ -99,6 +108,10 @@ remove "$share/doc/unitgate/watch.md"
 rmdir "$share/unitgate/schema" "$share/unitgate" "$share/doc/unitgate" 2>/dev/null || true
 # Directories are removed only when empty: an operator's configs stay.
 rmdir "$DESTDIR/etc/unitgate/apps" "$DESTDIR/etc/unitgate" 2>/dev/null || true
+if [ -z "$DESTDIR" ] && [ -d /run/systemd/system ]; then
+    systemctl daemon-reload
+    rm -f /run/unitgate/reload-pending /run/unitgate/reload-inflight
+fi
 if [ -z "$DESTDIR" ] && [ -e /var/lib/unitgate/created-group ]; then
     if getent group "$group" >/dev/null; then groupdel "$group"; say "removed group $group"; fi
     rm -f /var/lib/unitgate/created-group

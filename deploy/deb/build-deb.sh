@@ -92,8 +92,18 @@ for app in $apps; do
         done
     fi
 done
+# The deferred daemon-reload: script, service and timer (postinst enables
+# the timer).
+install -d "$root$PREFIX/lib/systemd/system"
+sed "s|@PREFIX@|$PREFIX|g" "$here/deploy/systemd/unitgate-reload" > "$root$PREFIX/libexec/unitgate/unitgate-reload"
+chmod 0755 "$root$PREFIX/libexec/unitgate/unitgate-reload"
+for unit in unitgate-reload.service unitgate-reload.timer; do
+    sed "s|@PREFIX@|$PREFIX|g" "$here/deploy/systemd/$unit" > "$root$PREFIX/lib/systemd/system/$unit"
+    chmod 0644 "$root$PREFIX/lib/systemd/system/$unit"
+done
 kit=$root$PREFIX/share/unitgate/deploy
-install -d "$kit/lib" "$kit/apps"
+install -d "$kit/lib" "$kit/apps" "$kit/systemd"
+install -m 0644 "$here/deploy/systemd/50-unitgate-guard.conf" "$kit/systemd/"
 install -m 0755 "$here/deploy/install.sh" "$here/deploy/uninstall.sh" "$kit/"
 install -m 0644 "$here/deploy/lib/app.sh" "$kit/lib/"
 for app in $apps; do

@@ -470,6 +470,20 @@ packaged() {
         && dpkg-query -S "$1" 2>/dev/null | grep -q '^unitgate:'
 }
 
+# app_guard DIR: where the guard drop-in of DIR's app goes
+# (docs/design/constant-cost.md), or nothing. Only for the template the
+# policy names whose [Install] section is exactly WantedBy=multi-user.target:
+# the guard's condition is the link that install makes, so with any other
+# the helper's fast path would enable an instance the guard then skips.
+guard_src=$here/deploy/systemd/50-unitgate-guard.conf
+app_guard() {
+    g_unit=$(sed -n 's/^unit *= *"\([A-Za-z0-9_.-]*@\.service\)" *$/\1/p' "$1/app.toml" | head -n 1)
+    [ -n "$g_unit" ] && [ -f "$1/$g_unit" ] && [ -f "$guard_src" ] || return 0
+    g_install=$(sed -n '/^\[Install\]/,/^\[/{/^\[/d;/^#/d;/^[[:space:]]*$/d;p}' "$1/$g_unit")
+    [ "$g_install" = "WantedBy=multi-user.target" ] || return 0
+    echo "/etc/systemd/system/$g_unit.d/50-unitgate-guard.conf"
+}
+
 install_app() {
     src=$(cd "$1" && pwd) || die "no app directory '$1'"
     name=$(basename "$src")
@@ -569,6 +583,11 @@ $why"
         install_subst "$unit" "$DESTDIR$dest" 0644
         echo "$dest" >> "$state/files.next"
     done
+    guard=$(app_guard "$src")
+    if [ -n "$guard" ]; then
+        install_atomic "$DESTDIR$guard" 0644 < "$guard_src"
+        echo "$guard" >> "$state/files.next"
+    fi
     if [ -d "$src/lib" ]; then
         for f in "$src"/lib/*; do
             [ -f "$f" ] || continue
@@ -697,6 +716,12 @@ $dir: $(walk_why)"
         while IFS= read -r f; do
             if [ -e "$DESTDIR$f" ] || [ -L "$DESTDIR$f" ]; then rm -f -- "$DESTDIR$f"; say "removed $DESTDIR$f"; fi
         done < "$state/files"
+    fi
+    # The guard's drop-in directory, if nothing else is in it.
+    if [ -f "$state/files" ]; then
+        grep '/50-unitgate-guard\.conf$' "$state/files" | while IFS= read -r f; do
+            rmdir "$DESTDIR$(dirname "$f")" 2>/dev/null || true
+        done
     fi
     rmdir "$DESTDIR$PREFIX/lib/unitgate/apps/$name" "$DESTDIR$PREFIX/lib/unitgate/apps" \
         "$DESTDIR$PREFIX/lib/unitgate" 2>/dev/null || true

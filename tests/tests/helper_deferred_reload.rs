@@ -4,8 +4,10 @@
 //! and leaves one coalesced reload to unitgate-reload.service. What systemd
 //! holds in memory in between must never start a stopped instance.
 //!
-//! The guard and the reload units are installed here from deploy/systemd/
-//! as the installer is meant to (it does not yet).
+//! The demo app's guard and the reload units are written here from
+//! deploy/systemd/ (the demo template is not installed by the installer);
+//! the last tests check that the installer puts the same in place for a
+//! reference app and takes it away again.
 
 use unitgate_tests::fixture::{audit_lines, demo_machine, sudo_helper_str, unit_state, wait_until};
 use unitgate_tests::Machine;
@@ -142,6 +144,7 @@ fn the_timer_converges_systemd_within_its_interval() {
     let m = guarded_machine("defer-timer");
     m.sh("systemctl start unitgate-reload.timer").ok();
     sudo_helper_str(&m, "ops", &["demo", "enable", "t1"]).ok();
+    assert!(!target_wants(&m, "t1"), "the test needs a deferred reload");
     // 30 s interval plus the reload itself; generous for a loaded machine.
     wait_until(
         &m,
@@ -161,4 +164,57 @@ fn an_app_without_the_guard_keeps_systemctls_own_reload() {
     assert!(!marker(&m));
     let last = audit_lines(&m).pop().unwrap();
     assert!(last.contains("reload=now"), "{last}");
+}
+
+#[test]
+fn the_installer_guards_a_reference_app_and_runs_the_reload_timer() {
+    let m = Machine::boot("defer-installer");
+    m.install_unitgate();
+    let timer = m.sh(
+        "systemctl is-enabled unitgate-reload.timer; systemctl is-active unitgate-reload.timer",
+    );
+    assert_eq!(timer.stdout, "enabled\nactive\n", "{timer}");
+    m.sh("cd /mnt/src && sh deploy/install.sh --app-only --app deploy/apps/runner-pool")
+        .ok();
+    let guard = "/etc/systemd/system/runner-pool@.service.d/50-unitgate-guard.conf";
+    let st = m
+        .sh(&format!("stat -c '%U:%G %a' {guard} && cat {guard}"))
+        .ok();
+    assert_eq!(st.stdout, format!("root:root 644\n{GUARD}"));
+    let dropins = m
+        .sh("systemctl show -P DropInPaths runner-pool@w1.service")
+        .ok();
+    assert!(
+        dropins.stdout.contains(guard),
+        "systemd does not load it: {dropins}"
+    );
+
+    m.sh("cd /mnt/src && sh deploy/uninstall.sh --app runner-pool")
+        .ok();
+    assert!(m
+        .sh("test ! -e /etc/systemd/system/runner-pool@.service.d")
+        .success());
+    m.sh("cd /mnt/src && sh deploy/uninstall.sh").ok();
+    let gone = m.sh(
+        "systemctl list-unit-files --no-legend 'unitgate-reload*' | wc -l; \
+         ls /etc/systemd/system/timers.target.wants/ | grep -c unitgate || true",
+    );
+    assert_eq!(gone.stdout, "0\n0\n", "{gone}");
+}
+
+#[test]
+fn the_installer_leaves_a_template_it_cannot_guard_on_the_old_path() {
+    let m = Machine::boot("defer-noguard");
+    m.install_unitgate();
+    // A copy of runner-pool whose template is wanted by another target.
+    m.sh(
+        "cp -a /mnt/src/deploy/apps/runner-pool /root/runner-pool && \
+          sed -i 's/^WantedBy=multi-user.target$/WantedBy=graphical.target/' \
+            /root/runner-pool/runner-pool@.service && \
+          cd /mnt/src && sh deploy/install.sh --app-only --app /root/runner-pool",
+    )
+    .ok();
+    assert!(m
+        .sh("test ! -e /etc/systemd/system/runner-pool@.service.d/50-unitgate-guard.conf")
+        .success());
 }
