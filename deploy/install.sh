@@ -19,7 +19,9 @@
 # installs, for each app directory DIR (named after the app): its service
 # account (install.conf: account=, home=) added to group unitgate, its
 # directories owned by that account (dirs=), its unit files into
-# $PREFIX/lib/systemd/system, its support programs (lib/) into
+# $PREFIX/lib/systemd/system (and, for a template wanted by
+# multi-user.target, unitgate's guard drop-in into
+# /etc/systemd/system/<template>.d/), its support programs (lib/) into
 # $PREFIX/lib/unitgate/apps/NAME/, its config as /etc/unitgate/apps/NAME.toml
 # and its skeleton into /etc/unitgate/skel/NAME/, then `systemctl
 # daemon-reload`. "@PREFIX@" in app files becomes $PREFIX. A config or
