@@ -88,13 +88,7 @@ pub fn slot_name(slot: u32) -> String {
 /// `app` must be a validated app name whose policy exists.
 pub fn lock(parent: &Path, req: &Request<'_>) -> Result<Vec<Held>, Error> {
     let deadline = Instant::now() + req.wait;
-    let top = fs::open(parent, DIR_FLAGS)
-        .map_err(os_error(format!("cannot open {}", parent.display())))?;
-    let st =
-        fs::fstat(top.as_fd()).map_err(os_error(format!("cannot stat {}", parent.display())))?;
-    check_trusted(&st, parent)?;
-    let base_path = parent.join("unitgate");
-    let base = ensure_dir(&top, &base_path, "unitgate", 0o755)?;
+    let (base, base_path) = base_dir(parent)?;
     let locks_path = base_path.join("locks");
     let locks = ensure_dir(&base, &locks_path, "locks", 0o700)?;
     let app_path = locks_path.join(req.app);
@@ -141,6 +135,19 @@ pub fn lock(parent: &Path, req: &Request<'_>) -> Result<Vec<Held>, Error> {
         )?);
     }
     Ok(held)
+}
+
+/// `<parent>/unitgate` (0755), created if missing, on a checked `parent`:
+/// the directory every lock and the reload marker live in.
+fn base_dir(parent: &Path) -> Result<(OwnedFd, PathBuf), Error> {
+    let top = fs::open(parent, DIR_FLAGS)
+        .map_err(os_error(format!("cannot open {}", parent.display())))?;
+    let st =
+        fs::fstat(top.as_fd()).map_err(os_error(format!("cannot stat {}", parent.display())))?;
+    check_trusted(&st, parent)?;
+    let base_path = parent.join("unitgate");
+    let base = ensure_dir(&top, &base_path, "unitgate", 0o755)?;
+    Ok((base, base_path))
 }
 
 fn os_error(what: String) -> impl FnOnce(std::io::Error) -> Error {
@@ -197,13 +204,7 @@ enum Mode {
 /// lock shared: the reload renames the marker only while no such call is
 /// between its marker and the end of its systemctl.
 pub fn mark_reload_pending(parent: &Path) -> Result<(), Error> {
-    let top = fs::open(parent, DIR_FLAGS)
-        .map_err(os_error(format!("cannot open {}", parent.display())))?;
-    let st =
-        fs::fstat(top.as_fd()).map_err(os_error(format!("cannot stat {}", parent.display())))?;
-    check_trusted(&st, parent)?;
-    let base_path = parent.join("unitgate");
-    let base = ensure_dir(&top, &base_path, "unitgate", 0o755)?;
+    let (base, base_path) = base_dir(parent)?;
     let path = base_path.join(RELOAD_PENDING);
     open_slot(&base, RELOAD_PENDING, &path).map(drop)
 }
