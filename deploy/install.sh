@@ -136,8 +136,11 @@ install_reload() {
         install_subst "$here/deploy/systemd/$unit" "$DESTDIR$PREFIX/lib/systemd/system/$unit" 0644
     done
     if [ -z "$DESTDIR" ] && [ -d /run/systemd/system ]; then
+        # One reload, for the new units; the timer's link is read at boot,
+        # so its enable needs none of its own.
         systemctl daemon-reload
-        systemctl enable --now unitgate-reload.timer 2>/dev/null
+        systemctl enable --no-reload unitgate-reload.timer 2>/dev/null
+        systemctl start unitgate-reload.timer
     fi
 }
 
