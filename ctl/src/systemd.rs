@@ -11,6 +11,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::ErrorKind;
 use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use zbus::blocking::{Connection, MessageIterator};
@@ -487,27 +488,36 @@ where
 
 /// Configuration directories whose `<target>.wants/` (etc.) hold `enable`
 /// symlinks, with the state a symlink there means.
-const ENABLE_DIRS: &[(&str, &str)] = &[
+pub const ENABLE_DIRS: &[(&str, &str)] = &[
     ("/etc/systemd/system", "enabled"),
     ("/run/systemd/system", "enabled-runtime"),
 ];
 const ENABLE_SUFFIXES: &[&str] = &[".wants", ".requires", ".upholds"];
+
+/// Whether a directory named `name` in a configuration directory holds
+/// enable links.
+pub fn is_link_dir(name: &str) -> bool {
+    ENABLE_SUFFIXES.iter().any(|s| name.ends_with(s))
+}
+
+/// The link directories of the configuration directory `base`.
+pub fn link_dirs(base: &Path) -> Vec<PathBuf> {
+    let Ok(dirs) = std::fs::read_dir(base) else {
+        return Vec::new();
+    };
+    dirs.flatten()
+        .filter(|d| d.file_name().to_str().is_some_and(is_link_dir))
+        .map(|d| d.path())
+        .collect()
+}
 
 /// Units matching `patterns` that are enabled, from the symlinks `systemctl
 /// enable` creates.
 pub fn enabled_units(patterns: &[String]) -> BTreeMap<String, &'static str> {
     let mut out = BTreeMap::new();
     for (base, state) in ENABLE_DIRS {
-        let Ok(dirs) = std::fs::read_dir(base) else {
-            continue;
-        };
-        for dir in dirs.flatten() {
-            let name = dir.file_name();
-            let Some(name) = name.to_str() else { continue };
-            if !ENABLE_SUFFIXES.iter().any(|s| name.ends_with(s)) {
-                continue;
-            }
-            let Ok(links) = std::fs::read_dir(dir.path()) else {
+        for dir in link_dirs(Path::new(base)) {
+            let Ok(links) = std::fs::read_dir(dir) else {
                 continue;
             };
             for link in links.flatten() {

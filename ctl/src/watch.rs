@@ -8,13 +8,14 @@
 //! `previous`; schema in docs/watch.md), else readable lines.
 //!
 //! Event-driven with a safety net: systemd's D-Bus signals ([`bus`]) and
-//! inotify on the state directory ([`sources`]) only say *which* instances
-//! to re-read; the main loop drains whatever is pending, re-reads those
-//! instances with a constant number of D-Bus calls, and reports what
-//! differs from what it last saw — so a change is reported once, however
-//! many signals announced it. Everything is re-read every `--interval`
-//! too, because signals can be lost, and a unit systemd unloaded sends
-//! none. Memory is the last state of each instance, nothing per event.
+//! inotify on the state directory and on systemd's link directories
+//! ([`sources`]) only say *which* instances to re-read; the main loop
+//! drains whatever is pending, re-reads those instances with a constant
+//! number of D-Bus calls, and reports what differs from what it last saw
+//! — so a change is reported once, however many signals announced it.
+//! Everything is re-read every `--interval` too, because signals can be
+//! lost, and a unit systemd unloaded sends none. Memory is the last state
+//! of each instance, nothing per event.
 //!
 //! Exits 0 on SIGINT/SIGTERM/SIGHUP and when stdout's reader goes away
 //! (EPIPE on a write, or POLLERR on fd 1 while idle).
@@ -81,6 +82,7 @@ pub fn run(cx: &Context<'_>, opts: Options) -> Result<()> {
     sources::spawn_signals(tx.clone());
     sources::spawn_stdout_watch(tx.clone());
     sources::spawn_state_dir_watch(app.clone(), tx.clone());
+    sources::spawn_enable_links_watch(app.clone(), tx.clone());
     bus::spawn(app.clone(), tx.clone());
     let mut w = Watcher {
         app,

@@ -296,6 +296,38 @@ fn out_of_band_changes_are_reported_once_with_their_drift_kind() {
     assert!(!err.contains("panicked"), "{err}");
 }
 
+/// Enablement is the `enable` links on disk, and the watcher watches them:
+/// the helper's disable of a guarded app removes them itself (no
+/// `UnitFilesChanged`), and a link made or removed by hand has no signal at
+/// all. With a full re-read only every hour, each is still reported at once.
+#[test]
+fn enable_links_changed_without_systemd_are_reported_at_once() {
+    let m = demo_machine("cli-watch-links");
+    m.guard_template("demo@.service");
+    // No reload of ours either: its `Reloading` signal re-reads everything.
+    m.sh("systemctl stop unitgate-reload.timer").ok();
+    setup(&m, &["l1", "l2"], &["l1"]);
+    // Enabled, not running: the helper's stop then changes no unit state.
+    m.sh("systemctl stop demo@l1.service").ok();
+    let w = Watch::start(&m, "l", "--interval 3600");
+
+    ug(&m, "stop l1").ok();
+    w.wait_for("l1 disabled", |v| {
+        is(v, "change", "l1") && v["enabled"] == false
+    });
+    let link = "/etc/systemd/system/multi-user.target.wants/demo@l2.service";
+    m.sh(&format!("ln -s /etc/systemd/system/demo@.service {link}"))
+        .ok();
+    w.wait_for("l2 enabled by hand", |v| {
+        is(v, "change", "l2") && v["enabled"] == true
+    });
+    m.sh(&format!("rm {link}")).ok();
+    w.wait_for("l2's link removed by hand", |v| {
+        is(v, "change", "l2") && v["enabled"] == false
+    });
+    assert!(w.alive(), "{}", w.err_text());
+}
+
 #[test]
 fn heal_restarts_crashed_and_stopped_instances_but_never_disabled_ones() {
     let m = demo_machine("cli-watch-heal");

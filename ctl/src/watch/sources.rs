@@ -1,16 +1,19 @@
 //! The watcher's non-D-Bus event sources, each a small thread feeding the
 //! main loop's channel: SIGINT/SIGTERM/SIGHUP (`sigwait` on signals every
 //! thread blocks), stdout's reader going away (`poll` for POLLERR/POLLHUP
-//! on fd 1), and instances appearing or vanishing in the state directory
+//! on fd 1), instances appearing or vanishing in the state directory and
+//! enable links appearing or vanishing in systemd's link directories
 //! (inotify).
 
+use std::collections::HashSet;
 use std::os::fd::AsFd;
+use std::path::Path;
 use std::sync::mpsc::Sender;
 use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify, WatchDescriptor};
 use nix::sys::signal::{SigSet, Signal};
 
 use super::Ev;
@@ -69,6 +72,7 @@ pub fn spawn_stdout_watch(tx: Sender<Ev>) {
 }
 
 /// inotify on the state directory: an instance directory created, renamed
+/// or removed marks that instance dirty; losing the directory, everything.
 pub fn spawn_state_dir_watch(app: App, tx: Sender<Ev>) {
     std::thread::Builder::new()
         .name("watch-inotify".into())
@@ -148,6 +152,79 @@ fn inotify_loop(app: &App, tx: Sender<Ev>) {
             if sent.is_err() {
                 return;
             }
+        }
+    }
+}
+
+/// inotify on the link directories (`*.wants`, `*.requires`, `*.upholds`)
+/// of [`crate::systemd::ENABLE_DIRS`]: an enable link of one of the app's
+/// units created or removed re-reads enablement from disk. systemd
+/// announces its own enables and disables (`UnitFilesChanged`), but the
+/// helper disables an instance of a guarded app by removing its links
+/// itself (docs/helper.md, "Enabling without a daemon-reload"); when the
+/// instance was not running, its `stop` changes no state either, so
+/// without this the change would wait for the interval re-read.
+pub fn spawn_enable_links_watch(app: App, tx: Sender<Ev>) {
+    std::thread::Builder::new()
+        .name("watch-links".into())
+        .spawn(move || links_loop(&app, tx))
+        .expect("spawning a thread");
+}
+
+fn links_loop(app: &App, tx: Sender<Ev>) {
+    let Ok(inotify) = Inotify::init(InitFlags::IN_CLOEXEC) else {
+        return; // the interval re-read still notices
+    };
+    let base_mask = AddWatchFlags::IN_CREATE
+        | AddWatchFlags::IN_MOVED_TO
+        | AddWatchFlags::IN_ONLYDIR
+        | AddWatchFlags::IN_DONT_FOLLOW;
+    let link_mask = AddWatchFlags::IN_CREATE
+        | AddWatchFlags::IN_DELETE
+        | AddWatchFlags::IN_MOVED_FROM
+        | AddWatchFlags::IN_MOVED_TO
+        | AddWatchFlags::IN_ONLYDIR
+        | AddWatchFlags::IN_DONT_FOLLOW;
+    // The configuration directories, watched for link directories made
+    // later (the first `enable` into a target makes its `.wants`).
+    let mut bases = Vec::new();
+    let mut link_dirs = HashSet::new();
+    let watch_links = |inotify: &Inotify, dir: &Path, set: &mut HashSet<WatchDescriptor>| {
+        if let Ok(wd) = inotify.add_watch(dir, link_mask) {
+            set.insert(wd);
+        }
+    };
+    for (base, _) in crate::systemd::ENABLE_DIRS {
+        let base = Path::new(base);
+        if let Ok(wd) = inotify.add_watch(base, base_mask) {
+            bases.push((wd, base));
+        }
+        for dir in crate::systemd::link_dirs(base) {
+            watch_links(&inotify, &dir, &mut link_dirs);
+        }
+    }
+    loop {
+        let events = match inotify.read_events() {
+            Ok(events) => events,
+            Err(Errno::EINTR) => continue,
+            Err(_) => return,
+        };
+        let mut changed = false;
+        for ev in events {
+            let name = ev.name.as_deref().and_then(|n| n.to_str());
+            if ev.mask.contains(AddWatchFlags::IN_Q_OVERFLOW) {
+                changed = true;
+            } else if let Some(&(_, base)) = bases.iter().find(|(wd, _)| *wd == ev.wd) {
+                if let Some(name) = name.filter(|n| crate::systemd::is_link_dir(n)) {
+                    watch_links(&inotify, &base.join(name), &mut link_dirs);
+                    changed = true;
+                }
+            } else if link_dirs.contains(&ev.wd) {
+                changed |= name.and_then(|n| app.instance_of(n)).is_some();
+            }
+        }
+        if changed && tx.send(Ev::UnitFiles).is_err() {
+            return;
         }
     }
 }
