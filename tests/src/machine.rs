@@ -40,6 +40,8 @@ pub const BASE_DIR: &str = "/var/tmp/unitgate-testbed";
 
 const BOOT_TIMEOUT: Duration = Duration::from_secs(90);
 const POWEROFF_TIMEOUT: Duration = Duration::from_secs(30);
+/// The guard drop-in the installer writes (see [`Machine::guard_template`]).
+pub const GUARD: &str = include_str!("../../deploy/systemd/50-unitgate-guard.conf");
 /// Upper bound for any single command run inside (enforced by `timeout`
 /// inside the machine, so a hung command fails the test instead of the run).
 const COMMAND_TIMEOUT_SECS: u32 = 300;
@@ -239,6 +241,20 @@ exec setpriv --reuid="$u" --regid="$g" --init-groups --reset-env -- "$@""#;
         paths::require_release_binaries();
         self.sh("cd /mnt/src && CARGO_TARGET_DIR=/mnt/target sh deploy/install.sh")
             .ok()
+    }
+
+    /// unitgate's guard drop-in on `template` (`demo@.service`), as
+    /// `install.sh --app` writes it for a reference app, then one
+    /// daemon-reload: from then on the helper enables and disables the
+    /// template's instances without a reload of their own (docs/helper.md,
+    /// "Enabling without a daemon-reload").
+    pub fn guard_template(&self, template: &str) {
+        self.write_file(
+            &format!("/etc/systemd/system/{template}.d/50-unitgate-guard.conf"),
+            GUARD.as_bytes(),
+            0o644,
+        );
+        self.sh("systemctl daemon-reload").ok();
     }
 
     fn start(&mut self) {

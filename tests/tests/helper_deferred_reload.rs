@@ -4,42 +4,22 @@
 //! and leaves one coalesced reload to unitgate-reload.service. What systemd
 //! holds in memory in between must never start a stopped instance.
 //!
-//! The demo app's guard and the reload units are written here from
-//! deploy/systemd/ (the demo template is not installed by the installer);
-//! the last tests check that the installer puts the same in place for a
-//! reference app and takes it away again.
+//! The installer puts the reload script, service and timer in place; the
+//! demo template is not installed by it, so its guard is written here from
+//! deploy/systemd/. The last tests check that the installer guards a
+//! reference app and takes the guard away again.
 
 use unitgate_tests::fixture::{audit_lines, demo_machine, sudo_helper_str, unit_state, wait_until};
+use unitgate_tests::machine::GUARD;
 use unitgate_tests::Machine;
 
-const GUARD: &str = include_str!("../../deploy/systemd/50-unitgate-guard.conf");
-const RELOAD_SERVICE: &str = include_str!("../../deploy/systemd/unitgate-reload.service");
-const RELOAD_TIMER: &str = include_str!("../../deploy/systemd/unitgate-reload.timer");
-const RELOAD_SCRIPT: &str = include_str!("../../deploy/systemd/unitgate-reload");
-
+/// The helper's demo machine with the guard on `demo@.service` and the
+/// reload timer stopped: each test runs the reload itself ([`reload_now`])
+/// where it wants one, so that what systemd holds in between is known.
 fn guarded_machine(label: &str) -> Machine {
     let m = demo_machine(label);
-    m.write_file(
-        "/etc/systemd/system/demo@.service.d/50-unitgate-guard.conf",
-        GUARD.as_bytes(),
-        0o644,
-    );
-    m.write_file(
-        "/usr/local/lib/systemd/system/unitgate-reload.service",
-        RELOAD_SERVICE.replace("@PREFIX@", "/usr/local").as_bytes(),
-        0o644,
-    );
-    m.write_file(
-        "/usr/local/lib/systemd/system/unitgate-reload.timer",
-        RELOAD_TIMER.as_bytes(),
-        0o644,
-    );
-    m.write_file(
-        "/usr/local/libexec/unitgate/unitgate-reload",
-        RELOAD_SCRIPT.as_bytes(),
-        0o755,
-    );
-    m.sh("systemctl daemon-reload").ok();
+    m.guard_template("demo@.service");
+    m.sh("systemctl stop unitgate-reload.timer").ok();
     m
 }
 
@@ -217,4 +197,93 @@ fn the_installer_leaves_a_template_it_cannot_guard_on_the_old_path() {
     assert!(m
         .sh("test ! -e /etc/systemd/system/runner-pool@.service.d/50-unitgate-guard.conf")
         .success());
+}
+
+#[test]
+fn a_call_holding_the_reload_lock_delays_the_reload_10_s_and_loses_nothing() {
+    let m = guarded_machine("defer-stuck");
+    sudo_helper_str(&m, "ops", &["demo", "enable", "k1"]).ok();
+    // What a helper call its caller stopped (SIGSTOP relayed by sudo) holds
+    // until it goes on: the reload lock, shared.
+    m.sh("systemd-run --unit=stuck-call flock --shared /run/unitgate/reload.lock sleep infinity")
+        .ok();
+    wait_until(
+        &m,
+        "the stuck call's lock",
+        "! flock --exclusive --nonblock /run/unitgate/reload.lock true",
+        60,
+    );
+    // Other calls share the lock: they are not held up.
+    let out = sudo_helper_str(&m, "ops", &["demo", "enable", "k2"]);
+    assert_eq!(out.code, 0, "{out}");
+
+    let began = std::time::Instant::now();
+    reload_now(&m);
+    assert!(
+        began.elapsed() >= std::time::Duration::from_secs(10),
+        "the reload did not wait for the lock"
+    );
+    assert!(target_wants(&m, "k1") && target_wants(&m, "k2"));
+    assert!(marker(&m), "the marker must stay for the next run");
+    let log = m.sh("journalctl -q -u unitgate-reload.service -o cat").ok();
+    assert!(log.stdout.contains("busy for 10 s"), "{log}");
+
+    m.sh("systemctl stop stuck-call").ok();
+    reload_now(&m);
+    assert!(!marker(&m), "the next run did not take the marker");
+}
+
+/// Six instances, each enabled and disabled five times by the helper while
+/// root reloads systemd back to back and runs our reload service between:
+/// every change lands on disk, and one reload afterwards makes systemd's
+/// memory equal to it.
+#[test]
+fn reloads_anyone_triggers_during_a_storm_of_calls_lose_nothing() {
+    let m = guarded_machine("defer-storm");
+    m.sh("systemd-run --unit=reloader sh -c \
+         'while :; do systemctl daemon-reload; systemctl start unitgate-reload.service; done'")
+        .ok();
+    let helper = unitgate_tests::fixture::HELPER;
+    // The last round leaves s1, s3 and s5 enabled, s2, s4 and s6 disabled.
+    let storm = m.sh_as(
+        "ops",
+        &format!(
+            "for round in 1 2 3 4 5; do for i in 1 2 3 4 5 6; do \
+               sudo -n {helper} demo enable s$i || echo \"FAIL enable s$i: $?\"; \
+               if [ $((i % 2)) = 0 ] || [ $round != 5 ]; then \
+                 sudo -n {helper} demo disable s$i || echo \"FAIL disable s$i: $?\"; \
+               fi; \
+             done; done"
+        ),
+    );
+    m.sh("systemctl stop reloader").ok();
+    assert!(!storm.stdout.contains("FAIL"), "{storm}");
+    for i in 1..=6 {
+        let want = if i % 2 == 1 {
+            ("active", "enabled")
+        } else {
+            ("inactive", "disabled")
+        };
+        let got = unit_state(&m, &format!("s{i}"));
+        assert_eq!(
+            (got.0.as_str(), got.1.as_str()),
+            want,
+            "s{i} on disk and running"
+        );
+    }
+    reload_now(&m);
+    for i in 1..=6 {
+        assert_eq!(
+            target_wants(&m, &format!("s{i}")),
+            i % 2 == 1,
+            "s{i} in multi-user.target's Wants= after one reload"
+        );
+    }
+    assert!(m
+        .sh("test ! -e /run/unitgate/reload-pending && test ! -e /run/unitgate/reload-inflight")
+        .success());
+    m.sh("systemctl start multi-user.target").ok();
+    for i in [2, 4, 6] {
+        assert_eq!(unit_state(&m, &format!("s{i}")).0, "inactive", "s{i}");
+    }
 }
