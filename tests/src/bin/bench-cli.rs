@@ -1,21 +1,31 @@
 //! Benchmark of the CLI (not a timed test; run by hand as root, figures go
 //! to BENCHMARKS.md):
 //!
-//!     cargo build --release && target/release/bench-cli
+//!     cargo build --release && target/release/bench-cli [N...]
 //!
-//! In a test-bed machine with 1000 initialized, running instances it
-//! measures `status --json` against the floor of one unprivileged
-//! `systemctl list-units` + `list-unit-files` and against the per-instance
-//! `sudo helper show` loop, and a batched `start` of 500 instances against
-//! a raw `systemctl enable --now` of 500 units and the
-//! one-`systemctl enable --now`-per-instance loop.
+//! For each N (default: 100 and 1000; 10000 takes about half an hour), a
+//! fresh test-bed machine with the demo app, its template guarded as the
+//! installer guards a reference app (so the helper enables and disables
+//! without a daemon-reload; the reload timer runs as installed), and N
+//! initialized, running instances. It measures, each beside what systemd
+//! itself costs in the same run:
+//!
+//! - stopping one and starting one instance (`unitgate stop`, `unitgate
+//!   start --settle 0`) against raw `systemctl stop` / `start` of another,
+//!   and against `systemctl disable --now` / `enable --now` (one full
+//!   daemon-reload each: the old path);
+//! - a batched `start --settle 0` of min(500, N/2) instances against a raw
+//!   `systemctl enable --now` of as many other units;
+//! - `status --json` of all N, warm and cold (no status cache), against the
+//!   floor of one unprivileged `systemctl list-units` + `list-unit-files`,
+//!   and against the per-instance `sudo helper show` loop it replaces.
+//!
+//! Times are wall-clock, measured inside the machine; medians.
 
-use unitgate_tests::demo::{demo_machine, ug, USER};
+use unitgate_tests::demo::{demo_machine, ug, APP_CONFIG, USER};
 use unitgate_tests::Machine;
 
-const N: usize = 1000;
-const HALF: usize = 500;
-const RUNS: usize = 21;
+const RUNS: usize = 11;
 
 /// Runs `script` `runs` times as `user` (None: root) inside the machine and
 /// returns each run's wall time in ms, measured inside.
@@ -39,6 +49,23 @@ fn time_runs(m: &Machine, user: Option<&str>, script: &str, runs: usize) -> Vec<
         .collect()
 }
 
+/// Alternates `a` and `b` (each run as `user`, None: root) `runs` times,
+/// timing each: a pair such as stop/start, measured on the same instance.
+fn time_pairs(
+    m: &Machine,
+    user: Option<&str>,
+    a: &str,
+    b: &str,
+    runs: usize,
+) -> (Vec<f64>, Vec<f64>) {
+    let (mut ta, mut tb) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        ta.extend(time_runs(m, user, a, 1));
+        tb.extend(time_runs(m, user, b, 1));
+    }
+    (ta, tb)
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
     v[v.len() / 2]
@@ -55,36 +82,101 @@ fn units(range: std::ops::RangeInclusive<usize>) -> String {
         .join(" ")
 }
 
-fn main() {
-    let m = demo_machine("cli-bench");
-    let t = time_runs(
+/// One machine's medians, in ms.
+struct Figures {
+    n: usize,
+    init_each: f64,
+    start_all: f64,
+    stop_one: f64,
+    start_one: f64,
+    raw_stop: f64,
+    raw_start: f64,
+    raw_disable_now: f64,
+    raw_enable_now: f64,
+    batch: usize,
+    batch_start: f64,
+    raw_batch: f64,
+    status: f64,
+    status_cold: f64,
+    floor: f64,
+    reload: f64,
+    show_each: f64,
+}
+
+/// The demo machine with `n` instances initialized and running.
+fn machine(n: usize) -> (Machine, f64, f64) {
+    let m = demo_machine(&format!("cli-bench-{n}"));
+    m.guard_template("demo@.service");
+    let config = APP_CONFIG.replace("[env]", &format!("max_instances = {n}\n\n[env]"));
+    m.write_file("/etc/unitgate/apps/demo.toml", config.as_bytes(), 0o644);
+    let init = time_runs(
         &m,
         Some(USER),
-        &format!("for i in $(seq {N}); do unitgate init i$i; done"),
+        &format!("for i in $(seq {n}); do unitgate init i$i; done"),
         1,
     );
-    println!(
-        "init of {N} instances, one command each: {:.0} ms ({:.1} ms per init)",
-        t[0],
-        t[0] / N as f64
+    let start = time_runs(
+        &m,
+        Some(USER),
+        &format!("unitgate start --settle 0 {}", names(1..=n)),
+        1,
     );
-    let (a, b) = (names(1..=HALF), names(HALF + 1..=N));
-    let b_units = units(HALF + 1..=N);
+    let running = m
+        .sh("systemctl list-units --state=running --plain --no-legend 'demo@*' | wc -l")
+        .ok()
+        .stdout;
+    assert_eq!(running.trim(), n.to_string());
+    (m, init[0] / n as f64, start[0])
+}
 
-    // Batched start of 500 vs raw `systemctl enable --now` of 500 units,
-    // alternating, 3 rounds each (stopping in between, untimed).
-    let mut ug_start = Vec::new();
-    let mut raw_start = Vec::new();
+fn bench(n: usize) -> Figures {
+    let (m, init_each, start_all) = machine(n);
+    eprintln!("bench-cli: {n} instances running");
+
+    // One instance, among n running: through unitgate (the fast path) and
+    // raw systemd on another instance, in the same minutes.
+    let (stop_one, start_one) = time_pairs(
+        &m,
+        Some(USER),
+        "unitgate stop i1",
+        "unitgate start --settle 0 i1",
+        RUNS,
+    );
+    let (raw_stop, raw_start) = time_pairs(
+        &m,
+        None,
+        "systemctl stop demo@i2.service",
+        "systemctl start demo@i2.service",
+        RUNS,
+    );
+    // The old path: one full daemon-reload each (3 runs: seconds each at
+    // 10,000).
+    let (raw_disable_now, raw_enable_now) = time_pairs(
+        &m,
+        None,
+        "systemctl disable --now demo@i3.service",
+        "systemctl enable --now demo@i3.service",
+        3,
+    );
+    let reload = time_runs(&m, None, "systemctl daemon-reload", 3);
+
+    // Batched: unitgate's start of `batch` instances against a raw
+    // `systemctl enable --now` of as many others, alternating, 3 rounds
+    // (both stopped again in between, untimed).
+    let batch = (n / 2).min(500);
+    let (a, b_units) = (names(1..=batch), units(batch + 1..=2 * batch));
+    ug(&m, &format!("stop {a}")).ok();
+    m.sh(&format!("systemctl disable --now {b_units}")).ok();
+    let (mut ug_batch, mut raw_batch) = (Vec::new(), Vec::new());
     for _ in 0..3 {
-        raw_start.extend(time_runs(
+        raw_batch.extend(time_runs(
             &m,
             None,
             &format!("systemctl enable --now {b_units}"),
             1,
         ));
         m.sh(&format!("systemctl disable --now {b_units}")).ok();
-        // Without the settle window: what systemctl itself does.
-        ug_start.extend(time_runs(
+        ug_batch.extend(time_runs(
             &m,
             Some(USER),
             &format!("unitgate start --settle 0 {a}"),
@@ -92,33 +184,7 @@ fn main() {
         ));
         ug(&m, &format!("stop {a}")).ok();
     }
-    // With the default window (2 s): every one of the 500 watched at once.
-    let settled = time_runs(&m, Some(USER), &format!("unitgate start {a}"), 1);
-    ug(&m, &format!("stop {a}")).ok();
-    // One `systemctl enable --now` (one daemon-reload) per instance, on 50.
-    let per = time_runs(
-        &m,
-        None,
-        &format!(
-            "for u in {}; do systemctl enable --now $u; done",
-            units(HALF + 1..=HALF + 50)
-        ),
-        1,
-    );
-    m.sh(&format!(
-        "systemctl disable --now {}",
-        units(HALF + 1..=HALF + 50)
-    ))
-    .ok();
-    let per_instance_500 = per[0] / 50.0 * HALF as f64;
-
-    // Everything running for the status figures.
-    ug(&m, &format!("start --settle 0 {a} {b}")).ok();
-    let running = m
-        .sh("systemctl list-units --state=running --plain --no-legend 'demo@*' | wc -l")
-        .ok()
-        .stdout;
-    assert_eq!(running.trim(), N.to_string());
+    ug(&m, &format!("start --settle 0 {}", names(1..=2 * batch))).ok();
 
     let cold = time_runs(
         &m,
@@ -127,50 +193,120 @@ fn main() {
         5,
     );
     let status = time_runs(&m, Some(USER), "unitgate status --json", RUNS);
-    let table = time_runs(&m, Some(USER), "unitgate status", RUNS);
     let floor = time_runs(
         &m,
         Some(USER),
         "systemctl list-units --all --plain --no-legend 'demo@*'; systemctl list-unit-files --plain --no-legend 'demo@*'",
         RUNS,
     );
-    // The per-instance privileged loop, on 100 instances, scaled to 1000.
+    // The per-instance privileged loop status replaces, on 100 instances.
     let show = time_runs(
         &m,
         Some(USER),
         "for i in $(seq 100); do sudo -n /usr/local/libexec/unitgate/unitgate-systemctl demo show i$i; done",
         1,
     );
-    let show_1000 = show[0] * 10.0;
     let out = ug(&m, "status --json").ok();
-    assert_eq!(out.stdout.matches("\"instance\":").count(), N);
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).expect("status --json");
+    let instances = doc["instances"].as_array().expect("instances");
+    assert_eq!(instances.len(), n);
+    assert!(instances.iter().all(|i| i["drift"].is_null()), "{out}");
 
-    let (s, f, u, r) = (
-        median(status),
-        median(floor),
-        median(ug_start.clone()),
-        median(raw_start.clone()),
+    Figures {
+        n,
+        init_each,
+        start_all,
+        stop_one: median(stop_one),
+        start_one: median(start_one),
+        raw_stop: median(raw_stop),
+        raw_start: median(raw_start),
+        raw_disable_now: median(raw_disable_now),
+        raw_enable_now: median(raw_enable_now),
+        batch,
+        batch_start: median(ug_batch),
+        raw_batch: median(raw_batch),
+        status: median(status),
+        status_cold: median(cold),
+        floor: median(floor),
+        reload: median(reload),
+        show_each: show[0] / 100.0,
+    }
+}
+
+fn main() {
+    let counts: Vec<usize> = std::env::args()
+        .skip(1)
+        .map(|a| {
+            a.parse()
+                .expect("usage: bench-cli [N...] (instance counts)")
+        })
+        .collect();
+    let counts = if counts.is_empty() {
+        vec![100, 1000]
+    } else {
+        counts
+    };
+    let figures: Vec<Figures> = counts.into_iter().map(bench).collect();
+
+    println!("\n=== unitgate benchmark (medians, ms; guarded template) ===");
+    let row = |what: &str, f: &dyn Fn(&Figures) -> String| {
+        let cells: Vec<String> = figures.iter().map(f).collect();
+        println!("| {what} | {} |", cells.join(" | "));
+    };
+    row("instances", &|f| f.n.to_string());
+    row("`unitgate stop` one", &|f| format!("{:.1}", f.stop_one));
+    row("`unitgate start --settle 0` one", &|f| {
+        format!("{:.1}", f.start_one)
+    });
+    row("raw `systemctl stop` one", &|f| {
+        format!("{:.1}", f.raw_stop)
+    });
+    row("raw `systemctl start` one", &|f| {
+        format!("{:.1}", f.raw_start)
+    });
+    row("raw `systemctl disable --now` one (old path)", &|f| {
+        format!("{:.0}", f.raw_disable_now)
+    });
+    row("raw `systemctl enable --now` one (old path)", &|f| {
+        format!("{:.0}", f.raw_enable_now)
+    });
+    row("`systemctl daemon-reload`", &|f| format!("{:.0}", f.reload));
+    row("batched `unitgate start --settle 0`", &|f| {
+        format!("{:.0} ({})", f.batch_start, f.batch)
+    });
+    row("raw `systemctl enable --now`, same count", &|f| {
+        format!("{:.0} ({:.2}x)", f.raw_batch, f.batch_start / f.raw_batch)
+    });
+    row("`status --json` all, warm", &|f| format!("{:.1}", f.status));
+    row("`status --json` all, cold", &|f| {
+        format!("{:.1}", f.status_cold)
+    });
+    row("floor: `list-units` + `list-unit-files`", &|f| {
+        format!("{:.1} ({:.2}x)", f.floor, f.status / f.floor)
+    });
+    row(
+        "per-instance `sudo helper show` loop, all (100 measured)",
+        &|f| {
+            format!(
+                "{:.0} ({:.0}x status)",
+                f.show_each * f.n as f64,
+                f.show_each * f.n as f64 / f.status
+            )
+        },
     );
-    println!("\n=== unitgate benchmark, {N} instances (medians) ===");
-    println!("status --json (all)                       {s:8.1} ms  ({RUNS} runs)");
-    println!(
-        "status --json, cold (no status cache)     {:8.1} ms  (5 runs)",
-        median(cold)
-    );
-    println!(
-        "status (table)                            {:8.1} ms",
-        median(table)
-    );
-    println!(
-        "floor: systemctl list-units + list-unit-files {f:8.1} ms  -> status/floor = {:.2}x",
-        s / f
-    );
-    println!("per-instance `sudo helper show` loop      {show_1000:8.0} ms  (100 measured x10) -> {:.0}x slower than status", show_1000 / s);
-    println!("unitgate start --settle 0 of {HALF} (batched) {u:8.0} ms  runs {ug_start:?}");
-    println!(
-        "unitgate start of {HALF}, 2 s settle window  {:8.0} ms  (window included)",
-        settled[0]
-    );
-    println!("raw systemctl enable --now of {HALF}        {r:8.0} ms  runs {raw_start:?} -> unitgate/raw = {:.2}x", u / r);
-    println!("one systemctl enable --now per instance   {per_instance_500:8.0} ms for {HALF} (50 measured x10)");
+    row("`unitgate init`, each", &|f| format!("{:.1}", f.init_each));
+    row("`unitgate start --settle 0` of all", &|f| {
+        format!("{:.0}", f.start_all)
+    });
+    if let (Some(first), Some(last)) = (figures.first(), figures.last()) {
+        if first.n != last.n {
+            println!(
+                "\nfrom {} to {} instances: stop one x{:.2}, start one x{:.2}",
+                first.n,
+                last.n,
+                last.stop_one / first.stop_one,
+                last.start_one / first.start_one
+            );
+        }
+    }
 }
