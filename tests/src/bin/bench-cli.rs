@@ -106,6 +106,13 @@ struct Figures {
 /// The demo machine with `n` instances initialized and running.
 fn machine(n: usize) -> (Machine, f64, f64) {
     let m = demo_machine(&format!("cli-bench-{n}"));
+    // The demo unit's start limit (3 in 10 s) is for the crash-loop tests;
+    // here one instance is started eleven times in a row.
+    m.write_file(
+        "/etc/systemd/system/demo@.service.d/90-bench.conf",
+        b"[Unit]\nStartLimitIntervalSec=0\n",
+        0o644,
+    );
     m.guard_template("demo@.service");
     let config = APP_CONFIG.replace("[env]", &format!("max_instances = {n}\n\n[env]"));
     m.write_file("/etc/unitgate/apps/demo.toml", config.as_bytes(), 0o644);
