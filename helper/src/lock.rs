@@ -57,10 +57,13 @@ pub struct Request<'a> {
     pub app: &'a str,
     pub units: &'a [String],
     pub app_wide: bool,
-    /// Whether the call changes enable links without a daemon-reload: then
-    /// it also holds `/run/unitgate/reload.lock` shared, so the deferred
-    /// reload (which takes it exclusively) waits for the change to be on
-    /// disk before it takes the call's marker (see [`mark_reload_pending`]).
+    /// Whether systemctl, after the exec, changes enable links without a
+    /// daemon-reload (a deferred `enable`): then the call also holds
+    /// `/run/unitgate/reload.lock` shared, taken after every other lock, so
+    /// the deferred reload (which takes it exclusively) waits for the change
+    /// to be on disk before it takes the call's marker (see
+    /// [`mark_reload_pending`]). A deferred `disable` makes its change
+    /// before its marker and needs no lock.
     pub deferred_reload: bool,
     /// How long to keep trying before giving up as busy.
     pub wait: Duration,
@@ -83,8 +86,9 @@ pub fn slot_name(slot: u32) -> String {
 
 /// Create (if missing) and check `<parent>/unitgate` (0755),
 /// `<parent>/unitgate/locks` and `…/locks/<app>` (0700), then take the
-/// app-wide lock (if asked) and the distinct slots of the units in
-/// ascending order — one fixed order for every call, so none can deadlock.
+/// app-wide lock (if asked), the distinct slots of the units in ascending
+/// order and the reload lock (if asked) — one fixed order for every call,
+/// so none can deadlock.
 /// `app` must be a validated app name whose policy exists.
 pub fn lock(parent: &Path, req: &Request<'_>) -> Result<Vec<Held>, Error> {
     let deadline = Instant::now() + req.wait;
@@ -95,12 +99,6 @@ pub fn lock(parent: &Path, req: &Request<'_>) -> Result<Vec<Held>, Error> {
     let app_dir = ensure_dir(&locks, &app_path, req.app, 0o700)?;
 
     let mut held = Vec::new();
-    if req.deferred_reload {
-        let path = base_path.join(RELOAD_LOCK);
-        let fd = open_slot(&base, RELOAD_LOCK, &path)?;
-        let subject = "for the deferred daemon-reload";
-        held.push(take(fd, Mode::Shared, subject, &path, req.wait, deadline)?);
-    }
     if req.app_wide {
         // "." of the checked O_PATH descriptor: the same directory, no
         // second lookup of its name.
@@ -133,6 +131,13 @@ pub fn lock(parent: &Path, req: &Request<'_>) -> Result<Vec<Held>, Error> {
             req.wait,
             deadline,
         )?);
+    }
+    // Last: a call waiting for its units holds nothing the reload waits on.
+    if req.deferred_reload {
+        let path = base_path.join(RELOAD_LOCK);
+        let fd = open_slot(&base, RELOAD_LOCK, &path)?;
+        let subject = "for the deferred daemon-reload";
+        held.push(take(fd, Mode::Shared, subject, &path, req.wait, deadline)?);
     }
     Ok(held)
 }
@@ -200,9 +205,10 @@ enum Mode {
 
 /// Create `<parent>/unitgate/reload-pending`, the marker that makes
 /// `unitgate-reload.service` run `daemon-reload` within its interval. Called
-/// after every check, right before the exec, while [`lock`] holds the reload
-/// lock shared: the reload renames the marker only while no such call is
-/// between its marker and the end of its systemctl.
+/// after every check, right before the exec: for an `enable` while [`lock`]
+/// holds the reload lock shared (the reload renames the marker only while no
+/// such call is between its marker and the end of its systemctl); for a
+/// `disable` once its links are gone.
 pub fn mark_reload_pending(parent: &Path) -> Result<(), Error> {
     let (base, base_path) = base_dir(parent)?;
     let path = base_path.join(RELOAD_PENDING);

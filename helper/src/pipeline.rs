@@ -2,8 +2,8 @@
 //!
 //! sanitize process → parse args → judge (root, names, policy, caller) →
 //! build argv → choose the reload (the app's guard drop-in) → lock →
-//! bound (`enable`: `max_instances`) → mark the deferred reload, remove
-//! `disable`'s links → audit → exec.
+//! bound (`enable`: `max_instances`) → remove `disable`'s links, mark the
+//! deferred reload → audit → exec.
 //!
 //! Every step is a small function returning `Result<_, Error>`; `run` is the
 //! only place that turns an error into a message, an audit line and an exit
@@ -426,7 +426,7 @@ fn lock_units(plan: &Plan, paths: &Paths, wait: Duration) -> Result<Vec<Held>, E
         app: &plan.app,
         units: &plan.units,
         app_wide: plan.action == Action::Enable,
-        deferred_reload: plan.reload == Reload::Deferred,
+        deferred_reload: plan.reload == Reload::Deferred && plan.action == Action::Enable,
         wait,
     };
     lock::lock(&paths.lock_parent, &req)
@@ -443,19 +443,21 @@ fn within_max_instances(plan: &Plan, paths: &Paths) -> Result<(), Error> {
 }
 
 /// Step 6b, the last before the exec: for a deferred reload, the marker
-/// that makes unitgate-reload.service run one, then (for `disable`) the
-/// removal of the instances' enable links, which systemctl would otherwise
-/// find by reading every link. Both after every check, so a refused call
-/// changes nothing.
+/// that makes unitgate-reload.service run one. `disable` first removes the
+/// instances' enable links itself (systemctl would find them by reading
+/// every link), so its change is on disk before its marker and any reload
+/// that takes the marker loads it. `enable`'s links are made by systemctl
+/// after the exec, so its marker comes first, under the reload lock held
+/// until systemctl exits. Both after every check: a refused call changes
+/// nothing.
 fn defer_reload(plan: &Plan, paths: &Paths) -> Result<(), Error> {
     if plan.reload != Reload::Deferred {
         return Ok(());
     }
-    lock::mark_reload_pending(&paths.lock_parent)?;
     if plan.action == Action::Disable {
         enabled::remove_links(&paths.unit_dir, &plan.units)?;
     }
-    Ok(())
+    lock::mark_reload_pending(&paths.lock_parent)
 }
 
 /// Step 7: stdin from /dev/null, fixed environment, execve. Returns only
