@@ -470,18 +470,31 @@ packaged() {
         && dpkg-query -S "$1" 2>/dev/null | grep -q '^unitgate:'
 }
 
-# app_guard DIR: where the guard drop-in of DIR's app goes
-# (docs/design/constant-cost.md), or nothing. Only for the template the
-# policy names whose [Install] section is exactly WantedBy=multi-user.target:
-# the guard's condition is the link that install makes, so with any other
-# the helper's fast path would enable an instance the guard then skips.
+# app_guard_path DIR: where the guard drop-in of DIR's app goes
+# (docs/design/constant-cost.md): in the drop-in directory of the template
+# app.toml's top-level `unit` names, or nothing without one.
 guard_src=$here/deploy/systemd/50-unitgate-guard.conf
-app_guard() {
-    g_unit=$(sed -n 's/^unit *= *"\([A-Za-z0-9_.-]*@\.service\)" *$/\1/p' "$1/app.toml" | head -n 1)
-    [ -n "$g_unit" ] && [ -f "$1/$g_unit" ] && [ -f "$guard_src" ] || return 0
-    g_install=$(sed -n '/^\[Install\]/,/^\[/{/^\[/d;/^#/d;/^[[:space:]]*$/d;p}' "$1/$g_unit")
-    [ "$g_install" = "WantedBy=multi-user.target" ] || return 0
+app_guard_path() {
+    g_unit=$(awk '/^[[:space:]]*\[/ { exit }
+        match($0, /^[[:space:]]*unit[[:space:]]*=[[:space:]]*"[A-Za-z0-9_.-]*@\.service"[[:space:]]*$/) {
+            sub(/^[^"]*"/, ""); sub(/".*$/, ""); print; exit }' "$1/app.toml")
+    [ -n "$g_unit" ] || return 0
     echo "/etc/systemd/system/$g_unit.d/50-unitgate-guard.conf"
+}
+
+# app_guard_wanted DIR GUARD: whether the template gets the guard. Only one
+# whose [Install] keys, read as systemd reads sections (leading blanks, the
+# same section more than once), are exactly WantedBy=multi-user.target: the
+# guard's condition is the link that install makes, so with any other
+# (another target, Alias=, Also=, RequiredBy=) the helper's fast path would
+# enable an instance the guard then skips, or leave a link behind.
+app_guard_wanted() {
+    g_template=$1/$(basename "$(dirname "$2")" .d)
+    [ -f "$g_template" ] && [ -f "$guard_src" ] || return 1
+    g_install=$(awk '{ sub(/^[[:space:]]+/, ""); sub(/[[:space:]]+$/, "") }
+        /^\[/ { section = $0; next }
+        section == "[Install]" && $0 != "" && $0 !~ /^[#;]/ { print }' "$g_template")
+    [ "$g_install" = "WantedBy=multi-user.target" ]
 }
 
 install_app() {
@@ -583,10 +596,17 @@ $why"
         install_subst "$unit" "$DESTDIR$dest" 0644
         echo "$dest" >> "$state/files.next"
     done
-    guard=$(app_guard "$src")
-    if [ -n "$guard" ]; then
+    guard=$(app_guard_path "$src")
+    if [ -n "$guard" ] && app_guard_wanted "$src" "$guard"; then
         install_atomic "$DESTDIR$guard" 0644 < "$guard_src"
         echo "$guard" >> "$state/files.next"
+    elif [ -n "$guard" ] && [ -f "$DESTDIR$guard" ] && [ ! -L "$DESTDIR$guard" ] \
+        && root_dir_ok "$DESTDIR$(dirname "$guard")" && cmp -s "$DESTDIR$guard" "$guard_src"; then
+        # A guard an earlier version of the app got: its template no longer
+        # qualifies, so the helper must go back to the old path.
+        rm -f -- "$DESTDIR$guard"
+        rmdir "$DESTDIR$(dirname "$guard")" 2>/dev/null || true
+        say "removed $DESTDIR$guard (the template's [Install] is no longer exactly WantedBy=multi-user.target)"
     fi
     if [ -d "$src/lib" ]; then
         for f in "$src"/lib/*; do

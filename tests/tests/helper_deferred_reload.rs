@@ -186,17 +186,32 @@ fn the_installer_guards_a_reference_app_and_runs_the_reload_timer() {
 fn the_installer_leaves_a_template_it_cannot_guard_on_the_old_path() {
     let m = Machine::boot("defer-noguard");
     m.install_unitgate();
-    // A copy of runner-pool whose template is wanted by another target.
-    m.sh(
-        "cp -a /mnt/src/deploy/apps/runner-pool /root/runner-pool && \
-          sed -i 's/^WantedBy=multi-user.target$/WantedBy=graphical.target/' \
-            /root/runner-pool/runner-pool@.service && \
-          cd /mnt/src && sh deploy/install.sh --app-only --app /root/runner-pool",
-    )
+    let guard = "/etc/systemd/system/runner-pool@.service.d/50-unitgate-guard.conf";
+    let install = "cd /mnt/src && sh deploy/install.sh --app-only --app /root/runner-pool";
+    // A copy of runner-pool, guarded as installed ...
+    m.sh(&format!(
+        "cp -a /mnt/src/deploy/apps/runner-pool /root/runner-pool && {install}"
+    ))
     .ok();
-    assert!(m
-        .sh("test ! -e /etc/systemd/system/runner-pool@.service.d/50-unitgate-guard.conf")
-        .success());
+    assert!(m.sh(&format!("test -f {guard}")).success());
+    // ... whose next version's template is wanted by another target: the
+    // reinstall takes the guard away again.
+    m.sh(&format!(
+        "sed -i 's/^WantedBy=multi-user.target$/WantedBy=graphical.target/' \
+           /root/runner-pool/runner-pool@.service && {install}"
+    ))
+    .ok();
+    assert!(m.sh(&format!("test ! -e {guard}")).success());
+    // An Also= in an [Install] section systemd reads despite its leading
+    // blank, beside one that looks right, gets no guard either.
+    m.sh(&format!(
+        "sed -i 's/^WantedBy=graphical.target$/WantedBy=multi-user.target/' \
+           /root/runner-pool/runner-pool@.service && \
+         printf ' [Install]\\nAlso=sshd.service\\n' >> /root/runner-pool/runner-pool@.service && \
+         {install}"
+    ))
+    .ok();
+    assert!(m.sh(&format!("test ! -e {guard}")).success());
 }
 
 #[test]
