@@ -11,7 +11,30 @@ fn guarded() -> Option<TempTree> {
     let t = TempTree::new();
     t.dir("system/demo@.service.d", 0o755);
     t.file(GUARD, TEXT.as_bytes(), 0o644);
+    t.dir("system/timers.target.wants", 0o755);
+    t.link(
+        TIMER_LINK,
+        "/usr/local/lib/systemd/system/unitgate-reload.timer",
+    );
     Some(t)
+}
+
+const TIMER_LINK: &str = "system/timers.target.wants/unitgate-reload.timer";
+
+#[test]
+fn without_the_reload_timer_enabled_the_guard_does_not_count() {
+    let Some(t) = guarded() else { return };
+    std::fs::remove_file(t.path(TIMER_LINK)).unwrap();
+    assert!(!check(&t), "no timer link");
+    t.file(TIMER_LINK, b"", 0o644);
+    assert!(!check(&t), "a file, not systemctl's link");
+    std::fs::remove_file(t.path(TIMER_LINK)).unwrap();
+    t.link(
+        TIMER_LINK,
+        "/usr/local/lib/systemd/system/unitgate-reload.timer",
+    );
+    set_mode(&t.path("system/timers.target.wants"), 0o777);
+    assert!(!check(&t), "a link anyone could have made");
 }
 
 fn check(t: &TempTree) -> bool {

@@ -302,3 +302,16 @@ fn reloads_anyone_triggers_during_a_storm_of_calls_lose_nothing() {
         assert_eq!(unit_state(&m, &format!("s{i}")).0, "inactive", "s{i}");
     }
 }
+
+#[test]
+fn with_the_reload_timer_disabled_the_guard_is_not_enough() {
+    let m = guarded_machine("defer-notimer");
+    // Nothing would ever load a deferred change.
+    m.sh("systemctl disable unitgate-reload.timer").ok();
+    let out = sudo_helper_str(&m, "ops", &["demo", "enable", "n1"]);
+    assert_eq!(out.code, 0, "{out}");
+    assert!(target_wants(&m, "n1"), "enable --now reloads");
+    assert!(!marker(&m));
+    let last = audit_lines(&m).pop().unwrap();
+    assert!(last.contains("reload=now"), "{last}");
+}

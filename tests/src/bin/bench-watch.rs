@@ -1,9 +1,11 @@
 //! Benchmark of `unitgate watch` (not a timed test; run by hand, figures go
 //! to BENCHMARKS.md):
 //!
-//!     cargo build --release && sudo target/release/bench-watch
+//!     cargo build --release && sudo target/release/bench-watch [N [TRIALS]]
 //!
-//! In a test-bed machine with 1000 initialized, running instances, a
+//! In a test-bed machine with N (default 1000) initialized, running
+//! instances of the demo app (its template guarded as the installer guards
+//! a reference app, so starting them all costs no reload per batch), a
 //! watcher runs as the service account, its lines timestamped by a reader
 //! (bash's `$EPOCHREALTIME`, no fork per line) as they arrive. Each trial
 //! takes a timestamp inside the machine right before an out-of-band
@@ -13,11 +15,8 @@
 
 use std::time::{Duration, Instant};
 
-use unitgate_tests::demo::{demo_machine, ug, wait_for, USER};
+use unitgate_tests::demo::{demo_machine, ug, wait_for, APP_CONFIG, USER};
 use unitgate_tests::Machine;
-
-const N: usize = 1000;
-const TRIALS: usize = 25;
 
 /// `watch-reader`: the watcher, with every line prefixed by the µs it was
 /// read at; the watcher's pid in /tmp/wb.pid.
@@ -98,26 +97,34 @@ fn cpu_ticks(m: &Machine, pid: &str) -> u64 {
 }
 
 fn main() {
+    let mut args = std::env::args()
+        .skip(1)
+        .map(|a| a.parse::<usize>().expect("usage: bench-watch [N [TRIALS]]"));
+    let n = args.next().unwrap_or(1000);
+    let trials = args.next().unwrap_or(25);
     let m = demo_machine("watch-bench");
+    m.guard_template("demo@.service");
+    let config = APP_CONFIG.replace("[env]", &format!("max_instances = {n}\n\n[env]"));
+    m.write_file("/etc/unitgate/apps/demo.toml", config.as_bytes(), 0o644);
     m.sh_as(
         USER,
-        &format!("for i in $(seq {N}); do unitgate init i$i >/dev/null; done"),
+        &format!("for i in $(seq {n}); do unitgate init i$i >/dev/null; done"),
     )
     .ok();
-    let all: Vec<String> = (1..=N).map(|i| format!("i{i}")).collect();
+    let all: Vec<String> = (1..=n).map(|i| format!("i{i}")).collect();
     ug(&m, &format!("start {}", all.join(" "))).ok();
     let running = m
         .sh("systemctl list-units --state=running --plain --no-legend 'demo@*' | wc -l")
         .ok()
         .stdout;
-    assert_eq!(running.trim(), N.to_string());
+    assert_eq!(running.trim(), n.to_string());
     ug(&m, "status --json >/dev/null").ok(); // warm the status cache
 
     m.write_file("/usr/local/bin/watch-reader", READER.as_bytes(), 0o755);
     let started = Instant::now();
     m.sh_as(USER, "setsid watch-reader >/dev/null 2>&1 </dev/null &")
         .ok();
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(120);
     while !m.sh("grep -q '\"event\":\"synced\"' /tmp/wb.log").success() {
         assert!(
             Instant::now() < deadline,
@@ -137,8 +144,8 @@ fn main() {
     let mut kill_first = Vec::new();
     let mut rm_done = Vec::new();
     let (mut stop_cmd, mut dis_cmd, mut kill_cmd) = (Vec::new(), Vec::new(), Vec::new());
-    for k in 0..TRIALS {
-        let inst = format!("i{}", 1 + k * 37 % N);
+    for k in 0..trials {
+        let inst = format!("i{}", 1 + k * 37 % n);
         // Out-of-band stop: should-run-but-inactive.
         let (f, d, c) = trial(
             &m,
@@ -221,7 +228,7 @@ fn main() {
         );
     }
 
-    // Idle: nothing changes for 60 s; the watcher re-reads all 1000 every 10 s.
+    // Idle: nothing changes for 60 s; the watcher re-reads all N every 10 s.
     std::thread::sleep(Duration::from_secs(2));
     let lines_before = m.sh("wc -l </tmp/wb.log").ok().stdout.trim().to_owned();
     let t0 = cpu_ticks(&m, &pid);
@@ -245,9 +252,9 @@ fn main() {
             v.len()
         );
     };
-    println!("\n=== unitgate watch benchmark, {N} instances running ===");
+    println!("\n=== unitgate watch benchmark, {n} instances running ===");
     println!(
-        "start to synced line (1000 initial lines)                  {:.0} ms",
+        "start to synced line ({n} initial lines)                  {:.0} ms",
         snapshot.as_secs_f64() * 1000.0
     );
     show("systemctl stop -> first line about it", &stop_first);
