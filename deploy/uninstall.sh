@@ -110,7 +110,7 @@ rmdir "$share/unitgate/schema" "$share/unitgate" "$share/doc/unitgate" 2>/dev/nu
 rmdir "$DESTDIR/etc/unitgate/apps" "$DESTDIR/etc/unitgate" 2>/dev/null || true
 if [ -z "$DESTDIR" ] && [ -d /run/systemd/system ]; then
     systemctl daemon-reload
-    rm -f /run/unitgate/reload-pending /run/unitgate/reload-inflight
+    rm -f /run/unitgate/reload-pending /run/unitgate/reload-inflight /run/unitgate/reload-not-before
 fi
 if [ -z "$DESTDIR" ] && [ -e /var/lib/unitgate/created-group ]; then
     if getent group "$group" >/dev/null; then groupdel "$group"; say "removed group $group"; fi
