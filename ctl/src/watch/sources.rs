@@ -159,11 +159,12 @@ fn inotify_loop(app: &App, tx: Sender<Ev>) {
 /// inotify on the link directories (`*.wants`, `*.requires`, `*.upholds`)
 /// of [`crate::systemd::ENABLE_DIRS`]: an enable link of one of the app's
 /// units created or removed re-reads enablement from disk. systemd
-/// announces its own enables and disables (`UnitFilesChanged`), but the
-/// helper disables an instance of a guarded app by removing its links
-/// itself (docs/helper.md, "Enabling without a daemon-reload"); when the
-/// instance was not running, its `stop` changes no state either, so
-/// without this the change would wait for the interval re-read.
+/// announces its own enables and disables (`UnitFilesChanged`); a link made
+/// or removed without it sends nothing: the helper's own removal for a
+/// guarded app (docs/helper.md, "Enabling without a daemon-reload"), whose
+/// `stop` systemd then reports only if the instance was running, or a link
+/// made by hand or by configuration management. Without this, such a
+/// change would wait for the interval re-read.
 pub fn spawn_enable_links_watch(app: App, tx: Sender<Ev>) {
     std::thread::Builder::new()
         .name("watch-links".into())
