@@ -32,23 +32,25 @@ const RUNS: usize = 11;
 /// so that a slow one (a reload with 10,000 units) stays within the test
 /// bed's limit on a command.
 fn time_runs(m: &Machine, user: Option<&str>, script: &str, runs: usize) -> Vec<f64> {
+    (0..runs)
+        .map(|_| try_time(m, user, script).unwrap_or_else(|e| panic!("{e}")))
+        .collect()
+}
+
+/// One timed run of `script`, or what it said when it failed.
+fn try_time(m: &Machine, user: Option<&str>, script: &str) -> Result<f64, String> {
     let timed = format!(
         "s=$(date +%s%N); {{ {script}\n}} >/dev/null 2>/tmp/bench.err || {{ echo FAIL; tail -5 /tmp/bench.err; }}; e=$(date +%s%N); echo $(( (e - s) / 1000 ))"
     );
-    (0..runs)
-        .map(|_| {
-            let out = match user {
-                Some(u) => m.sh_as(u, &timed),
-                None => m.sh(&timed),
-            }
-            .ok();
-            assert!(
-                !out.stdout.contains("FAIL"),
-                "a timed command failed: {script}\n{out}"
-            );
-            out.stdout.trim().parse::<f64>().expect("a time in µs") / 1000.0
-        })
-        .collect()
+    let out = match user {
+        Some(u) => m.sh_as(u, &timed),
+        None => m.sh(&timed),
+    }
+    .ok();
+    if out.stdout.contains("FAIL") {
+        return Err(format!("a timed command failed: {script}\n{out}"));
+    }
+    Ok(out.stdout.trim().parse::<f64>().expect("a time in µs") / 1000.0)
 }
 
 /// The total of `script` run over `names` in chunks of 1000, `{}` in it
@@ -78,8 +80,9 @@ fn time_pairs(
     (ta, tb)
 }
 
+/// The median; NaN (a failed run) sorts last.
 fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
 
@@ -171,23 +174,37 @@ fn bench(n: usize) -> Figures {
         3,
     );
     let reload = time_runs(&m, None, "systemctl daemon-reload", 3);
+    eprintln!(
+        "bench-cli: {n}: stop one {:.1}, start one {:.1}, raw stop {:.1}, raw start {:.1}, disable --now {:.0}, enable --now {:.0}, daemon-reload {:.0} (ms)",
+        median(stop_one.clone()),
+        median(start_one.clone()),
+        median(raw_stop.clone()),
+        median(raw_start.clone()),
+        median(raw_disable_now.clone()),
+        median(raw_enable_now.clone()),
+        median(reload.clone())
+    );
 
     // Batched: unitgate's start of `batch` instances against a raw
     // `systemctl enable --now` of as many others, alternating, 3 rounds
     // (both stopped again in between, untimed).
     let batch = (n / 2).min(500);
     let (a, b_units) = (names(1..=batch), units(batch + 1..=2 * batch));
+    // Undone without a reload: with 10,000 units a `disable --now` of 500
+    // outlasts D-Bus's 25 s timeout on its stops ("Connection timed out").
+    let undo_raw = format!("systemctl disable --no-reload {b_units} && systemctl stop {b_units}");
     ug(&m, &format!("stop {a}")).ok();
-    m.sh(&format!("systemctl disable --now {b_units}")).ok();
+    m.sh(&undo_raw).ok();
     let (mut ug_batch, mut raw_batch) = (Vec::new(), Vec::new());
     for _ in 0..3 {
-        raw_batch.extend(time_runs(
-            &m,
-            None,
-            &format!("systemctl enable --now {b_units}"),
-            1,
-        ));
-        m.sh(&format!("systemctl disable --now {b_units}")).ok();
+        // The raw command can fail the same way: a failed run counts as
+        // NaN, and says why.
+        let raw = try_time(&m, None, &format!("systemctl enable --now {b_units}"));
+        raw_batch.push(raw.unwrap_or_else(|e| {
+            eprintln!("bench-cli: {e}");
+            f64::NAN
+        }));
+        m.sh(&undo_raw).ok();
         ug_batch.extend(time_runs(
             &m,
             Some(USER),
