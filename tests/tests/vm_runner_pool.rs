@@ -175,15 +175,27 @@ worker_up "$w"
 echo "cpu_max=$(tr ' ' '/' < "$(cgroup_of "runner-pool@$w.service")/cpu.max")"
 submit "$w" spin <<'EOF'
 #!/bin/sh
+# Up to five 4 s loops, until one is throttled in 5 periods: the quota can
+# only bite while the guest's CPU gets the loop past 50 ms in a period, and
+# a host busy with other work can starve the emulated CPU below that for a
+# while (once measured: 25 % of a CPU, 1 throttled period). Without a quota
+# no attempt is ever throttled, so the control runs all five.
 cg=/sys/fs/cgroup$(sed -n 's/^0:://p' /proc/self/cgroup)
 cpu_stat() { awk -v k="$1" '$1 == k { print $2 }' "$cg/cpu.stat"; }
-began=$(date +%s%N)
-usage=$(cpu_stat usage_usec)
-throttled=$(cpu_stat nr_throttled)
-timeout 4 sh -c 'while :; do :; done'
-echo "usage_usec=$(($(cpu_stat usage_usec) - usage))"
-echo "throttled_periods=$(($(cpu_stat nr_throttled) - throttled))"
-echo "busy_usec=$((($(date +%s%N) - began) / 1000))"
+for attempt in 1 2 3 4 5; do
+    began=$(date +%s%N)
+    usage=$(cpu_stat usage_usec)
+    throttled=$(cpu_stat nr_throttled)
+    timeout 4 sh -c 'while :; do :; done'
+    used=$(($(cpu_stat usage_usec) - usage))
+    periods=$(($(cpu_stat nr_throttled) - throttled))
+    busy=$((($(date +%s%N) - began) / 1000))
+    [ "$periods" -lt 5 ] || break
+done
+echo "attempts=$attempt"
+echo "usage_usec=$used"
+echo "throttled_periods=$periods"
+echo "busy_usec=$busy"
 EOF
 wait_until 120 "the busy loop to be filed" filed "$w" spin
 cat "$pool/instances/$w/done/spin.log"
