@@ -22,12 +22,12 @@ use unitgate_policy::trusted::check_trusted;
 
 /// The drop-in's file name in `<prefix>@.service.d/`.
 pub const FILE_NAME: &str = "50-unitgate-guard.conf";
+/// Its one accepted content, the file the installer copies.
+pub const TEXT: &str = include_str!("../../deploy/systemd/50-unitgate-guard.conf");
 /// Where `systemctl enable unitgate-reload.timer` links the timer that runs
 /// the deferred reload: without it nothing would ever load the changes.
 const TIMER_DIR: &str = "timers.target.wants";
 const TIMER: &str = "unitgate-reload.timer";
-/// Its one accepted content, the file the installer copies.
-pub const TEXT: &str = include_str!("../../deploy/systemd/50-unitgate-guard.conf");
 
 const DIR_FLAGS: OFlag = OFlag::O_PATH
     .union(OFlag::O_DIRECTORY)
