@@ -532,8 +532,9 @@ impl Parser<'_> {
                     format!("dotted key `{shown}` in an inline table (tables inside tables)");
                 return Err(self.err_at(key.pos, UNSUPPORTED, detail));
             };
+            self.inline_table_continues()?;
             self.expect(b'=', "`=` after the key")?;
-            self.skip_blanks();
+            self.inline_table_continues()?;
             if let Some(e) = entries.iter().find(|e| e.key == *name) {
                 let first = e.line;
                 return Err(self.duplicate(&Key { parts: full, ..key }, first));
