@@ -77,6 +77,30 @@ pub fn demo_machine(label: &str) -> Machine {
     m
 }
 
+/// The demo machine shaped for the benchmarks: room for `n` instances
+/// (`max_instances`), the template guarded as the installer guards a
+/// reference app, and a drop-in of `[Unit]` settings `unit` (may be empty)
+/// plus the greeting sent nowhere: systemd 252's journald takes at most
+/// 4096 stdout streams, and past them (4,382 instances running in one
+/// measurement) every start fails.
+pub fn bench_machine(label: &str, n: usize, unit: &str) -> Machine {
+    let m = demo_machine(label);
+    let unit = if unit.is_empty() {
+        String::new()
+    } else {
+        format!("[Unit]\n{unit}\n")
+    };
+    m.write_file(
+        "/etc/systemd/system/demo@.service.d/90-bench.conf",
+        format!("{unit}[Service]\nStandardOutput=null\n").as_bytes(),
+        0o644,
+    );
+    m.guard_template("demo@.service");
+    let config = APP_CONFIG.replace("[env]", &format!("max_instances = {n}\n\n[env]"));
+    m.write_file("/etc/unitgate/apps/demo.toml", config.as_bytes(), 0o644);
+    m
+}
+
 /// `unitgate ARGS` as the demo service account.
 pub fn ug(m: &Machine, args: &str) -> Output {
     m.sh_as(USER, &format!("unitgate {args}"))

@@ -22,7 +22,7 @@
 //!
 //! Times are wall-clock, measured inside the machine; medians.
 
-use unitgate_tests::demo::{demo_machine, ug, APP_CONFIG, USER};
+use unitgate_tests::demo::{bench_machine, ug, USER};
 use unitgate_tests::Machine;
 
 const RUNS: usize = 11;
@@ -120,19 +120,9 @@ struct Figures {
 
 /// The demo machine with `n` instances initialized and running.
 fn machine(n: usize) -> (Machine, f64, f64) {
-    let m = demo_machine(&format!("cli-bench-{n}"));
     // The demo unit's start limit (3 in 10 s) is for the crash-loop tests;
-    // here one instance is started eleven times in a row. Its greeting goes
-    // nowhere: systemd 252's journald takes at most 4096 stdout streams, and
-    // past them (4,382 instances running here) every start fails.
-    m.write_file(
-        "/etc/systemd/system/demo@.service.d/90-bench.conf",
-        b"[Unit]\nStartLimitIntervalSec=0\n\n[Service]\nStandardOutput=null\n",
-        0o644,
-    );
-    m.guard_template("demo@.service");
-    let config = APP_CONFIG.replace("[env]", &format!("max_instances = {n}\n\n[env]"));
-    m.write_file("/etc/unitgate/apps/demo.toml", config.as_bytes(), 0o644);
+    // here one instance is started eleven times in a row.
+    let m = bench_machine(&format!("cli-bench-{n}"), n, "StartLimitIntervalSec=0");
     let all: Vec<String> = (1..=n).map(|i| format!("i{i}")).collect();
     let init = time_chunked(&m, "for i in {}; do unitgate init $i; done", &all);
     let start = time_chunked(&m, "unitgate start --settle 0 {}", &all);

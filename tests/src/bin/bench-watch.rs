@@ -15,7 +15,7 @@
 
 use std::time::{Duration, Instant};
 
-use unitgate_tests::demo::{demo_machine, ug, wait_for, APP_CONFIG, USER};
+use unitgate_tests::demo::{bench_machine, ug, wait_for, USER};
 use unitgate_tests::Machine;
 
 /// `watch-reader`: the watcher, with every line prefixed by the µs it was
@@ -102,17 +102,7 @@ fn main() {
         .map(|a| a.parse::<usize>().expect("usage: bench-watch [N [TRIALS]]"));
     let n = args.next().unwrap_or(1000);
     let trials = args.next().unwrap_or(25);
-    let m = demo_machine("watch-bench");
-    // systemd 252's journald takes at most 4096 stdout streams: past them
-    // every start fails, so with more instances the greeting goes nowhere.
-    m.write_file(
-        "/etc/systemd/system/demo@.service.d/90-bench.conf",
-        b"[Service]\nStandardOutput=null\n",
-        0o644,
-    );
-    m.guard_template("demo@.service");
-    let config = APP_CONFIG.replace("[env]", &format!("max_instances = {n}\n\n[env]"));
-    m.write_file("/etc/unitgate/apps/demo.toml", config.as_bytes(), 0o644);
+    let m = bench_machine("watch-bench", n, "");
     m.sh_as(
         USER,
         &format!("for i in $(seq {n}); do unitgate init i$i >/dev/null; done"),
