@@ -24,13 +24,25 @@ pub enum Reload {
     /// `disable` the helper removes the links itself and systemctl only
     /// stops (see docs/design/constant-cost.md).
     Deferred,
+    /// Deferred, and for `enable` the helper makes the links itself too
+    /// (the template's file is where the link's target is certain, see
+    /// `unit_file.rs`): systemctl only starts.
+    Linked,
+}
+
+impl Reload {
+    /// Whether unitgate-reload.service does the daemon-reload.
+    pub fn is_deferred(self) -> bool {
+        self != Reload::Now
+    }
 }
 
 /// The verb and its fixed options, all chosen by us.
 fn verb(action: Action, reload: Reload) -> &'static [&'static str] {
     match (action, reload) {
         (Action::Enable, Reload::Deferred) => &["enable", "--no-reload", "--now"],
-        (Action::Disable, Reload::Deferred) => &["stop"],
+        (Action::Enable, Reload::Linked) => &["start"],
+        (Action::Disable, Reload::Deferred | Reload::Linked) => &["stop"],
         (Action::Enable, Reload::Now) => &["enable", "--now"],
         (Action::Disable, Reload::Now) => &["disable", "--now"],
         // try-restart: a running or activating unit is restarted, a
@@ -80,8 +92,12 @@ mod tests {
             format!("{p} enable --no-reload --now -- a@1.service")
         );
         assert_eq!(line(Action::Disable), format!("{p} stop -- a@1.service"));
+        let linked = |a| argv(a, Reload::Linked, &units).join(" ");
+        assert_eq!(linked(Action::Enable), format!("{p} start -- a@1.service"));
+        assert_eq!(linked(Action::Disable), format!("{p} stop -- a@1.service"));
         for a in [Action::Restart, Action::ResetFailed, Action::Show] {
             assert_eq!(line(a), argv(a, Reload::Now, &units).join(" "));
+            assert_eq!(linked(a), argv(a, Reload::Now, &units).join(" "));
         }
     }
 

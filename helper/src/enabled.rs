@@ -28,6 +28,8 @@ pub const UNIT_DIR: &str = "/etc/systemd/system";
 /// The link directories `systemctl enable` creates for `WantedBy=`,
 /// `RequiredBy=` and `UpheldBy=`.
 pub const LINK_DIR_SUFFIXES: &[&str] = &[".wants", ".requires", ".upholds"];
+/// The one link directory of a guarded template (`WantedBy=multi-user.target`).
+pub const WANTS_DIR: &str = "multi-user.target.wants";
 
 const DIR_FLAGS: OFlag = OFlag::O_PATH
     .union(OFlag::O_DIRECTORY)
@@ -80,6 +82,51 @@ pub fn remove_links(unit_dir: &Path, units: &[String]) -> Result<(), Error> {
                 }
                 _ => {}
             }
+        }
+    }
+    Ok(())
+}
+
+/// What `systemctl enable --no-reload` does to `units` of a template whose
+/// `[Install]` is exactly `WantedBy=multi-user.target` (the only kind that
+/// gets the guard): a symlink named after each unit in
+/// `<unit_dir>/multi-user.target.wants/`, pointing at `template`, made
+/// descriptor-relative in a directory checked root's (created, as
+/// systemctl would, when missing). A unit already linked there is left as
+/// it is; any other file in the way is an error.
+pub fn make_links(unit_dir: &Path, template: &Path, units: &[String]) -> Result<(), Error> {
+    let top = open_checked_dir(unit_dir)?;
+    let name = OsStr::new(WANTS_DIR);
+    let path = unit_dir.join(WANTS_DIR);
+    let dir = match open_link_dir(&top, name, &path)? {
+        Some(dir) => dir,
+        None => {
+            match fs::mkdirat(top.as_fd(), name, 0o755) {
+                Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                    return Err(os_error(format!("cannot create {}", path.display()))(e));
+                }
+                _ => {}
+            }
+            open_link_dir(&top, name, &path)?.ok_or_else(|| Error::Os {
+                what: format!("cannot open {}", path.display()),
+                err: nix::errno::Errno::ENOTDIR.into(),
+            })?
+        }
+    };
+    for unit in units {
+        let name = OsStr::new(unit);
+        let Err(e) = fs::symlinkat(template, dir.as_fd(), name) else {
+            continue;
+        };
+        let linked = e.kind() == std::io::ErrorKind::AlreadyExists
+            && fs::openat(dir.as_fd(), name, PROBE_FLAGS, 0)
+                .and_then(|fd| fs::fstat(fd.as_fd()))
+                .is_ok_and(|st| st.is_symlink());
+        if !linked {
+            return Err(os_error(format!(
+                "cannot link {}",
+                path.join(unit).display()
+            ))(e));
         }
     }
     Ok(())

@@ -135,3 +135,69 @@ fn removing_links_takes_the_units_from_every_link_directory_and_nothing_else() {
     let e = remove_links(&dir, &units(&["b"])).unwrap_err();
     assert_eq!(e.exit_code(), exit::CONFIG, "{e}");
 }
+
+#[test]
+fn making_links_points_each_unit_at_the_template_in_the_wants_directory_only() {
+    let Some(t) = unit_dir() else { return };
+    let dir = t.path("system");
+    let template = Path::new("/usr/local/lib/systemd/system/demo@.service");
+    make_links(&dir, template, &units(&["n1", "a", "n2"])).unwrap();
+    assert_eq!(
+        enabled_units(&dir, "demo").unwrap(),
+        set(&["a", "b", "c", "n1", "n2"])
+    );
+    let target = |l: &str| std::fs::read_link(t.path(&format!("system/{l}"))).unwrap();
+    assert_eq!(target("multi-user.target.wants/demo@n1.service"), template);
+    // An existing link is systemctl's or ours: left as it is.
+    assert_eq!(
+        target("multi-user.target.wants/demo@a.service"),
+        Path::new("/etc/systemd/system/demo@.service")
+    );
+    assert!(!t
+        .path("system/sockets.target.requires/demo@n1.service")
+        .exists());
+}
+
+#[test]
+fn making_links_creates_a_missing_wants_directory_and_refuses_what_is_in_the_way() {
+    let Some(t) = unit_dir() else { return };
+    let dir = t.path("system");
+    let template = Path::new("/etc/systemd/system/demo@.service");
+    std::fs::remove_dir_all(t.path("system/multi-user.target.wants")).unwrap();
+    make_links(&dir, template, &units(&["a"])).unwrap();
+    let meta = std::fs::symlink_metadata(t.path("system/multi-user.target.wants")).unwrap();
+    assert!(meta.is_dir());
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
+        0o755
+    );
+
+    // A plain file where the link goes is not an enable link: an error,
+    // and the file stays.
+    t.file("system/multi-user.target.wants/demo@f.service", b"x", 0o644);
+    let e = make_links(&dir, template, &units(&["f"])).unwrap_err();
+    assert!(e.to_string().contains("cannot link"), "{e}");
+    assert!(
+        std::fs::symlink_metadata(t.path("system/multi-user.target.wants/demo@f.service"))
+            .unwrap()
+            .is_file()
+    );
+
+    // A wants directory anyone could write to, or a symlink to one: refused,
+    // nothing linked.
+    set_mode(&t.path("system/multi-user.target.wants"), 0o777);
+    let e = make_links(&dir, template, &units(&["w"])).unwrap_err();
+    assert_eq!(e.exit_code(), exit::CONFIG, "{e}");
+    assert!(!t
+        .path("system/multi-user.target.wants/demo@w.service")
+        .exists());
+    std::fs::remove_dir_all(t.path("system/multi-user.target.wants")).unwrap();
+    t.dir("elsewhere", 0o755);
+    t.link(
+        "system/multi-user.target.wants",
+        &t.path("elsewhere").to_string_lossy(),
+    );
+    let e = make_links(&dir, template, &units(&["s"])).unwrap_err();
+    assert!(e.to_string().contains("a symlink"), "{e}");
+    assert!(!t.path("elsewhere/demo@s.service").exists());
+}

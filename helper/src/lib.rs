@@ -16,6 +16,7 @@ mod guard;
 mod lock;
 mod pipeline;
 mod system;
+mod unit_file;
 
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;

@@ -18,7 +18,7 @@ use crate::caller::{self, Caller, Invoker};
 use crate::error::Error;
 use crate::system::fs::{self, Held};
 use crate::system::process;
-use crate::{enabled, guard, lock};
+use crate::{enabled, guard, lock, unit_file};
 use nix::fcntl::OFlag;
 use std::ffi::{CString, OsStr, OsString};
 use std::io::Write;
@@ -78,6 +78,9 @@ pub struct Paths {
     /// Where `systemctl enable` links units (`*.wants/` etc.), counted for
     /// `max_instances`.
     pub unit_dir: PathBuf,
+    /// Where a template's file is looked for, to link instances to it
+    /// (see `unit_file.rs`).
+    pub unit_path: Vec<(PathBuf, bool)>,
     pub systemctl: PathBuf,
 }
 
@@ -88,6 +91,7 @@ impl Paths {
             policy_dir: PathBuf::from(POLICY_DIR.trim_start_matches('/')),
             lock_parent: PathBuf::from(lock::LOCK_PARENT),
             unit_dir: PathBuf::from(enabled::UNIT_DIR),
+            unit_path: unit_file::system_unit_path(),
             systemctl: PathBuf::from(SYSTEMCTL),
         }
     }
@@ -122,6 +126,8 @@ pub struct Plan {
     pub argv: Vec<String>,
     /// How `enable` and `disable` reload (`Now` for every other action).
     pub reload: Reload,
+    /// With [`Reload::Linked`], the template file the links point at.
+    pub template: Option<PathBuf>,
     /// From the policy, for the `max_instances` bound of `enable`.
     pub unit_prefix: String,
     pub max_instances: u32,
@@ -295,6 +301,7 @@ pub fn judge_with(
         units,
         argv,
         reload: Reload::Now,
+        template: None,
         unit_prefix: policy.unit_prefix,
         max_instances: policy.max_instances,
     })
@@ -391,18 +398,23 @@ fn unit_names(policy: &Policy, instances: &[&str]) -> Result<Vec<String>, Error>
 
 /// Step 4b: an `enable` or `disable` of an app whose template carries
 /// unitgate's guard drop-in leaves its daemon-reload to
-/// unitgate-reload.service (docs/design/constant-cost.md); any other keeps
-/// systemctl's own.
+/// unitgate-reload.service (docs/design/constant-cost.md), and its links to
+/// the helper when the template's file is where their target is certain;
+/// any other keeps systemctl's own.
 fn choose_reload(mut plan: Plan, paths: &Paths, record: &mut Record) -> Result<Plan, Error> {
     if !matches!(plan.action, Action::Enable | Action::Disable) {
         return Ok(plan);
     }
     if guard::installed(&paths.unit_dir, &plan.unit_prefix)? {
-        plan.reload = Reload::Deferred;
-        plan.argv = action::argv(plan.action, Reload::Deferred, &plan.units);
+        plan.template = unit_file::template(&paths.unit_path, &plan.unit_prefix);
+        plan.reload = match plan.template {
+            Some(_) => Reload::Linked,
+            None => Reload::Deferred,
+        };
+        plan.argv = action::argv(plan.action, plan.reload, &plan.units);
     }
     record.reload = Some(match plan.reload {
-        Reload::Deferred => "deferred",
+        Reload::Linked | Reload::Deferred => "deferred",
         Reload::Now => "now",
     });
     Ok(plan)
@@ -445,17 +457,21 @@ fn within_max_instances(plan: &Plan, paths: &Paths) -> Result<(), Error> {
 /// Step 6b, the last before the exec: for a deferred reload, the marker
 /// that makes unitgate-reload.service run one. `disable` first removes the
 /// instances' enable links itself (systemctl would find them by reading
-/// every link), so its change is on disk before its marker and any reload
-/// that takes the marker loads it. `enable`'s links are made by systemctl
-/// after the exec, so its marker comes first, under the reload lock held
-/// until systemctl exits. Both after every check: a refused call changes
-/// nothing.
+/// every link), and a linked `enable` makes them itself, so either change
+/// is on disk before its marker and any reload that takes the marker loads
+/// it. An `enable` left to systemctl gets its links after the exec, so its
+/// marker comes first, under the reload lock held until systemctl exits.
+/// All after every check: a refused call changes nothing.
 fn defer_reload(plan: &Plan, paths: &Paths) -> Result<(), Error> {
-    if plan.reload != Reload::Deferred {
+    if !plan.reload.is_deferred() {
         return Ok(());
     }
-    if plan.action == Action::Disable {
-        enabled::remove_links(&paths.unit_dir, &plan.units)?;
+    match (plan.action, &plan.template) {
+        (Action::Disable, _) => enabled::remove_links(&paths.unit_dir, &plan.units)?,
+        (Action::Enable, Some(template)) if plan.reload == Reload::Linked => {
+            enabled::make_links(&paths.unit_dir, template, &plan.units)?
+        }
+        _ => {}
     }
     lock::mark_reload_pending(&paths.lock_parent)
 }

@@ -61,6 +61,7 @@ fn hostile_argv_never_yields_an_unsafe_systemctl_argv() {
         policy_dir: PathBuf::from("apps"),
         lock_parent: PathBuf::from("/nonexistent"),
         unit_dir: PathBuf::from("/nonexistent"),
+        unit_path: Vec::new(),
         systemctl: PathBuf::from("/nonexistent"),
     };
     let strategy = prop_oneof![

@@ -23,6 +23,7 @@ fn setup() -> Option<(TempTree, Paths)> {
         policy_dir: PathBuf::from("apps"),
         lock_parent: t.path("run"),
         unit_dir: t.path("system"),
+        unit_path: vec![(t.path("system"), true)],
         systemctl: PathBuf::from("/nonexistent/systemctl"),
     };
     Some((t, paths))

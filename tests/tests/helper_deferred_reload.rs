@@ -1,6 +1,7 @@
 //! `enable` and `disable` without a daemon-reload (issue #13), through real
 //! sudo and systemd: with the guard drop-in on the template, the helper
-//! enables with `--no-reload`, disables by removing the links and stopping,
+//! enables by making the links itself (or `--no-reload`) and starting,
+//! disables by removing the links and stopping,
 //! and leaves one coalesced reload to unitgate-reload.service. What systemd
 //! holds in memory in between must never start a stopped instance.
 //!
@@ -140,6 +141,91 @@ fn the_timer_converges_systemd_within_its_interval() {
         120,
     );
     assert!(!marker(&m));
+}
+
+/// The head of systemd's unit path the helper looks for a template in
+/// (helper/src/unit_file.rs), as `systemd-analyze unit-paths` prints it on
+/// systemd 252 and 257.
+const UNIT_PATH_HEAD: &[&str] = &[
+    "/etc/systemd/system.control",
+    "/run/systemd/system.control",
+    "/run/systemd/transient",
+    "/run/systemd/generator.early",
+    "/etc/systemd/system",
+    "/etc/systemd/system.attached",
+    "/run/systemd/system",
+    "/run/systemd/system.attached",
+    "/run/systemd/generator",
+    "/usr/local/lib/systemd/system",
+];
+
+/// The target of `instance`'s enable link.
+fn link_target(m: &Machine, instance: &str) -> String {
+    m.sh(&format!(
+        "readlink /etc/systemd/system/multi-user.target.wants/demo@{instance}.service || true"
+    ))
+    .ok()
+    .stdout
+}
+
+/// What the helper would run for an enable of `instance`.
+fn would_exec(m: &Machine, instance: &str) -> String {
+    let out = sudo_helper_str(m, "ops", &["--check", "demo", "enable", instance]).ok();
+    out.stdout.trim().to_owned()
+}
+
+/// A guarded enable makes its links in the helper, not through PID 1's
+/// EnableUnitFiles (7–12 ms with 1,000 enabled): they must be exactly the
+/// links systemctl makes, wherever on the trusted head of the unit path
+/// the template lives; a template anywhere else is left to systemctl.
+#[test]
+fn the_helper_makes_the_enable_links_systemctl_would() {
+    let m = guarded_machine("defer-links");
+    let paths = m.sh("systemd-analyze unit-paths").ok();
+    let head: Vec<&str> = paths.stdout.lines().take(UNIT_PATH_HEAD.len()).collect();
+    assert_eq!(head, UNIT_PATH_HEAD, "{paths}");
+
+    let start = "would exec: /usr/bin/systemctl --no-pager --no-ask-password start -- demo@";
+    for (dir, inst) in [
+        ("/etc/systemd/system", "e1"),
+        ("/usr/local/lib/systemd/system", "l1"),
+    ] {
+        m.sh(&format!(
+            "test -f {dir}/demo@.service || mv /etc/systemd/system/demo@.service {dir}/; \
+             systemctl daemon-reload && systemctl enable --no-reload demo@ctl-{inst}.service"
+        ))
+        .ok();
+        let systemctls = link_target(&m, &format!("ctl-{inst}"));
+        assert_eq!(systemctls.trim(), format!("{dir}/demo@.service"));
+        assert_eq!(would_exec(&m, inst), format!("{start}{inst}.service"));
+        let out = sudo_helper_str(&m, "ops", &["demo", "enable", inst]);
+        assert_eq!(out.code, 0, "{out}");
+        assert_eq!(link_target(&m, inst), systemctls, "template in {dir}");
+        assert_eq!(unit_state(&m, inst), ("active".into(), "enabled".into()));
+        let last = audit_lines(&m).pop().unwrap();
+        assert!(last.contains("reload=deferred"), "{last}");
+        assert!(marker(&m));
+        // systemctl's own disable finds and removes the helper's link.
+        m.sh(&format!(
+            "systemctl disable --no-reload demo@{inst}.service"
+        ))
+        .ok();
+        assert!(link_target(&m, inst).is_empty(), "systemctl left our link");
+    }
+
+    // A linked unit file (`systemctl link`): systemctl knows where its
+    // links point, so it makes them, still without a reload.
+    m.sh("mv /usr/local/lib/systemd/system/demo@.service /root/ && \
+         systemctl link /root/demo@.service && systemctl daemon-reload")
+        .ok();
+    assert_eq!(
+        would_exec(&m, "k1"),
+        "would exec: /usr/bin/systemctl --no-pager --no-ask-password enable --no-reload --now -- demo@k1.service"
+    );
+    let out = sudo_helper_str(&m, "ops", &["demo", "enable", "k1"]);
+    assert_eq!(out.code, 0, "{out}");
+    assert_eq!(unit_state(&m, "k1"), ("active".into(), "enabled".into()));
+    assert!(!target_wants(&m, "k1"), "systemd reloaded after all");
 }
 
 #[test]

@@ -32,6 +32,12 @@ pub fn mkdirat(dir: BorrowedFd<'_>, name: &OsStr, mode: u32) -> io::Result<()> {
     nix::sys::stat::mkdirat(dir, name, Mode::from_bits_truncate(mode)).map_err(err)
 }
 
+/// `symlinkat(2)`: a link named `name` in `dir`, pointing at `target`
+/// (never followed here; fails if `name` exists).
+pub fn symlinkat(target: &Path, dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
+    nix::unistd::symlinkat(target, dir, name).map_err(err)
+}
+
 /// `fstat(2)` of an open descriptor (works on `O_PATH` descriptors too).
 pub fn fstat(fd: BorrowedFd<'_>) -> io::Result<Stat> {
     nix::sys::stat::fstat(fd)
