@@ -512,24 +512,46 @@ pub fn link_dirs(base: &Path) -> Vec<PathBuf> {
 }
 
 /// Units matching `patterns` that are enabled, from the symlinks `systemctl
-/// enable` creates.
+/// enable` creates. Exact names (a command on named instances) are looked
+/// up one by one, so that it costs the same however many links there are;
+/// only a glob (`status` of all) reads the link directories whole.
 pub fn enabled_units(patterns: &[String]) -> BTreeMap<String, &'static str> {
+    let exact = patterns.iter().all(|p| !p.contains('*'));
     let mut out = BTreeMap::new();
     for (base, state) in ENABLE_DIRS {
         for dir in link_dirs(Path::new(base)) {
-            let Ok(links) = std::fs::read_dir(dir) else {
-                continue;
+            let found = if exact {
+                named_links(&dir, patterns)
+            } else {
+                listed_links(&dir, patterns)
             };
-            for link in links.flatten() {
-                let unit = link.file_name();
-                let Some(unit) = unit.to_str() else { continue };
-                if patterns.iter().any(|p| glob_match(p, unit)) {
-                    out.entry(unit.to_owned()).or_insert(*state);
-                }
+            for unit in found {
+                out.entry(unit).or_insert(*state);
             }
         }
     }
     out
+}
+
+/// Which of the unit names `names` have an entry in the link directory `dir`.
+fn named_links(dir: &Path, names: &[String]) -> Vec<String> {
+    names
+        .iter()
+        .filter(|n| !n.contains('/') && std::fs::symlink_metadata(dir.join(n)).is_ok())
+        .cloned()
+        .collect()
+}
+
+/// The entries of the link directory `dir` that match one of `patterns`.
+fn listed_links(dir: &Path, patterns: &[String]) -> Vec<String> {
+    let Ok(links) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    links
+        .flatten()
+        .filter_map(|link| link.file_name().into_string().ok())
+        .filter(|unit| patterns.iter().any(|p| glob_match(p, unit)))
+        .collect()
 }
 
 /// The `*` globs we ask systemd with (`demo@*.service`), or exact names.
@@ -547,7 +569,30 @@ fn glob_match(pattern: &str, name: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{keep_unread_entries, CacheEntry, MainExit};
+    use super::{keep_unread_entries, listed_links, named_links, CacheEntry, MainExit};
+
+    #[test]
+    fn named_units_are_found_by_name_as_a_glob_finds_them_in_the_listing() {
+        let dir = tempfile::tempdir().unwrap();
+        for unit in ["demo@a.service", "demo@b.service", "other@a.service"] {
+            std::os::unix::fs::symlink("/etc/systemd/system/x@.service", dir.path().join(unit))
+                .unwrap();
+        }
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let asked = names(&["demo@a.service", "demo@c.service", "other@a.service"]);
+        assert_eq!(
+            named_links(dir.path(), &asked),
+            names(&["demo@a.service", "other@a.service"])
+        );
+        let mut listed = listed_links(dir.path(), &asked);
+        listed.sort();
+        assert_eq!(listed, named_links(dir.path(), &asked));
+        let mut all = listed_links(dir.path(), &names(&["demo@*.service"]));
+        all.sort();
+        assert_eq!(all, names(&["demo@a.service", "demo@b.service"]));
+        // A name never reaches outside the directory.
+        assert!(named_links(dir.path(), &names(&["../x/demo@a.service"])).is_empty());
+    }
 
     #[test]
     fn a_main_process_end_reads_as_systemd_reports_it() {

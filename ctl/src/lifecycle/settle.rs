@@ -38,7 +38,7 @@ pub fn until_running(
     let mut first: BTreeMap<InstanceName, (u32, Option<u32>)> = BTreeMap::new();
     let mut out = Vec::with_capacity(names.len());
     loop {
-        let states = read(sd, app, &pending)?;
+        let states = read(sd, app, &pending, window)?;
         let elapsed = began.elapsed();
         let mut still = Vec::new();
         for name in pending {
@@ -106,13 +106,21 @@ fn judge(
     }
 }
 
+/// The units' states, with their main PID and restarts when there is a
+/// window to judge them over (`--settle 0` judges the state alone).
 fn read(
     sd: &Systemd,
     app: &App,
     names: &[InstanceName],
+    window: Duration,
 ) -> Result<BTreeMap<InstanceName, UnitInfo>> {
     let units: Vec<String> = names.iter().map(|n| app.unit(n)).collect();
-    let mut states = sd.units(&units, Detail::Progress, None)?;
+    let detail = if window.is_zero() {
+        Detail::States
+    } else {
+        Detail::Progress
+    };
+    let mut states = sd.units(&units, detail, None)?;
     Ok(names
         .iter()
         .filter_map(|n| states.remove(&app.unit(n)).map(|u| (n.clone(), u)))
