@@ -191,13 +191,17 @@ impl Snapshot {
     ) -> Result<Snapshot> {
         let app = store.app;
         let mut states = sd.units(&[app.unit_glob()], detail, cache)?;
-        let mut names: BTreeSet<InstanceName> = store.list()?.into_iter().collect();
+        let survey = store.survey()?;
+        let mut names = survey.instances.clone();
         names.extend(states.keys().filter_map(|u| app.instance_of(u)));
         let instances = names
             .into_iter()
-            .map(|n| {
-                let state = states.remove(&app.unit(&n));
-                Instance::new(app, n, store, state)
+            .map(|n| Instance {
+                unit: app.unit(&n),
+                initialized: survey.instances.contains(&n),
+                has_trash: survey.trash.contains(n.as_str()),
+                unit_state: states.remove(&app.unit(&n)),
+                name: n,
             })
             .filter(|i| i.initialized || i.drift().is_some())
             .collect();
