@@ -4,6 +4,7 @@ use crate::action::Action;
 use crate::caller::CallerRule;
 use crate::escape::quoted;
 use crate::name;
+use crate::task::{self, TaskPolicy};
 use crate::toml::{self, Document, Entry, Value};
 use crate::trusted;
 use regex::{Regex, RegexBuilder};
@@ -36,6 +37,8 @@ pub const CLI_KEYS: &[&str] = &[
 ];
 /// Tables owned by the CLI, accepted with any content.
 pub const CLI_TABLES: &[&str] = &["env"];
+/// The table the helper reads: what `run` may start (see `task.rs`).
+pub const TASKS_TABLE: &str = "tasks";
 
 /// Longest accepted `instance_pattern`, and the compiled size limit: a policy
 /// is trusted, but a typo should not make every call slow.
@@ -70,6 +73,8 @@ pub struct Policy {
     /// Most instances of the template that may be enabled at once: each
     /// one is a unit PID 1 loads at every boot and daemon-reload.
     pub max_instances: u32,
+    /// `[tasks]`: without it, the app's callers may run no task.
+    pub tasks: Option<TaskPolicy>,
 }
 
 impl Policy {
@@ -122,7 +127,7 @@ pub fn from_document(doc: &Document) -> Result<Policy, String> {
     if let Some(t) = doc
         .tables
         .iter()
-        .find(|t| !CLI_TABLES.contains(&t.name.as_str()))
+        .find(|t| !CLI_TABLES.contains(&t.name.as_str()) && t.name != TASKS_TABLE)
     {
         // A table name may be a quoted key holding anything: escaped.
         return Err(format!(
@@ -157,6 +162,7 @@ pub fn from_document(doc: &Document) -> Result<Policy, String> {
             .map(max_instances)
             .transpose()?
             .unwrap_or(DEFAULT_MAX_INSTANCES),
+        tasks: doc.table(TASKS_TABLE).map(task::from_table).transpose()?,
     })
 }
 

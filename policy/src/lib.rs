@@ -15,6 +15,7 @@ pub mod escape;
 pub mod exit;
 pub mod limits;
 pub mod name;
+pub mod task;
 pub mod toml;
 pub mod trusted;
 pub mod users;
