@@ -92,41 +92,111 @@ pub fn remove_links(unit_dir: &Path, units: &[String]) -> Result<(), Error> {
 /// gets the guard): a symlink named after each unit in
 /// `<unit_dir>/multi-user.target.wants/`, pointing at `template`, made
 /// descriptor-relative in a directory checked root's (created, as
-/// systemctl would, when missing). A unit already linked there is left as
-/// it is; any other file in the way is an error.
-pub fn make_links(unit_dir: &Path, template: &Path, units: &[String]) -> Result<(), Error> {
-    let top = open_checked_dir(unit_dir)?;
-    let name = OsStr::new(WANTS_DIR);
-    let path = unit_dir.join(WANTS_DIR);
-    let dir = match open_link_dir(&top, name, &path)? {
-        Some(dir) => dir,
-        None => {
-            match fs::mkdirat(top.as_fd(), name, 0o755) {
-                Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
-                    return Err(os_error(format!("cannot create {}", path.display()))(e));
-                }
-                _ => {}
-            }
-            open_link_dir(&top, name, &path)?.ok_or_else(|| Error::Os {
-                what: format!("cannot open {}", path.display()),
-                err: nix::errno::Errno::ENOTDIR.into(),
-            })?
-        }
-    };
+/// systemctl would, when missing). A unit already linked there to the same
+/// file is left as it is; anything else in the way is an error, as for
+/// systemctl, and then the links made so far are removed again. Returns
+/// the links it made.
+pub fn make_links(
+    unit_dir: &Path,
+    template: &Path,
+    units: &[String],
+) -> Result<Vec<String>, Error> {
+    let (dir, path) = open_wants_dir(unit_dir, true)?;
+    let mut made = Vec::new();
     for unit in units {
         let name = OsStr::new(unit);
-        let Err(e) = fs::symlinkat(template, dir.as_fd(), name) else {
-            continue;
+        let result = match fs::symlinkat(template, dir.as_fd(), name) {
+            Ok(()) => {
+                made.push(unit.clone());
+                Ok(())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                if links_to(&dir, name, template) {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            }
+            Err(e) => Err(e),
         };
-        let linked = e.kind() == std::io::ErrorKind::AlreadyExists
-            && fs::openat(dir.as_fd(), name, PROBE_FLAGS, 0)
-                .and_then(|fd| fs::fstat(fd.as_fd()))
-                .is_ok_and(|st| st.is_symlink());
-        if !linked {
+        if let Err(e) = result {
+            let _ = unlink_names(&dir, &path, &made);
             return Err(os_error(format!(
                 "cannot link {}",
                 path.join(unit).display()
             ))(e));
+        }
+    }
+    Ok(made)
+}
+
+/// Undoes [`make_links`]: removes the links it reported made (only those,
+/// only from the wants directory, only if still symlinks).
+pub fn remove_made(unit_dir: &Path, made: &[String]) -> Result<(), Error> {
+    if made.is_empty() {
+        return Ok(());
+    }
+    let (dir, path) = open_wants_dir(unit_dir, false)?;
+    unlink_names(&dir, &path, made)
+}
+
+/// The wants directory of `unit_dir`, opened without following links and
+/// checked; created 0755 first if `create` and missing.
+fn open_wants_dir(unit_dir: &Path, create: bool) -> Result<(OwnedFd, PathBuf), Error> {
+    let top = open_checked_dir(unit_dir)?;
+    let name = OsStr::new(WANTS_DIR);
+    let path = unit_dir.join(WANTS_DIR);
+    if let Some(dir) = open_link_dir(&top, name, &path)? {
+        return Ok((dir, path));
+    }
+    let missing = || Error::Os {
+        what: format!("cannot open {}", path.display()),
+        err: nix::errno::Errno::ENOTDIR.into(),
+    };
+    if !create {
+        return Err(missing());
+    }
+    match fs::mkdirat(top.as_fd(), name, 0o755) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+            return Err(os_error(format!("cannot create {}", path.display()))(e));
+        }
+        _ => {}
+    }
+    let dir = open_link_dir(&top, name, &path)?.ok_or_else(missing)?;
+    Ok((dir, path))
+}
+
+/// Whether the entry `name` of `dir` is a symlink to `template` (by name,
+/// or to the same file, as systemctl accepts an existing link).
+fn links_to(dir: &OwnedFd, name: &OsStr, template: &Path) -> bool {
+    let Ok(target) = fs::readlinkat(dir.as_fd(), name) else {
+        return false;
+    };
+    if Path::new(&target) == template {
+        return true;
+    }
+    // Only stats, of paths root's own directory holds: nothing is opened.
+    let same = |a: &std::fs::Metadata, b: &std::fs::Metadata| {
+        use std::os::unix::fs::MetadataExt;
+        a.dev() == b.dev() && a.ino() == b.ino()
+    };
+    matches!(
+        (std::fs::metadata(&target), std::fs::metadata(template)),
+        (Ok(a), Ok(b)) if Path::new(&target).is_absolute() && same(&a, &b)
+    )
+}
+
+fn unlink_names(dir: &OwnedFd, path: &Path, names: &[String]) -> Result<(), Error> {
+    for unit in names {
+        let name = OsStr::new(unit);
+        let is_link = fs::openat(dir.as_fd(), name, PROBE_FLAGS, 0)
+            .and_then(|fd| fs::fstat(fd.as_fd()))
+            .is_ok_and(|st| st.is_symlink());
+        if is_link {
+            fs::unlinkat(dir.as_fd(), name).map_err(os_error(format!(
+                "cannot remove {}",
+                path.join(unit).display()
+            )))?;
         }
     }
     Ok(())

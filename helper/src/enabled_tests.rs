@@ -140,22 +140,50 @@ fn removing_links_takes_the_units_from_every_link_directory_and_nothing_else() {
 fn making_links_points_each_unit_at_the_template_in_the_wants_directory_only() {
     let Some(t) = unit_dir() else { return };
     let dir = t.path("system");
-    let template = Path::new("/usr/local/lib/systemd/system/demo@.service");
-    make_links(&dir, template, &units(&["n1", "a", "n2"])).unwrap();
+    let template = Path::new("/etc/systemd/system/demo@.service");
+    let made = make_links(&dir, template, &units(&["n1", "a", "n2"])).unwrap();
+    assert_eq!(made, units(&["n1", "n2"]), "a was linked already");
     assert_eq!(
         enabled_units(&dir, "demo").unwrap(),
         set(&["a", "b", "c", "n1", "n2"])
     );
     let target = |l: &str| std::fs::read_link(t.path(&format!("system/{l}"))).unwrap();
     assert_eq!(target("multi-user.target.wants/demo@n1.service"), template);
-    // An existing link is systemctl's or ours: left as it is.
-    assert_eq!(
-        target("multi-user.target.wants/demo@a.service"),
-        Path::new("/etc/systemd/system/demo@.service")
-    );
     assert!(!t
         .path("system/sockets.target.requires/demo@n1.service")
         .exists());
+    // Undone: only what this call made.
+    remove_made(&dir, &made).unwrap();
+    assert_eq!(enabled_units(&dir, "demo").unwrap(), set(&["a", "b", "c"]));
+}
+
+#[test]
+fn a_link_to_something_else_in_the_way_fails_the_call_and_undoes_it() {
+    let Some(t) = unit_dir() else { return };
+    let dir = t.path("system");
+    let template = Path::new("/usr/local/lib/systemd/system/demo@.service");
+    // demo@a links to /etc/systemd/system/demo@.service, another file.
+    let e = make_links(&dir, template, &units(&["n1", "a", "n2"])).unwrap_err();
+    assert!(e.to_string().contains("cannot link"), "{e}");
+    assert_eq!(enabled_units(&dir, "demo").unwrap(), set(&["a", "b", "c"]));
+    let kept = std::fs::read_link(t.path("system/multi-user.target.wants/demo@a.service"));
+    assert_eq!(
+        kept.unwrap(),
+        Path::new("/etc/systemd/system/demo@.service")
+    );
+    // A link to the same file under another name counts as linked.
+    t.file("system/demo@.service", b"[Service]\n", 0o644);
+    let same = t.path("system/demo@.service");
+    t.link(
+        "system/multi-user.target.wants/demo@s.service",
+        &same.to_string_lossy(),
+    );
+    let alias = t.path("system/alias@.service");
+    std::os::unix::fs::symlink(&same, &alias).unwrap();
+    assert_eq!(
+        make_links(&dir, &alias, &units(&["s"])).unwrap(),
+        Vec::<String>::new()
+    );
 }
 
 #[test]
@@ -167,10 +195,10 @@ fn making_links_creates_a_missing_wants_directory_and_refuses_what_is_in_the_way
     make_links(&dir, template, &units(&["a"])).unwrap();
     let meta = std::fs::symlink_metadata(t.path("system/multi-user.target.wants")).unwrap();
     assert!(meta.is_dir());
-    assert_eq!(
-        std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777,
-        0o755
-    );
+    // 0755 under the helper's umask (022, set before anything runs); never
+    // writable by others, whatever the test's umask.
+    let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions());
+    assert_eq!(mode & 0o022, 0, "{mode:o}");
 
     // A plain file where the link goes is not an enable link: an error,
     // and the file stays.

@@ -81,6 +81,10 @@ pub enum Error {
         lock: PathBuf,
         waited: u64,
     },
+    /// The template's unit files changed while the call waited for its
+    /// locks, so how it enables is no longer what was judged.
+    #[error("the unit files of {}@.service changed during the call; retry", q(.0.as_bytes()))]
+    Changed(String),
     /// The app's policy is missing, untrustworthy or invalid.
     #[error(transparent)]
     Policy(#[from] config::LoadError),
@@ -108,7 +112,7 @@ impl Error {
             }
             CallerNotAllowed { .. } | ActionNotAllowed { .. } => exit::NO_PERM,
             TooManyEnabled { .. } => exit::NO_PERM,
-            Busy { .. } => exit::TEMPFAIL,
+            Busy { .. } | Changed(_) => exit::TEMPFAIL,
             Policy(_) | Untrusted(_) => exit::CONFIG,
             SystemctlMissing(_) => exit::UNAVAILABLE,
             Os { .. } => exit::OS_ERR,

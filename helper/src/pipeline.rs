@@ -165,16 +165,23 @@ pub fn run(proc: &Process<'_>, paths: &Paths) -> u8 {
         Ok(locks) => locks,
         Err(e) => return refuse(Some(&record), &e),
     };
+    if let Err(e) = still_chosen(&plan, paths) {
+        return refuse(Some(&record), &e);
+    }
     // Counted while holding the app-wide lock every `enable` takes, so no
     // other enable can add instances between this count and our exec.
     if let Err(e) = within_max_instances(&plan, paths) {
         return refuse(Some(&record), &e);
     }
-    if let Err(e) = defer_reload(&plan, paths) {
-        return refuse(Some(&record), &e);
-    }
+    let made = match defer_reload(&plan, paths) {
+        Ok(made) => made,
+        Err(e) => return refuse(Some(&record), &e),
+    };
     audit::send(&record, Verdict::Accepted);
     let e = exec(&plan, paths);
+    // systemctl never ran: the links this call made go again, so a failed
+    // enable leaves nothing enabled.
+    let _ = enabled::remove_made(&paths.unit_dir, &made);
     refuse(Some(&record), &e)
 }
 
@@ -405,23 +412,66 @@ fn choose_reload(mut plan: Plan, paths: &Paths, record: &mut Record) -> Result<P
     if !matches!(plan.action, Action::Enable | Action::Disable) {
         return Ok(plan);
     }
-    if guard::installed(&paths.unit_dir, &plan.unit_prefix)? {
-        plan.template = unit_file::template(&paths.unit_path, &plan.unit_prefix);
-        plan.reload = match plan.template {
-            Some(_) => Reload::Linked,
-            None => Reload::Deferred,
-        };
-        plan.argv = action::argv(plan.action, plan.reload, &plan.units);
-    }
+    (plan.reload, plan.template) = reload_of(&plan, paths)?;
+    plan.argv = action::argv(plan.action, plan.reload, &plan.units);
     record.reload = Some(match plan.reload {
-        Reload::Linked | Reload::Deferred => "deferred",
+        Reload::Linked => "linked",
+        Reload::Deferred => "deferred",
         Reload::Now => "now",
     });
     Ok(plan)
 }
 
-/// `--check` output: the executable, then argv[1..], shell-quoted.
+/// How `plan`'s enable or disable reloads, and for a linked `enable` the
+/// template its links point at, as the unit files on disk are now.
+fn reload_of(plan: &Plan, paths: &Paths) -> Result<(Reload, Option<PathBuf>), Error> {
+    if !guard::installed(&paths.unit_dir, &plan.unit_prefix)? {
+        return Ok((Reload::Now, None));
+    }
+    if plan.action != Action::Enable {
+        return Ok((Reload::Deferred, None));
+    }
+    Ok(
+        match unit_file::template(&paths.unit_path, &plan.unit_prefix, &plan.units) {
+            Some(t) => (Reload::Linked, Some(t)),
+            None => (Reload::Deferred, None),
+        },
+    )
+}
+
+/// Step 5b: the choice of [`choose_reload`] still holds now that the locks
+/// are held (waiting for them can take up to `--wait`, time for root to
+/// mask, edit or unguard the template); a call made on the old judgement
+/// is refused, to be retried.
+fn still_chosen(plan: &Plan, paths: &Paths) -> Result<(), Error> {
+    if !matches!(plan.action, Action::Enable | Action::Disable) {
+        return Ok(());
+    }
+    if reload_of(plan, paths)? == (plan.reload, plan.template.clone()) {
+        Ok(())
+    } else {
+        Err(Error::Changed(plan.unit_prefix.clone()))
+    }
+}
+
+/// `--check` output: the links a linked `enable` would make, then the
+/// executable and argv[1..], shell-quoted.
 pub fn would_exec(plan: &Plan, paths: &Paths) -> String {
+    let links = plan.template.iter().flat_map(|t| {
+        plan.units.iter().map(move |u| {
+            let link = paths.unit_dir.join(enabled::WANTS_DIR).join(u);
+            format!(
+                "would link: {} -> {}\n",
+                shell_word(&link.to_string_lossy()),
+                shell_word(&t.to_string_lossy())
+            )
+        })
+    });
+    let links: String = links.collect();
+    format!("{links}{}", would_exec_line(plan, paths))
+}
+
+fn would_exec_line(plan: &Plan, paths: &Paths) -> String {
     let exe = shell_word(&paths.systemctl.to_string_lossy());
     let rest: Vec<String> = plan.argv.iter().skip(1).map(|a| shell_word(a)).collect();
     format!("would exec: {exe} {}", rest.join(" "))
@@ -461,19 +511,26 @@ fn within_max_instances(plan: &Plan, paths: &Paths) -> Result<(), Error> {
 /// is on disk before its marker and any reload that takes the marker loads
 /// it. An `enable` left to systemctl gets its links after the exec, so its
 /// marker comes first, under the reload lock held until systemctl exits.
-/// All after every check: a refused call changes nothing.
-fn defer_reload(plan: &Plan, paths: &Paths) -> Result<(), Error> {
+/// Returns the links this call made; on an error, none is left.
+fn defer_reload(plan: &Plan, paths: &Paths) -> Result<Vec<String>, Error> {
     if !plan.reload.is_deferred() {
-        return Ok(());
+        return Ok(Vec::new());
     }
-    match (plan.action, &plan.template) {
-        (Action::Disable, _) => enabled::remove_links(&paths.unit_dir, &plan.units)?,
-        (Action::Enable, Some(template)) if plan.reload == Reload::Linked => {
+    let made = match (plan.action, &plan.template) {
+        (Action::Disable, _) => {
+            enabled::remove_links(&paths.unit_dir, &plan.units)?;
+            Vec::new()
+        }
+        (Action::Enable, Some(template)) => {
             enabled::make_links(&paths.unit_dir, template, &plan.units)?
         }
-        _ => {}
+        _ => Vec::new(),
+    };
+    if let Err(e) = lock::mark_reload_pending(&paths.lock_parent) {
+        let _ = enabled::remove_made(&paths.unit_dir, &made);
+        return Err(e);
     }
-    lock::mark_reload_pending(&paths.lock_parent)
+    Ok(made)
 }
 
 /// Step 7: stdin from /dev/null, fixed environment, execve. Returns only

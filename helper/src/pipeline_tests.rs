@@ -366,3 +366,111 @@ fn audit_record_from_raw_arguments() {
         "caller=? uid=0 app=? action=? instances=- verdict=refused exit=64 reason=\"x\""
     );
 }
+
+/// `setup()` with the app's template in the unit directory and its guard
+/// installed as the installer leaves it, the reload timer enabled.
+fn guarded() -> Option<(TempTree, Paths)> {
+    let (t, paths) = setup()?;
+    t.file(
+        "system/demo@.service",
+        b"[Service]\nExecStart=/bin/true\n[Install]\nWantedBy=multi-user.target\n",
+        0o644,
+    );
+    t.dir("system/demo@.service.d", 0o755);
+    t.file(
+        &format!("system/demo@.service.d/{}", guard::FILE_NAME),
+        guard::TEXT.as_bytes(),
+        0o644,
+    );
+    t.dir("system/timers.target.wants", 0o755);
+    t.link(
+        "system/timers.target.wants/unitgate-reload.timer",
+        "/usr/local/lib/systemd/system/unitgate-reload.timer",
+    );
+    Some((t, paths))
+}
+
+/// The whole pipeline as sudo's caller `daemon` (uid 1); systemctl is
+/// missing in these trees, so an accepted call ends at the exec (69).
+fn run_as_daemon(paths: &Paths, args: &[&str]) -> u8 {
+    let args = os(args);
+    let proc = Process {
+        args: &args,
+        euid: 0,
+        invoker: Invoker {
+            sudo_uid: Some(OsStr::new("1")),
+            ..Invoker::default()
+        },
+    };
+    run(&proc, paths)
+}
+
+#[test]
+fn a_guarded_enable_links_before_its_marker_and_a_failed_one_leaves_no_link() {
+    let Some((t, paths)) = guarded() else { return };
+    let plan = judge_as(&paths, Some("1"), &os(&["demo", "enable", "a"])).unwrap();
+    let plan = choose_reload(plan, &paths, &mut Record::default()).unwrap();
+    assert_eq!(plan.reload, Reload::Linked);
+    let link = t.path("system/multi-user.target.wants/demo@a.service");
+    let marker = t.path("run/unitgate/reload-pending");
+    // --check makes nothing.
+    assert_eq!(
+        run_as_daemon(&paths, &["--check", "demo", "enable", "a"]),
+        exit::OK
+    );
+    assert!(std::fs::symlink_metadata(&link).is_err() && !marker.exists());
+    assert!(would_exec(&plan, &paths).starts_with(&format!(
+        "would link: {} -> {}\nwould exec: /nonexistent/systemctl --no-pager --no-ask-password start -- demo@a.service",
+        link.display(),
+        t.path("system/demo@.service").display()
+    )));
+
+    // The links and the marker are made, then the exec fails: the link
+    // goes again (the marker may stay: a reload of nothing is harmless).
+    let made = defer_reload(&plan, &paths).unwrap();
+    assert_eq!(made, ["demo@a.service"]);
+    assert!(std::fs::symlink_metadata(&link).unwrap().is_symlink() && marker.exists());
+    enabled::remove_made(&paths.unit_dir, &made).unwrap();
+    assert_eq!(
+        run_as_daemon(&paths, &["demo", "enable", "a"]),
+        exit::UNAVAILABLE
+    );
+    assert!(std::fs::symlink_metadata(&link).is_err(), "left enabled");
+}
+
+#[test]
+fn a_guarded_enable_past_max_instances_makes_no_link() {
+    let Some((t, paths)) = guarded() else { return };
+    for i in ["x", "y", "z"] {
+        t.link(
+            &format!("system/multi-user.target.wants/demo@{i}.service"),
+            "/etc/systemd/system/demo@.service",
+        );
+    }
+    assert_eq!(
+        run_as_daemon(&paths, &["demo", "enable", "a"]),
+        exit::NO_PERM
+    );
+    assert!(
+        std::fs::symlink_metadata(t.path("system/multi-user.target.wants/demo@a.service")).is_err()
+    );
+}
+
+#[test]
+fn a_template_changed_while_the_call_waited_is_refused_as_busy() {
+    let Some((t, paths)) = guarded() else { return };
+    let plan = judge_as(&paths, Some("1"), &os(&["demo", "enable", "a"])).unwrap();
+    let plan = choose_reload(plan, &paths, &mut Record::default()).unwrap();
+    still_chosen(&plan, &paths).unwrap();
+    // Root masks the instance meanwhile.
+    t.link("system/demo@a.service", "/dev/null");
+    let e = still_chosen(&plan, &paths).unwrap_err();
+    assert_eq!(e.exit_code(), exit::TEMPFAIL, "{e}");
+    std::fs::remove_file(t.path("system/demo@a.service")).unwrap();
+    // ... or takes the guard away.
+    std::fs::remove_file(t.path(&format!("system/demo@.service.d/{}", guard::FILE_NAME))).unwrap();
+    assert_eq!(
+        still_chosen(&plan, &paths).unwrap_err().exit_code(),
+        exit::TEMPFAIL
+    );
+}

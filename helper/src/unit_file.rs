@@ -6,29 +6,35 @@
 //! path. Asking PID 1 to do it (`EnableUnitFiles`) costs 7–12 ms with 1,000
 //! instances enabled; finding the file is a few `openat`s.
 //!
-//! Only where the link's target is certain: a regular file, root's and
-//! writable by no one else, in a directory of the same kind, found first in
-//! `/etc/systemd/system`, `/run/systemd/system` or
-//! `/usr/local/lib/systemd/system`. Past those the path differs between
-//! systemd builds (Debian 12 searches `/lib/systemd/system` before
-//! `/usr/lib/systemd/system`, which merged /usr makes one directory;
-//! Debian 13 only the latter), and earlier directories hold drop-ins,
-//! transient or generated units that systemctl refuses to enable. Anything
-//! else gives `None`, and systemctl makes the link as before.
+//! Only where systemctl would make exactly that link: the template is a
+//! regular, non-empty file, root's and writable by no one else, in a
+//! directory of the same kind, found first in `/etc/systemd/system`,
+//! `/run/systemd/system` or `/usr/local/lib/systemd/system`; its `[Install]`
+//! section (read as systemd reads sections) is exactly
+//! `WantedBy=multi-user.target`, as the guard assumes; and no unit file of
+//! the instance's own name exists anywhere on the path (a mask, or an
+//! instance with its own `[Install]`). Past those three directories the
+//! path differs between systemd builds (Debian 12 searches
+//! `/lib/systemd/system` before `/usr/lib/systemd/system`, which merged
+//! /usr makes one directory; Debian 13 only the latter), and the earlier
+//! ones hold drop-ins, transient or generated units that systemctl refuses
+//! to enable. Anything else gives `None`, and systemctl makes the link as
+//! before.
 
 use crate::system::fs;
 use nix::fcntl::OFlag;
 use std::ffi::OsStr;
-use std::os::fd::AsFd;
+use std::io::Read;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use unitgate_policy::trusted::check_trusted;
 
-/// The head of systemd's unit search path for the system manager
-/// (`systemd-analyze unit-paths`, the same on systemd 252 and 257), highest
-/// priority first, each with whether a template found there first gets its
-/// links from the helper (`false`: drop-in only, transient, generated or
-/// portable units, left to systemctl). A template found in none of them is
-/// left to systemctl too.
+/// systemd's unit search path for the system manager (`systemd-analyze
+/// unit-paths`: the same on systemd 252 and 257 up to
+/// `/usr/local/lib/systemd/system`), highest priority first, each with
+/// whether a template found there first gets its links from the helper
+/// (`false`: drop-in only, transient, generated or portable units, and the
+/// directories whose order differs between builds, left to systemctl).
 pub const SYSTEM_UNIT_PATH: &[(&str, bool)] = &[
     ("/etc/systemd/system.control", false),
     ("/run/systemd/system.control", false),
@@ -40,7 +46,13 @@ pub const SYSTEM_UNIT_PATH: &[(&str, bool)] = &[
     ("/run/systemd/system.attached", false),
     ("/run/systemd/generator", false),
     ("/usr/local/lib/systemd/system", true),
+    ("/lib/systemd/system", false),
+    ("/usr/lib/systemd/system", false),
+    ("/run/systemd/generator.late", false),
 ];
+
+/// Largest template read for its `[Install]` section.
+const MAX_TEMPLATE_SIZE: u64 = 64 * 1024;
 
 const DIR_FLAGS: OFlag = OFlag::O_PATH
     .union(OFlag::O_DIRECTORY)
@@ -48,32 +60,102 @@ const DIR_FLAGS: OFlag = OFlag::O_PATH
 const PROBE_FLAGS: OFlag = OFlag::O_PATH
     .union(OFlag::O_NOFOLLOW)
     .union(OFlag::O_CLOEXEC);
+const READ_FLAGS: OFlag = OFlag::O_RDONLY
+    .union(OFlag::O_NOFOLLOW)
+    .union(OFlag::O_NONBLOCK)
+    .union(OFlag::O_CLOEXEC);
 
-/// The path of `<prefix>@.service` as systemd finds it on `unit_path`, if
-/// it is found there first, in a directory marked linkable, as a file only
-/// root can have written; `None` otherwise.
-pub fn template(unit_path: &[(PathBuf, bool)], prefix: &str) -> Option<PathBuf> {
+/// The template file the enable links of `units` (instances of `prefix`)
+/// point at, if the helper may make them itself (see the module's
+/// comment); `None` otherwise.
+pub fn template(unit_path: &[(PathBuf, bool)], prefix: &str, units: &[String]) -> Option<PathBuf> {
+    // A directory that does not exist holds nothing.
+    let dirs: Vec<(&Path, bool, OwnedFd)> = unit_path
+        .iter()
+        .filter_map(|(p, linkable)| Some((p.as_path(), *linkable, fs::open(p, DIR_FLAGS).ok()?)))
+        .collect();
+    // A unit file of the instance's own name (a mask, or its own [Install])
+    // is systemctl's to judge; so is one we cannot look for.
+    let own_file = units.iter().any(|u| {
+        dirs.iter()
+            .any(|(_, _, dir)| !matches!(probe(dir, u), Ok(None)))
+    });
+    if own_file {
+        return None;
+    }
     let name = format!("{prefix}@.service");
-    for (dir_path, linkable) in unit_path {
-        let Ok(dir) = fs::open(dir_path, DIR_FLAGS) else {
-            continue;
+    // The first directory holding the name decides, as for systemd.
+    for (dir_path, linkable, dir) in &dirs {
+        let entry = match probe(dir, &name) {
+            Ok(None) => continue,
+            Ok(Some(entry)) => entry,
+            Err(()) => return None,
         };
-        let entry = match fs::openat(dir.as_fd(), OsStr::new(&name), PROBE_FLAGS, 0) {
-            Ok(fd) => fd,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(_) => return None,
-        };
-        // The first directory holding the name decides, as for systemd.
         let path = dir_path.join(&name);
-        let trusted = |fd: std::os::fd::BorrowedFd<'_>, p: &Path| {
+        let trusted = |fd: BorrowedFd<'_>, p: &Path| {
             fs::fstat(fd).is_ok_and(|st| check_trusted(&st, p).is_ok())
         };
         let regular = fs::fstat(entry.as_fd()).is_ok_and(|st| st.is_file());
-        let ok =
-            *linkable && regular && trusted(dir.as_fd(), dir_path) && trusted(entry.as_fd(), &path);
+        let ok = *linkable
+            && regular
+            && trusted(dir.as_fd(), dir_path)
+            && trusted(entry.as_fd(), &path)
+            && wanted_by_multi_user_only(dir, &name);
         return ok.then_some(path);
     }
     None
+}
+
+/// `name` in `dir`, not following a link (a mask is a link): `Ok(None)`
+/// when there is no such entry, `Err` when it cannot be looked at.
+fn probe(dir: &OwnedFd, name: &str) -> Result<Option<OwnedFd>, ()> {
+    match fs::openat(dir.as_fd(), OsStr::new(name), PROBE_FLAGS, 0) {
+        Ok(entry) => Ok(Some(entry)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(_) => Err(()),
+    }
+}
+
+/// Whether the unit file `name` in `dir` (read through the checked
+/// directory, not following a link) has an `[Install]` section that is
+/// exactly `WantedBy=multi-user.target`.
+fn wanted_by_multi_user_only(dir: &OwnedFd, name: &str) -> bool {
+    let Ok(fd) = fs::openat(dir.as_fd(), OsStr::new(name), READ_FLAGS, 0) else {
+        return false;
+    };
+    let mut text = Vec::new();
+    let read = std::fs::File::from(fd)
+        .take(MAX_TEMPLATE_SIZE + 1)
+        .read_to_end(&mut text);
+    read.is_ok() && text.len() as u64 <= MAX_TEMPLATE_SIZE && install_is_wanted_by_multi_user(&text)
+}
+
+/// The `[Install]` keys of unit file `text`, read as systemd reads
+/// sections (blanks around a line trimmed, `#` and `;` comments, the same
+/// section more than once), are exactly `WantedBy=multi-user.target`. A
+/// continued line (ending in `\`) anywhere is not judged: `false`.
+pub fn install_is_wanted_by_multi_user(text: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(text) else {
+        return false;
+    };
+    let mut section = "";
+    let mut keys = Vec::new();
+    for line in text.lines() {
+        let line = line.trim_matches([' ', '\t', '\r']);
+        if line.ends_with('\\') {
+            return false;
+        }
+        if line.starts_with('[') {
+            section = line;
+        } else if section == "[Install]"
+            && !line.is_empty()
+            && !line.starts_with('#')
+            && !line.starts_with(';')
+        {
+            keys.push(line);
+        }
+    }
+    keys == ["WantedBy=multi-user.target"]
 }
 
 /// The system unit path with the link flags, as the binary uses it.

@@ -58,7 +58,7 @@ fn enable_and_disable_defer_the_reload_and_leave_a_marker() {
     assert!(!target_wants(&m, "a"), "systemd reloaded after all");
     let last = audit_lines(&m).pop().unwrap();
     assert!(
-        last.contains("reload=deferred") && last.contains("verdict=accepted"),
+        last.contains("reload=linked") && last.contains("verdict=accepted"),
         "{last}"
     );
 
@@ -168,10 +168,13 @@ fn link_target(m: &Machine, instance: &str) -> String {
     .stdout
 }
 
-/// What the helper would run for an enable of `instance`.
-fn would_exec(m: &Machine, instance: &str) -> String {
+/// What the helper would do for an enable of `instance`: the links it
+/// would make itself, then the command it would run.
+fn would_exec(m: &Machine, instance: &str) -> (Vec<String>, String) {
     let out = sudo_helper_str(m, "ops", &["--check", "demo", "enable", instance]).ok();
-    out.stdout.trim().to_owned()
+    let mut lines: Vec<String> = out.stdout.lines().map(str::to_owned).collect();
+    let exec = lines.pop().unwrap_or_default();
+    (lines, exec)
 }
 
 /// A guarded enable makes its links in the helper, not through PID 1's
@@ -197,13 +200,20 @@ fn the_helper_makes_the_enable_links_systemctl_would() {
         .ok();
         let systemctls = link_target(&m, &format!("ctl-{inst}"));
         assert_eq!(systemctls.trim(), format!("{dir}/demo@.service"));
-        assert_eq!(would_exec(&m, inst), format!("{start}{inst}.service"));
+        let link = format!("/etc/systemd/system/multi-user.target.wants/demo@{inst}.service");
+        assert_eq!(
+            would_exec(&m, inst),
+            (
+                vec![format!("would link: {link} -> {dir}/demo@.service")],
+                format!("{start}{inst}.service")
+            )
+        );
         let out = sudo_helper_str(&m, "ops", &["demo", "enable", inst]);
         assert_eq!(out.code, 0, "{out}");
         assert_eq!(link_target(&m, inst), systemctls, "template in {dir}");
         assert_eq!(unit_state(&m, inst), ("active".into(), "enabled".into()));
         let last = audit_lines(&m).pop().unwrap();
-        assert!(last.contains("reload=deferred"), "{last}");
+        assert!(last.contains("reload=linked"), "{last}");
         assert!(marker(&m));
         // systemctl's own disable finds and removes the helper's link.
         m.sh(&format!(
@@ -218,14 +228,31 @@ fn the_helper_makes_the_enable_links_systemctl_would() {
     m.sh("mv /usr/local/lib/systemd/system/demo@.service /root/ && \
          systemctl link /root/demo@.service && systemctl daemon-reload")
         .ok();
+    let old_path = "would exec: /usr/bin/systemctl --no-pager --no-ask-password enable --no-reload --now -- demo@";
     assert_eq!(
         would_exec(&m, "k1"),
-        "would exec: /usr/bin/systemctl --no-pager --no-ask-password enable --no-reload --now -- demo@k1.service"
+        (vec![], format!("{old_path}k1.service"))
     );
     let out = sudo_helper_str(&m, "ops", &["demo", "enable", "k1"]);
     assert_eq!(out.code, 0, "{out}");
     assert_eq!(unit_state(&m, "k1"), ("active".into(), "enabled".into()));
     assert!(!target_wants(&m, "k1"), "systemd reloaded after all");
+
+    // A masked instance is systemctl's to refuse, as before: no link.
+    m.sh("rm -f /etc/systemd/system/demo@.service && \
+          mv /root/demo@.service /etc/systemd/system/ && systemctl mask demo@m1.service && \
+          systemctl daemon-reload")
+        .ok();
+    assert_eq!(
+        would_exec(&m, "m1"),
+        (vec![], format!("{old_path}m1.service"))
+    );
+    let out = sudo_helper_str(&m, "ops", &["demo", "enable", "m1"]);
+    assert_ne!(out.code, 0, "{out}");
+    assert!(
+        link_target(&m, "m1").is_empty(),
+        "a masked instance got a link"
+    );
 }
 
 #[test]

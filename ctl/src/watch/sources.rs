@@ -160,10 +160,11 @@ fn inotify_loop(app: &App, tx: Sender<Ev>) {
 /// of [`crate::systemd::ENABLE_DIRS`]: an enable link of one of the app's
 /// units created or removed re-reads enablement from disk. systemd
 /// announces its own enables and disables (`UnitFilesChanged`); a link made
-/// or removed without it sends nothing: the helper's own removal for a
-/// guarded app (docs/helper.md, "Enabling without a daemon-reload"), whose
-/// `stop` systemd then reports only if the instance was running, or a link
-/// made by hand or by configuration management. Without this, such a
+/// or removed without it sends nothing: the helper's own links for a
+/// guarded app (docs/helper.md, "Enabling without a daemon-reload"), made
+/// before a `start` and removed before a `stop` that systemd reports only
+/// if the instance's state changes, or a link made by hand or by
+/// configuration management. Without this, such a
 /// change would wait for the interval re-read.
 pub fn spawn_enable_links_watch(app: App, tx: Sender<Ev>) {
     std::thread::Builder::new()

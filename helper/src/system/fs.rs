@@ -38,6 +38,11 @@ pub fn symlinkat(target: &Path, dir: BorrowedFd<'_>, name: &OsStr) -> io::Result
     nix::unistd::symlinkat(target, dir, name).map_err(err)
 }
 
+/// `readlinkat(2)`: the target of the link `name` in `dir`.
+pub fn readlinkat(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<OsString> {
+    nix::fcntl::readlinkat(dir, name).map_err(err)
+}
+
 /// `fstat(2)` of an open descriptor (works on `O_PATH` descriptors too).
 pub fn fstat(fd: BorrowedFd<'_>) -> io::Result<Stat> {
     nix::sys::stat::fstat(fd)

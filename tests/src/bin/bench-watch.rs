@@ -26,6 +26,10 @@ echo $! >/tmp/wb.pid
 wait
 "#;
 
+/// What `unitgate init $i` leaves for the demo app (as i1 has it), for
+/// instance `$i` numbered `${i#i}`, port 20000 + that - 1.
+const REPLICA: &str = r#"n=${i#i}; p=$((19999 + n)); umask 027; mkdir -p .$i.new/data && cp i1/server.cfg .$i.new/ && cp i1/data/README .$i.new/data/ && printf '# Written by `unitgate init` for instance %s of app demo.\n# Read by `unitgate launch` when the instance starts; values are double-quoted.\nUNITGATE_APP="demo"\nUNITGATE_INSTANCE="%s"\nPORT="%s"\nGREETING="hello from %s on port %s"\nDATA_DIR="/var/lib/demo/instances/%s/data"\n' $i $i $p $i $p $i > .$i.new/instance.env && chmod 2750 .$i.new && chmod 755 .$i.new/data && chmod 644 .$i.new/server.cfg .$i.new/data/README && mv .$i.new $i"#;
+
 /// Lines of the log about `inst` received at or after `t0` (µs), as
 /// (receive time, parsed line).
 fn lines_after(m: &Machine, inst: &str, t0: u64) -> Vec<(u64, serde_json::Value)> {
@@ -103,13 +107,23 @@ fn main() {
     let n = args.next().unwrap_or(1000);
     let trials = args.next().unwrap_or(25);
     let m = bench_machine("watch-bench", n, "");
-    m.sh_as(
-        USER,
-        &format!("for i in $(seq {n}); do unitgate init i$i >/dev/null; done"),
-    )
-    .ok();
+    // In chunks of 1000: with 10,000 instances the whole would outlast the
+    // test bed's limit on one command. Past the first 1000 the instances'
+    // state is written as `init` writes it (its environment file, its
+    // skeleton): `init` picks a free port by reading every instance's
+    // environment file, about half a second each at 10,000 (bench-cli
+    // measures that), and this benchmark is about watch.
     let all: Vec<String> = (1..=n).map(|i| format!("i{i}")).collect();
-    ug(&m, &format!("start {}", all.join(" "))).ok();
+    for (k, chunk) in all.chunks(1000).enumerate() {
+        let names = chunk.join(" ");
+        let init = if k == 0 {
+            format!("for i in {names}; do unitgate init $i >/dev/null; done")
+        } else {
+            format!("cd /var/lib/demo/instances && for i in {names}; do {REPLICA}; done")
+        };
+        m.sh_as(USER, &init).ok();
+        ug(&m, &format!("start {names}")).ok();
+    }
     let running = m
         .sh("systemctl list-units --state=running --plain --no-legend 'demo@*' | wc -l")
         .ok()
