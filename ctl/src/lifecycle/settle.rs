@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use crate::app::App;
 use crate::error::{Result, UnitReport};
 use crate::name::InstanceName;
-use crate::systemd::{Detail, MainExit, Systemd};
+use crate::systemd::{Detail, MainExit, ServiceOutcome, Systemd};
 use crate::unit::UnitInfo;
 
 /// How often states are re-read during the window.
@@ -127,6 +127,28 @@ fn read(
         .collect())
 }
 
+/// How long [`last_outcome`] looks again for an attempt's end.
+const OUTCOME_WAIT: Duration = Duration::from_secs(1);
+
+/// How the unit's last attempt ended. A unit that restarts at once (50 ms
+/// after a failure, say) can begin its next attempt between our look and
+/// this read, which resets systemd's result and main exit ("success", no
+/// exit): then it is read again, briefly, until an attempt has ended or
+/// [`OUTCOME_WAIT`] has passed.
+fn last_outcome(sd: &Systemd, unit: &str) -> Result<Option<ServiceOutcome>> {
+    let deadline = Instant::now() + OUTCOME_WAIT;
+    loop {
+        let outcome = sd.service_outcome(unit)?;
+        let mid_attempt = outcome
+            .as_ref()
+            .is_some_and(|o| o.result.as_deref() == Some("success") && o.main_exit.is_none());
+        if !mid_attempt || Instant::now() >= deadline {
+            return Ok(outcome);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// systemd's account of an instance that did not stay up.
 fn report(
     sd: &Systemd,
@@ -136,7 +158,7 @@ fn report(
     base: (u32, Option<u32>),
 ) -> Result<UnitReport> {
     let unit_name = app.unit(name);
-    let outcome = sd.service_outcome(&unit_name)?;
+    let outcome = last_outcome(sd, &unit_name)?;
     let (exit_status, signal) = match outcome.as_ref().and_then(|o| o.main_exit.clone()) {
         Some(MainExit::Exited(status)) => (Some(status), None),
         Some(MainExit::Signal(sig)) => (None, Some(sig)),
