@@ -15,7 +15,6 @@ use crate::error::Error;
 use crate::system::fs;
 use nix::fcntl::OFlag;
 use std::ffi::OsStr;
-use std::io::Read;
 use std::os::fd::AsFd;
 use std::path::Path;
 use unitgate_policy::trusted::check_trusted;
@@ -59,9 +58,7 @@ pub fn installed(unit_dir: &Path, prefix: &str) -> Result<bool, Error> {
         return Ok(false);
     };
     let dir_path = unit_dir.join(&dir_name);
-    let trusted = |fd: std::os::fd::BorrowedFd<'_>, path: &Path| {
-        fs::fstat(fd).is_ok_and(|st| check_trusted(&st, path).is_ok())
-    };
+    let trusted = fs::is_trusted;
     let Ok(timers) = fs::openat(top.as_fd(), OsStr::new(TIMER_DIR), DIR_FLAGS, 0) else {
         return Ok(false);
     };
@@ -82,12 +79,8 @@ pub fn installed(unit_dir: &Path, prefix: &str) -> Result<bool, Error> {
     if !file_ok || !trusted(file.as_fd(), &dir_path.join(FILE_NAME)) {
         return Ok(false);
     }
-    // One byte more than the text: a longer file is not ours either.
-    let mut text = Vec::with_capacity(TEXT.len() + 1);
-    let read = std::fs::File::from(file)
-        .take(TEXT.len() as u64 + 1)
-        .read_to_end(&mut text);
-    Ok(read.is_ok() && text == TEXT.as_bytes())
+    // A longer file is not ours either.
+    Ok(fs::read_at_most(file, TEXT.len() as u64).is_some_and(|text| text == TEXT.as_bytes()))
 }
 
 #[cfg(test)]

@@ -24,10 +24,8 @@
 use crate::system::fs;
 use nix::fcntl::OFlag;
 use std::ffi::OsStr;
-use std::io::Read;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use unitgate_policy::trusted::check_trusted;
 
 /// systemd's unit search path for the system manager (`systemd-analyze
 /// unit-paths`: the same on systemd 252 and 257 up to
@@ -86,21 +84,20 @@ pub fn template(unit_path: &[(PathBuf, bool)], prefix: &str, units: &[String]) -
     let name = format!("{prefix}@.service");
     // The first directory holding the name decides, as for systemd.
     for (dir_path, linkable, dir) in &dirs {
-        let entry = match probe(dir, &name) {
-            Ok(None) => continue,
-            Ok(Some(entry)) => entry,
-            Err(()) => return None,
+        // Opened to be read, not following a link (a link there is a
+        // linked or masked template): the descriptor checked is the one read.
+        let file = match fs::openat(dir.as_fd(), OsStr::new(&name), READ_FLAGS, 0) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(_) => return None,
         };
         let path = dir_path.join(&name);
-        let trusted = |fd: BorrowedFd<'_>, p: &Path| {
-            fs::fstat(fd).is_ok_and(|st| check_trusted(&st, p).is_ok())
-        };
-        let regular = fs::fstat(entry.as_fd()).is_ok_and(|st| st.is_file());
         let ok = *linkable
-            && regular
-            && trusted(dir.as_fd(), dir_path)
-            && trusted(entry.as_fd(), &path)
-            && wanted_by_multi_user_only(dir, &name);
+            && fs::fstat(file.as_fd()).is_ok_and(|st| st.is_file())
+            && fs::is_trusted(dir.as_fd(), dir_path)
+            && fs::is_trusted(file.as_fd(), &path)
+            && fs::read_at_most(file, MAX_TEMPLATE_SIZE)
+                .is_some_and(|text| install_is_wanted_by_multi_user(&text));
         return ok.then_some(path);
     }
     None
@@ -114,20 +111,6 @@ fn probe(dir: &OwnedFd, name: &str) -> Result<Option<OwnedFd>, ()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(_) => Err(()),
     }
-}
-
-/// Whether the unit file `name` in `dir` (read through the checked
-/// directory, not following a link) has an `[Install]` section that is
-/// exactly `WantedBy=multi-user.target`.
-fn wanted_by_multi_user_only(dir: &OwnedFd, name: &str) -> bool {
-    let Ok(fd) = fs::openat(dir.as_fd(), OsStr::new(name), READ_FLAGS, 0) else {
-        return false;
-    };
-    let mut text = Vec::new();
-    let read = std::fs::File::from(fd)
-        .take(MAX_TEMPLATE_SIZE + 1)
-        .read_to_end(&mut text);
-    read.is_ok() && text.len() as u64 <= MAX_TEMPLATE_SIZE && install_is_wanted_by_multi_user(&text)
 }
 
 /// The `[Install]` keys of unit file `text`, read as systemd reads

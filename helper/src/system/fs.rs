@@ -43,6 +43,25 @@ pub fn readlinkat(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<OsString> {
     nix::fcntl::readlinkat(dir, name).map_err(err)
 }
 
+/// Whether `fd` (opened for `path`, which names it in messages only) is
+/// root's and writable by no one else.
+pub fn is_trusted(fd: BorrowedFd<'_>, path: &Path) -> bool {
+    fstat(fd).is_ok_and(|st| unitgate_policy::trusted::check_trusted(&st, path).is_ok())
+}
+
+/// The contents of the open file `file`, if it reads whole within `max`
+/// bytes (one byte more is read, so a longer file gives `None`).
+pub fn read_at_most(file: OwnedFd, max: u64) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::from(file)
+        .take(max + 1)
+        .read_to_end(&mut bytes)
+        .ok()
+        .filter(|&n| n as u64 <= max)
+        .map(|_| bytes)
+}
+
 /// `fstat(2)` of an open descriptor (works on `O_PATH` descriptors too).
 pub fn fstat(fd: BorrowedFd<'_>) -> io::Result<Stat> {
     nix::sys::stat::fstat(fd)
