@@ -30,6 +30,9 @@ pub struct Record {
     /// leave its daemon-reload to unitgate-reload.service, `Some("now")`
     /// when systemctl reloads itself; `None` for every other call.
     pub reload: Option<&'static str>,
+    /// A `run`'s unit, mode, limits and command, already escaped
+    /// (`task=… mode=… cpu=…`).
+    pub task: Option<String>,
 }
 
 /// `caller=alice uid=1001 app=left4me action=enable instances=1,2 verdict=…`
@@ -48,6 +51,10 @@ pub fn line(r: &Record, verdict: Verdict<'_>) -> String {
     );
     if let Some(reload) = r.reload {
         out.push_str(&format!(" reload={reload}"));
+    }
+    if let Some(task) = &r.task {
+        out.push(' ');
+        out.push_str(task);
     }
     match verdict {
         Verdict::Accepted => out.push_str(" verdict=accepted"),
@@ -91,6 +98,7 @@ mod tests {
             action: Some(b"enable".to_vec()),
             instances: vec![b"1".to_vec(), b"2".to_vec()],
             reload: None,
+            task: None,
         }
     }
 

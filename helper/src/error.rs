@@ -22,8 +22,8 @@ pub enum Error {
     /// Malformed command line (the detail says how).
     #[error("invalid usage ({0})")]
     Usage(String),
-    /// An ACTION that is not one of the five.
-    #[error("unknown action '{}' (expected enable, disable, restart, reset-failed or show)", q(.0))]
+    /// An ACTION that is not one the helper knows.
+    #[error("unknown action '{}' (expected enable, disable, restart, reset-failed, show, run or kill)", q(.0))]
     UnknownAction(Vec<u8>),
     /// Fewer than 1 or more than 256 instances.
     #[error("wrong number of instances (got {0}, expected 1 to 256)")]
@@ -91,8 +91,36 @@ pub enum Error {
     /// A directory we must trust (the lock or unit directories) is not.
     #[error(transparent)]
     Untrusted(#[from] trusted::Error),
-    #[error("systemctl not found at {} (cannot execute it)", path(.0))]
-    SystemctlMissing(PathBuf),
+    /// systemctl or systemd-run is not where it must be.
+    #[error("{} not found (cannot execute it)", path(.0))]
+    ProgramMissing(PathBuf),
+    /// A task id, `--env` pair or argument of `run`/`kill` that fails its
+    /// rule.
+    #[error("invalid {what} '{}' ({why})", q(value))]
+    InvalidTask {
+        what: &'static str,
+        value: Vec<u8>,
+        why: String,
+    },
+    /// `run`/`kill` of an app whose policy has no `[tasks]`.
+    #[error("app '{}' runs no tasks (its policy has no [tasks] table)", q(.0.as_bytes()))]
+    NoTasks(String),
+    #[error("command '{}' is not one app '{}' may run (not in its [tasks] commands)", q(command), q(app.as_bytes()))]
+    CommandNotAllowed { command: Vec<u8>, app: String },
+    /// A limit above the app's maximum.
+    #[error("limit not allowed ({0})")]
+    AboveMaximum(String),
+    /// A task would run as root: tasks run as their caller, and root has
+    /// systemd-run.
+    #[error("tasks run as their caller, and the caller is root (run systemd-run directly)")]
+    RootTask,
+    /// `max_running` tasks of the app are running already.
+    #[error("app '{}' runs at most {max} tasks at once and {running} are running (retry when one ends)", q(app.as_bytes()))]
+    TooManyTasks {
+        app: String,
+        max: u64,
+        running: usize,
+    },
     /// Any other failing system call.
     #[error("{what} ({err})")]
     Os { what: String, err: io::Error },
@@ -114,7 +142,10 @@ impl Error {
             TooManyEnabled { .. } => exit::NO_PERM,
             Busy { .. } | Changed(_) => exit::TEMPFAIL,
             Policy(_) | Untrusted(_) => exit::CONFIG,
-            SystemctlMissing(_) => exit::UNAVAILABLE,
+            ProgramMissing(_) => exit::UNAVAILABLE,
+            InvalidTask { .. } => exit::DATA_ERR,
+            NoTasks(_) | CommandNotAllowed { .. } | AboveMaximum(_) | RootTask => exit::NO_PERM,
+            TooManyTasks { .. } => exit::TEMPFAIL,
             Os { .. } => exit::OS_ERR,
         }
     }

@@ -15,7 +15,10 @@ mod error;
 mod guard;
 mod lock;
 mod pipeline;
+mod running;
 mod system;
+mod task;
+mod task_pipeline;
 mod unit_file;
 
 #[cfg(feature = "fuzzing")]

@@ -35,6 +35,9 @@ pub const LOCK_PARENT: &str = "/run";
 pub const RELOAD_LOCK: &str = "reload.lock";
 /// In `<parent>/unitgate`: a deferred reload is due.
 pub const RELOAD_PENDING: &str = "reload-pending";
+/// In `<parent>/unitgate/locks/<app>`: the lock of task starts (no slot
+/// file is named so: those are `slot-NNN`).
+pub const TASKS_LOCK: &str = "tasks";
 /// Lock files per app (the hash is folded to one byte, so at most 256).
 pub const SLOTS: u32 = 256;
 /// Longest pause between two attempts at a lock that is taken.
@@ -140,6 +143,23 @@ pub fn lock(parent: &Path, req: &Request<'_>) -> Result<Vec<Held>, Error> {
         held.push(take(fd, Mode::Shared, subject, &path, req.wait, deadline)?);
     }
     Ok(held)
+}
+
+/// The lock of `app`'s task starts, `<parent>/unitgate/locks/<app>/tasks`:
+/// a `run` holds it from counting the running tasks until its own is
+/// running (across the exec of systemd-run for a service, which keeps it
+/// until the start is done).
+pub fn tasks(parent: &Path, app: &str, wait: Duration) -> Result<Held, Error> {
+    let deadline = Instant::now() + wait;
+    let (base, base_path) = base_dir(parent)?;
+    let locks_path = base_path.join("locks");
+    let locks = ensure_dir(&base, &locks_path, "locks", 0o700)?;
+    let app_path = locks_path.join(app);
+    let app_dir = ensure_dir(&locks, &app_path, app, 0o700)?;
+    let path = app_path.join(TASKS_LOCK);
+    let fd = open_slot(&app_dir, TASKS_LOCK, &path)?;
+    let subject = format!("to start a task of app {app}");
+    take(fd, Mode::Exclusive, &subject, &path, wait, deadline)
 }
 
 /// `<parent>/unitgate` (0755), created if missing, on a checked `parent`:

@@ -18,7 +18,7 @@ use crate::caller::{self, Caller, Invoker};
 use crate::error::Error;
 use crate::system::fs::{self, Held};
 use crate::system::process;
-use crate::{enabled, guard, lock, unit_file};
+use crate::{enabled, guard, lock, running, task, task_pipeline, unit_file};
 use nix::fcntl::OFlag;
 use std::ffi::{CString, OsStr, OsString};
 use std::io::Write;
@@ -42,6 +42,10 @@ pub const EXEC_ENV: &[&str] = &[
 
 pub const USAGE: &str = "\
 usage: unitgate-systemctl [--check] [--wait SECONDS] APP ACTION INSTANCE...
+       unitgate-systemctl [--check] [--wait SECONDS] APP run [--scope] --name ID
+           [--cpu PCT] [--memory SIZE] [--tasks N] [--timeout SECS] [--env K=V]...
+           -- COMMAND [ARG]...
+       unitgate-systemctl [--check] APP kill ID...
 
 Runs /usr/bin/systemctl ACTION on the units <prefix>@INSTANCE.service of APP,
 as allowed by /etc/unitgate/apps/APP.toml. With --check, makes every check,
@@ -53,16 +57,25 @@ ACTION is one of: enable (enable --now), disable (disable --now), restart
 (restarts running units only: try-restart), reset-failed, show.
 1 to 256 instances, each [A-Za-z0-9][A-Za-z0-9_-]{0,63}.
 
+run starts COMMAND (listed in the app's [tasks] commands) as the caller, in
+the transient unit <app>-task-<uid>-<ID>.service (returns once it started)
+or, with --scope, <app>-task-<uid>-<ID>.scope (waits, exits with its status).
+Limits not given are the policy's maxima. kill stops the caller's own tasks.
+ID: [A-Za-z0-9][A-Za-z0-9_]{0,63}.
+
 exit status:
   0   success (--check: the call would be allowed)
   64  usage error
-  65  invalid app or instance name
-  69  /usr/bin/systemctl not found
+  65  invalid app, instance or task name, --env pair or argument
+  69  /usr/bin/systemctl or /usr/bin/systemd-run not found
   71  operating-system error
-  75  busy: another call holds a lock of these units; retry
-  77  not permitted (also: not through sudo, max_instances reached)
+  75  busy: another call holds a lock of these units, or max_running tasks
+      run; retry
+  77  not permitted (also: not through sudo, max_instances reached, a
+      command or limit the app's [tasks] does not allow, a root caller's run)
   78  policy missing, invalid or insecure
-  *   otherwise systemctl's own exit status
+  *   otherwise systemctl's or systemd-run's own exit status (a --scope
+      task's: its own, 128 + signal if killed)
 ";
 
 /// Where things are. Only `Paths::system()` is ever used by the binary;
@@ -82,6 +95,10 @@ pub struct Paths {
     /// (see `unit_file.rs`).
     pub unit_path: Vec<(PathBuf, bool)>,
     pub systemctl: PathBuf,
+    pub systemd_run: PathBuf,
+    /// Where the kernel's cgroup file systems are (running tasks are
+    /// counted there, see `running.rs`).
+    pub cgroup_fs: PathBuf,
 }
 
 impl Paths {
@@ -93,6 +110,8 @@ impl Paths {
             unit_dir: PathBuf::from(enabled::UNIT_DIR),
             unit_path: unit_file::system_unit_path(),
             systemctl: PathBuf::from(SYSTEMCTL),
+            systemd_run: PathBuf::from(task::SYSTEMD_RUN),
+            cgroup_fs: PathBuf::from(running::CGROUP_FS),
         }
     }
 }
@@ -140,6 +159,18 @@ pub struct Plan {
 pub fn run(proc: &Process<'_>, paths: &Paths) -> u8 {
     // Every refusal is audited, even a malformed command line.
     let mut record = audit_record(proc.args, &proc.invoker);
+    if let (check, wait, [app, action, rest @ ..]) = split_options(proc.args) {
+        let wait = match wait.map_or(Ok(Duration::from_secs(DEFAULT_WAIT_SECS)), parse_wait) {
+            Ok(wait) => wait,
+            Err(e) => return refuse(Some(&record), &e),
+        };
+        if action == "run" {
+            return task_pipeline::run(check, wait, app, rest, proc, paths, &mut record);
+        }
+        if action == "kill" {
+            return task_pipeline::kill(check, app, rest, proc, paths, &mut record);
+        }
+    }
     let raw = match parse_args(proc.args) {
         Ok(raw) => raw,
         Err(e) => return refuse(Some(&record), &e),
@@ -542,12 +573,8 @@ fn exec(plan: &Plan, paths: &Paths) -> Error {
             err,
         }
     };
-    let null = match fs::open(Path::new("/dev/null"), OFlag::O_RDONLY | OFlag::O_CLOEXEC) {
-        Ok(fd) => fd,
-        Err(e) => return os("cannot open /dev/null")(e),
-    };
-    if let Err(e) = process::dup2_std(null.as_fd(), 0) {
-        return os("cannot redirect stdin")(e);
+    if let Err(e) = stdin_from_null() {
+        return e;
     }
     let cstrings = |v: &[String]| {
         v.iter()
@@ -560,13 +587,24 @@ fn exec(plan: &Plan, paths: &Paths) -> Error {
     };
     let err = process::execve(paths.systemctl.as_os_str(), &argv, &envp);
     if err.kind() == std::io::ErrorKind::NotFound {
-        Error::SystemctlMissing(paths.systemctl.clone())
+        Error::ProgramMissing(paths.systemctl.clone())
     } else {
         os("cannot execute systemctl")(err)
     }
 }
 
 // ---------------------------------------------------------------- helpers
+
+/// Point stdin at /dev/null: a program we exec reads nothing of the caller's.
+pub fn stdin_from_null() -> Result<(), Error> {
+    let os = |what: &str| {
+        let what = what.to_owned();
+        move |err| Error::Os { what, err }
+    };
+    let null = fs::open(Path::new("/dev/null"), OFlag::O_RDONLY | OFlag::O_CLOEXEC)
+        .map_err(os("cannot open /dev/null"))?;
+    process::dup2_std(null.as_fd(), 0).map_err(os("cannot redirect stdin"))
+}
 
 /// Point any closed descriptor among 0, 1, 2 at /dev/null, so that files we
 /// open later can never become someone's stdout or stderr.
@@ -606,6 +644,7 @@ fn audit_record(args: &[OsString], inv: &Invoker<'_>) -> Record {
         action: args.get(1).map(bytes),
         instances: args.iter().skip(2).map(bytes).collect(),
         reload: None,
+        task: None,
     }
 }
 

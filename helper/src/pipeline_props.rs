@@ -63,6 +63,8 @@ fn hostile_argv_never_yields_an_unsafe_systemctl_argv() {
         unit_dir: PathBuf::from("/nonexistent"),
         unit_path: Vec::new(),
         systemctl: PathBuf::from("/nonexistent"),
+        systemd_run: PathBuf::from("/nonexistent/systemd-run"),
+        cgroup_fs: PathBuf::from("/nonexistent"),
     };
     let strategy = prop_oneof![
         proptest::collection::vec(arg(), 0..8),

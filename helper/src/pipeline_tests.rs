@@ -25,6 +25,8 @@ fn setup() -> Option<(TempTree, Paths)> {
         unit_dir: t.path("system"),
         unit_path: vec![(t.path("system"), true)],
         systemctl: PathBuf::from("/nonexistent/systemctl"),
+        systemd_run: PathBuf::from("/nonexistent/systemd-run"),
+        cgroup_fs: t.path("cgroup"),
     };
     Some((t, paths))
 }

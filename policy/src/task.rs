@@ -170,6 +170,62 @@ pub fn is_clean_path(p: &str) -> bool {
     path_shape(p, false)
 }
 
+/// The slice every task runs in; systemd nests it as
+/// `unitgate.slice/unitgate-tasks.slice`.
+pub const SLICE: &str = "unitgate-tasks.slice";
+/// Longest task id.
+pub const MAX_ID: usize = 64;
+
+/// A task id: `[A-Za-z0-9][A-Za-z0-9_]{0,63}`. No `-`, so the unit name
+/// [`unit_base`] makes splits back into app, uid and id one way only.
+pub fn is_valid_id(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= MAX_ID
+        && b[0].is_ascii_alphanumeric()
+        && b.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'_')
+}
+
+/// How a task runs: a transient service (systemd starts it) or a scope
+/// (the caller's own descendant).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Service,
+    Scope,
+}
+
+impl Kind {
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Kind::Service => ".service",
+            Kind::Scope => ".scope",
+        }
+    }
+}
+
+/// `<app>-task-<uid>-<id>`: the unit name of a task without its suffix.
+/// The uid is the caller's, so one caller's names never meet another's.
+pub fn unit_base(app: &str, uid: u32, id: &str) -> String {
+    format!("{app}-task-{uid}-{id}")
+}
+
+/// A task's unit name split back: app, uid, id and kind, or `None` for a
+/// name [`unit_base`] plus a suffix cannot have made.
+pub fn parse_unit(unit: &str) -> Option<(&str, u32, &str, Kind)> {
+    let (base, kind) = if let Some(b) = unit.strip_suffix(".service") {
+        (b, Kind::Service)
+    } else {
+        (unit.strip_suffix(".scope")?, Kind::Scope)
+    };
+    let (rest, id) = base.rsplit_once('-')?;
+    let (rest, uid) = rest.rsplit_once('-')?;
+    let app = rest.strip_suffix("-task")?;
+    let plain_uid = !uid.is_empty() && uid.bytes().all(|b| b.is_ascii_digit());
+    let uid = uid.parse::<u32>().ok().filter(|_| plain_uid)?;
+    let ok = crate::name::is_valid_app(app) && is_valid_id(id) && unit_base(app, uid, id) == base;
+    ok.then_some((app, uid, id, kind))
+}
+
 /// The `[tasks]` table, validated; errors name the key and its line.
 pub fn from_table(t: &Table) -> Result<TaskPolicy, String> {
     if let Some(e) = t.entries.iter().find(|e| !KEYS.contains(&e.key.as_str())) {

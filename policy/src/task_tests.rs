@@ -232,3 +232,50 @@ fn the_limit_grammar_takes_digits_and_one_unit_only() {
     assert!(parse_secs("31536001").is_err());
     assert!(parse_secs("99999999999999999999999").is_err());
 }
+
+#[test]
+fn a_task_id_has_no_dash_and_no_specials() {
+    for good in ["a", "job_1", "A9", &"x".repeat(64)] {
+        assert!(is_valid_id(good), "{good}");
+    }
+    for bad in [
+        "",
+        "-a",
+        "_a",
+        "a-b",
+        "a.b",
+        "a b",
+        "a%b",
+        "a$b",
+        "a\nb",
+        "é",
+        &"x".repeat(65),
+    ] {
+        assert!(!is_valid_id(bad), "{bad}");
+    }
+}
+
+#[test]
+fn a_task_unit_name_splits_back_one_way_only() {
+    let unit = format!("{}.service", unit_base("a-task-x", 1000, "j1"));
+    assert_eq!(unit, "a-task-x-task-1000-j1.service");
+    assert_eq!(
+        parse_unit(&unit),
+        Some(("a-task-x", 1000, "j1", Kind::Service))
+    );
+    let scope = format!("{}.scope", unit_base("demo", 0, "x"));
+    assert_eq!(parse_unit(&scope), Some(("demo", 0, "x", Kind::Scope)));
+    for bad in [
+        "demo-task-1000-j1",
+        "demo-task-1000-j1.socket",
+        "demo-task-01000-j1.service",
+        "demo-task--j1.service",
+        "demo-task-1000-.service",
+        "demo-1000-j1.service",
+        "-task-1000-j1.service",
+        "demo-task-99999999999-j1.service",
+        "demo@1.service",
+    ] {
+        assert_eq!(parse_unit(bad), None, "{bad}");
+    }
+}

@@ -78,6 +78,16 @@ pub fn unlinkat(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
 /// across the exec of systemctl.
 pub type Held = Flock<OwnedFd>;
 
+/// Mark a held lock close-on-exec, so that a child we fork and exec does
+/// not keep holding it.
+pub fn close_on_exec(held: &Held) -> io::Result<()> {
+    use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+    use std::os::fd::AsFd;
+    fcntl(held.as_fd(), FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC))
+        .map(drop)
+        .map_err(err)
+}
+
 /// Non-blocking exclusive `flock(2)` (`LOCK_EX | LOCK_NB`), retried on
 /// `EINTR`: `Err(fd)` back when another open file description holds it. The
 /// caller polls with a deadline, so no caller can make us block forever.

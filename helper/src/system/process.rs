@@ -107,3 +107,108 @@ pub fn execve(path: &OsStr, argv: &[CString], envp: &[CString]) -> io::Error {
         Ok(never) => match never {},
     }
 }
+
+/// What [`spawn`] runs, and as whose groups.
+pub struct Spawn<'a> {
+    pub program: &'a OsStr,
+    pub argv: &'a [CString],
+    pub envp: &'a [CString],
+    /// The account whose groups (primary and supplementary, from the
+    /// group database) the child takes before the exec.
+    pub user: &'a str,
+    pub uid: u32,
+}
+
+/// The signals a waiting parent passes on to its child: the ones sudo
+/// relays from the caller.
+const RELAYED: [nix::sys::signal::Signal; 4] = [
+    nix::sys::signal::Signal::SIGTERM,
+    nix::sys::signal::Signal::SIGINT,
+    nix::sys::signal::Signal::SIGHUP,
+    nix::sys::signal::Signal::SIGQUIT,
+];
+
+fn relayed_and_child() -> nix::sys::signal::SigSet {
+    let mut set = nix::sys::signal::SigSet::empty();
+    for s in RELAYED {
+        set.add(s);
+    }
+    set.add(nix::sys::signal::Signal::SIGCHLD);
+    set
+}
+
+/// A child of ours, not yet reaped.
+pub struct Child(nix::unistd::Pid);
+
+/// Fork and exec `s.program` in the child, after it took the groups of
+/// `s.user` (root's own groups must not reach a program that becomes the
+/// caller) and `PR_SET_NO_NEW_PRIVS` (nothing it execs gains privileges).
+/// The relayed signals and SIGCHLD stay blocked in the parent, for
+/// [`Child::wait_forwarding`].
+pub fn spawn(s: &Spawn<'_>) -> io::Result<Child> {
+    use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
+    use nix::unistd::{fork, ForkResult};
+    let user = CString::new(s.user).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let program = CString::new(s.program.as_encoded_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let gid = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(s.uid))
+        .ok()
+        .flatten()
+        .filter(|u| u.name == s.user)
+        .map(|u| u.gid)
+        .ok_or_else(|| io::Error::other(format!("no passwd entry for {}", s.user)))?;
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&relayed_and_child()), None)
+        .map_err(io::Error::from)?;
+    // SAFETY: the helper is single-threaded (it starts no thread, and Rust's
+    // runtime starts none), so the child may call anything the parent could.
+    match unsafe { fork() }.map_err(io::Error::from)? {
+        ForkResult::Parent { child } => Ok(Child(child)),
+        ForkResult::Child => {
+            let ok = nix::unistd::initgroups(&user, gid).is_ok()
+                && nix::sys::prctl::set_no_new_privs().is_ok()
+                && sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None).is_ok();
+            if ok {
+                let _ = nix::unistd::execve(&program, s.argv, s.envp);
+            }
+            // SAFETY: _exit ends the child without running the parent's
+            // exit handlers or flushing its buffers a second time.
+            unsafe { libc::_exit(127) }
+        }
+    }
+}
+
+impl Child {
+    /// The child's exit code if it ended (128 + signal if killed).
+    pub fn try_wait(&self) -> Option<u8> {
+        use nix::sys::wait::{waitpid, WaitPidFlag};
+        waitpid(self.0, Some(WaitPidFlag::WNOHANG))
+            .ok()
+            .and_then(exit_code)
+    }
+
+    /// Wait for the child to end, passing each relayed signal on to it;
+    /// its exit code (128 + signal if killed).
+    pub fn wait_forwarding(self) -> u8 {
+        let set = relayed_and_child();
+        loop {
+            if let Some(code) = self.try_wait() {
+                return code;
+            }
+            match set.wait() {
+                Ok(nix::sys::signal::Signal::SIGCHLD) | Err(_) => {}
+                Ok(sig) => {
+                    let _ = nix::sys::signal::kill(self.0, sig);
+                }
+            }
+        }
+    }
+}
+
+fn exit_code(status: nix::sys::wait::WaitStatus) -> Option<u8> {
+    use nix::sys::wait::WaitStatus;
+    match status {
+        WaitStatus::Exited(_, code) => Some(code as u8),
+        WaitStatus::Signaled(_, sig, _) => Some(128u8.wrapping_add(sig as u8)),
+        _ => None,
+    }
+}
