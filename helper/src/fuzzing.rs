@@ -5,6 +5,8 @@ use crate::audit::{self, Record, Verdict};
 use crate::caller::Invoker;
 use crate::error::Error;
 use crate::pipeline::{judge_with, parse_args, Process};
+use crate::task_pipeline::judge_run_with;
+use std::ffi::OsStr;
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
 use unitgate_policy::limits::MAX_WAIT_SECS;
@@ -23,6 +25,9 @@ pub fn check_judging(data: &[u8]) {
         euid: 0,
         invoker: Invoker::default(),
     };
+    if args.get(1).is_some_and(|a| a == "run") {
+        return check_task(policy_text, &args);
+    }
     let Ok(raw) = parse_args(&args) else { return };
     assert!(raw.wait.as_secs() <= MAX_WAIT_SECS);
     let mut record = Record::default();
@@ -53,6 +58,68 @@ pub fn check_judging(data: &[u8]) {
                     .expect("<prefix>@<instance>.service");
                 assert!(name::is_valid_instance(inst));
             }
+        }
+    }
+}
+
+/// `APP run ...` from the caller uid 1 (`daemon`, on every system): the
+/// whole judging of a task, and the invariants of an accepted one: only
+/// our own options before `--`, each property one of the fixed forms, the
+/// unit name splitting back to the app, uid 1 and the id, every argument
+/// of a service with each `$` doubled (so systemd expands none).
+fn check_task(policy_text: &[u8], args: &[OsString]) {
+    let proc = Process {
+        args,
+        euid: 0,
+        invoker: Invoker {
+            sudo_uid: Some(OsStr::new("1")),
+            ..Invoker::default()
+        },
+    };
+    let mut record = Record::default();
+    let load = |_: &str| {
+        config::parse(policy_text).map_err(|why| {
+            Error::Policy(config::LoadError::Invalid {
+                path: "fuzz".into(),
+                why,
+            })
+        })
+    };
+    let plan = match judge_run_with(&args[0], &args[2..], &proc, &mut record, load) {
+        Err(e) => {
+            let line = audit::line(&record, Verdict::Refused(e.exit_code(), &e.to_string()));
+            assert!(!line.contains('\n'));
+            return;
+        }
+        Ok(plan) => plan,
+    };
+    let line = audit::line(&record, Verdict::Accepted);
+    assert!(!line.contains('\n'));
+    let argv = &plan.started.argv;
+    let sep = argv
+        .iter()
+        .position(|a| a == "--")
+        .expect("a -- before the command");
+    for a in &argv[1..sep] {
+        assert!(a.starts_with("--") && !a.contains('\n'), "{a}");
+        if let Some(p) = a.strip_prefix("--property=") {
+            let (key, value) = p.split_once('=').expect("K=V");
+            assert!(key.bytes().all(|b| b.is_ascii_alphabetic()), "{p}");
+            assert!(
+                value
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'%' || b == b'-'),
+                "{p}"
+            );
+        }
+    }
+    let (app, uid, id, kind) =
+        unitgate_policy::task::parse_unit(&plan.started.unit).expect("a task unit name");
+    assert_eq!((app, uid, kind), (plan.app.as_str(), 1, plan.kind));
+    assert!(record.instances == [id.as_bytes().to_vec()]);
+    if plan.kind == unitgate_policy::task::Kind::Service {
+        for a in &argv[sep + 2..] {
+            assert!(!a.replace("$$", "").contains('$'), "{a}");
         }
     }
 }

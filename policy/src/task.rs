@@ -107,15 +107,23 @@ impl TaskPolicy {
 /// [`CPU_PERCENT`].
 pub fn parse_cpu(s: &str) -> Result<u64, String> {
     let digits = s.strip_suffix('%').unwrap_or(s);
-    number(digits, CPU_PERCENT)
-        .ok_or_else(|| format!("'{s}' is not a CPU percentage from 1 to 100000 (e.g. 50 or 200%)"))
+    number(digits, CPU_PERCENT).ok_or_else(|| {
+        format!(
+            "'{}' is not a CPU percentage from 1 to 100000 (e.g. 50 or 200%)",
+            shown(s)
+        )
+    })
 }
 
 /// A memory size: digits and an optional `K`, `M`, `G` or `T` (powers of
 /// 1024), within [`MEMORY`]: `512M`, `2G`, `1073741824`.
 pub fn parse_size(s: &str) -> Result<u64, String> {
-    let bad =
-        || format!("'{s}' is not a size from 1M to 1024T (digits and K, M, G or T, e.g. 512M)");
+    let bad = || {
+        format!(
+            "'{}' is not a size from 1M to 1024T (digits and K, M, G or T, e.g. 512M)",
+            shown(s)
+        )
+    };
     let (digits, shift) = match s.as_bytes().last() {
         Some(b'K') => (&s[..s.len() - 1], 10),
         Some(b'M') => (&s[..s.len() - 1], 20),
@@ -131,13 +139,23 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 
 /// A count of processes and threads, within [`TASKS`].
 pub fn parse_tasks(s: &str) -> Result<u64, String> {
-    number(s, TASKS).ok_or_else(|| format!("'{s}' is not a number of tasks from 1 to 4194304"))
+    number(s, TASKS)
+        .ok_or_else(|| format!("'{}' is not a number of tasks from 1 to 4194304", shown(s)))
 }
 
 /// Seconds, within [`RUNTIME_SECS`].
 pub fn parse_secs(s: &str) -> Result<u64, String> {
-    number(s, RUNTIME_SECS)
-        .ok_or_else(|| format!("'{s}' is not a number of seconds from 1 to 31536000"))
+    number(s, RUNTIME_SECS).ok_or_else(|| {
+        format!(
+            "'{}' is not a number of seconds from 1 to 31536000",
+            shown(s)
+        )
+    })
+}
+
+/// A caller's text as an error message may show it: escaped, one line.
+fn shown(s: &str) -> String {
+    crate::escape::quoted(s.as_bytes())
 }
 
 /// Plain decimal digits, no leading zero, within `range`.

@@ -279,3 +279,11 @@ fn a_task_unit_name_splits_back_one_way_only() {
         assert_eq!(parse_unit(bad), None, "{bad}");
     }
 }
+
+#[test]
+fn a_malformed_limit_is_shown_escaped_on_one_line() {
+    for parse in [parse_cpu, parse_size, parse_tasks, parse_secs] {
+        let e = parse("1\nUser=root").unwrap_err();
+        assert!(!e.contains('\n') && e.contains("1\\x0aUser=root"), "{e}");
+    }
+}
