@@ -107,6 +107,19 @@ pub enum Error {
     NoTasks(String),
     #[error("command '{}' is not one app '{}' may run (not in its [tasks] commands)", q(command), q(app.as_bytes()))]
     CommandNotAllowed { command: Vec<u8>, app: String },
+    /// The command's file, or a directory above it, is not root's alone.
+    #[error(
+        "command '{}' is not a program only root can change ({why})",
+        q(command)
+    )]
+    UntrustedCommand { command: Vec<u8>, why: String },
+    /// A task of this id (service or scope) is running already.
+    #[error("task '{}' is running already (pick another --name, or kill it first)", q(.0.as_bytes()))]
+    TaskInUse(String),
+    /// The child that runs systemd-run could not become the caller's or
+    /// exec it.
+    #[error("{0}")]
+    Spawn(String),
     /// A limit above the app's maximum.
     #[error("limit not allowed ({0})")]
     AboveMaximum(String),
@@ -145,6 +158,9 @@ impl Error {
             ProgramMissing(_) => exit::UNAVAILABLE,
             InvalidTask { .. } => exit::DATA_ERR,
             NoTasks(_) | CommandNotAllowed { .. } | AboveMaximum(_) | RootTask => exit::NO_PERM,
+            UntrustedCommand { .. } => exit::NO_PERM,
+            TaskInUse(_) => exit::CANT_CREAT,
+            Spawn(_) => exit::OS_ERR,
             TooManyTasks { .. } => exit::TEMPFAIL,
             Os { .. } => exit::OS_ERR,
         }

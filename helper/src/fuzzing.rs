@@ -85,7 +85,7 @@ fn check_task(policy_text: &[u8], args: &[OsString]) {
             })
         })
     };
-    let plan = match judge_run_with(&args[0], &args[2..], &proc, &mut record, load) {
+    let plan = match judge_run_with(&args[0], &args[2..], &proc, &mut record, load, |_| Ok(())) {
         Err(e) => {
             let line = audit::line(&record, Verdict::Refused(e.exit_code(), &e.to_string()));
             assert!(!line.contains('\n'));

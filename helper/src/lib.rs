@@ -15,6 +15,7 @@ mod error;
 mod guard;
 mod lock;
 mod pipeline;
+mod program;
 mod running;
 mod system;
 mod task;

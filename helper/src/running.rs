@@ -56,12 +56,17 @@ pub fn of_app(cgroup_fs: &Path, app: &str) -> Result<Vec<String>, Error> {
         .collect())
 }
 
-/// Which kind of unit `base` (`<app>-task-<uid>-<id>`) runs as now, if any.
-pub fn kind_of(cgroup_fs: &Path, base: &str) -> Option<Kind> {
-    let dir = slice_dir(cgroup_fs);
+/// The cgroup directory `unit` has while it runs.
+pub fn unit_dir(cgroup_fs: &Path, unit: &str) -> PathBuf {
+    slice_dir(cgroup_fs).join(unit)
+}
+
+/// The kinds of unit `base` (`<app>-task-<uid>-<id>`) runs as now.
+pub fn kinds_of(cgroup_fs: &Path, base: &str) -> Vec<Kind> {
     [Kind::Service, Kind::Scope]
         .into_iter()
-        .find(|k| dir.join(format!("{base}{}", k.suffix())).is_dir())
+        .filter(|k| unit_dir(cgroup_fs, &format!("{base}{}", k.suffix())).is_dir())
+        .collect()
 }
 
 #[cfg(test)]
@@ -102,9 +107,13 @@ mod tests {
                 ["demo-task-1000-a.service", "demo-task-1001-b.scope"]
             );
             assert_eq!(of_app(&top, "demo-x").unwrap().len(), 1);
-            assert_eq!(kind_of(&top, "demo-task-1001-b"), Some(Kind::Scope));
-            assert_eq!(kind_of(&top, "demo-task-1000-a"), Some(Kind::Service));
-            assert_eq!(kind_of(&top, "demo-task-1000-zz"), None);
+            std::fs::create_dir(slice.join("demo-task-1001-b.service")).unwrap();
+            assert_eq!(
+                kinds_of(&top, "demo-task-1001-b"),
+                [Kind::Service, Kind::Scope]
+            );
+            assert_eq!(kinds_of(&top, "demo-task-1000-a"), [Kind::Service]);
+            assert_eq!(kinds_of(&top, "demo-task-1000-zz"), []);
         }
     }
 

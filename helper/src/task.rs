@@ -15,6 +15,13 @@ pub const SYSTEMD_RUN: &str = "/usr/bin/systemd-run";
 /// Most arguments after the command, and the longest one.
 pub const MAX_ARGS: usize = 256;
 pub const MAX_ARG_BYTES: usize = 4096;
+/// Most bytes of the command and its arguments together (after `$` is
+/// doubled), and of the environment together: PID 1 writes each as one
+/// line of the transient unit's file, escaped (a non-ASCII byte takes
+/// four), and reading it back after a daemon-reload fails on a line over
+/// 1 MiB, which would leave the running task without its settings.
+pub const MAX_ARGV_TOTAL: usize = 128 << 10;
+pub const MAX_ENV_TOTAL: usize = 64 << 10;
 /// Most `--env` pairs, and the longest key and value.
 pub const MAX_ENV: usize = 64;
 pub const MAX_ENV_KEY: usize = 128;
@@ -109,12 +116,25 @@ pub fn parse_run(args: &[OsString]) -> Result<RunRequest, Error> {
             format!("more than {MAX_ENV} --env"),
         ));
     }
+    let env_total: usize = env.iter().map(|(k, v)| k.len() + v.len() + 1).sum();
+    if env_total > MAX_ENV_TOTAL {
+        let why = format!("more than {MAX_ENV_TOTAL} bytes in all");
+        return Err(invalid("environment", b"", why));
+    }
     let id = id.ok_or_else(|| usage("--name ID is required".into()))?;
     let limit = |v: Option<&str>, parse: fn(&str) -> Result<u64, String>| {
         v.map(parse)
             .transpose()
             .map_err(|why| Error::Usage(format!("invalid limit ({why})")))
     };
+    let command = utf8(command)?.to_owned();
+    let args = arguments(args)?;
+    let doubled = |a: &String| a.len() + a.matches('$').count();
+    let argv_total = command.len() + args.iter().map(doubled).sum::<usize>();
+    if argv_total > MAX_ARGV_TOTAL {
+        let why = format!("the command and its arguments take more than {MAX_ARGV_TOTAL} bytes");
+        return Err(invalid("arguments", b"", why));
+    }
     Ok(RunRequest {
         kind,
         id: task_id(id)?,
@@ -125,8 +145,8 @@ pub fn parse_run(args: &[OsString]) -> Result<RunRequest, Error> {
             runtime_secs: limit(timeout, policy_task::parse_secs)?,
         },
         env,
-        command: utf8(command)?.to_owned(),
-        args: arguments(args)?,
+        command,
+        args,
     })
 }
 
@@ -224,9 +244,10 @@ pub struct Started {
     pub argv: Vec<String>,
 }
 
-/// The cgroup settings every task gets, scope or service: the four limits,
-/// swap off (so the memory limit is the memory the task has) and
-/// accounting, so `systemctl show` and `unitgate tasks` report use.
+/// What every task gets, scope or service: the four limits, swap off (so
+/// the memory limit is the memory the task has), accounting (so
+/// `systemctl show` and `unitgate tasks` report use), and at most
+/// [`STOP_TIMEOUT_SECS`] between SIGTERM and SIGKILL when stopped.
 fn cgroup_properties(l: &Limits) -> Vec<String> {
     vec![
         format!("CPUQuota={}%", l.cpu_percent),
@@ -237,13 +258,14 @@ fn cgroup_properties(l: &Limits) -> Vec<String> {
         "CPUAccounting=yes".into(),
         "MemoryAccounting=yes".into(),
         "TasksAccounting=yes".into(),
+        format!("TimeoutStopSec={STOP_TIMEOUT_SECS}"),
     ]
 }
 
 /// What only a service can take (a scope's process is not started by
 /// systemd): no privilege gained through exec, a private /tmp (so a task
 /// leaves no files there), the kernel's knobs read-only, its whole cgroup
-/// killed on stop, within [`STOP_TIMEOUT_SECS`].
+/// killed on stop.
 const SERVICE_PROPERTIES: &[&str] = &[
     "NoNewPrivileges=yes",
     "RestrictSUIDSGID=yes",
@@ -267,14 +289,16 @@ pub fn start_argv(app: &str, uid: u32, req: &RunRequest, limits: &Limits) -> Sta
         format!("--unit={unit}"),
         format!("--slice={}", policy_task::SLICE),
         format!("--uid={uid}"),
+        // Unloaded as soon as it ends, failed or not: a task leaves no unit
+        // (and no transient file) behind, however it ended.
+        "--collect".into(),
     ];
     let mut props = cgroup_properties(limits);
     match req.kind {
         Kind::Scope => argv.push("--scope".into()),
         Kind::Service => {
-            argv.extend(["--service-type=exec".into(), "--collect".into()]);
+            argv.push("--service-type=exec".into());
             props.extend(SERVICE_PROPERTIES.iter().map(|p| (*p).to_owned()));
-            props.push(format!("TimeoutStopSec={STOP_TIMEOUT_SECS}"));
         }
     }
     argv.extend(props.into_iter().map(|p| format!("--property={p}")));

@@ -1,12 +1,13 @@
 //! The privileged path of a task (docs/design/tasks.md), top to bottom:
 //!
-//! `run`: judge (root, names, request, policy, caller: never root) →
-//! build the systemd-run argv → lock the app's tasks → count the running
-//! ones against `max_running` → audit → a service: exec systemd-run, which
-//! returns once the task started (the lock, held across the exec, goes with
-//! it); a scope: fork systemd-run as the caller's groups, release the lock
-//! once the scope's cgroup exists, and wait for the task, passing on the
-//! signals sudo relays.
+//! `run`: judge (root, names, request, policy, caller: never root, the
+//! command listed and root's alone) → build the systemd-run argv → lock
+//! the app's tasks → the id free, the running ones counted against
+//! `max_running` → audit → fork systemd-run (as the caller's groups, no
+//! new privileges) → let the lock go once the task's own cgroup exists (or
+//! systemd-run ended) → wait for systemd-run, passing on every signal sudo
+//! relays: for a service it returns once the task started, for a scope it
+//! is the task.
 //!
 //! `kill`: judge → the caller's own tasks among those running → audit →
 //! exec `systemctl stop`.
@@ -21,17 +22,14 @@ use crate::pipeline::{self, Paths, Process, EXEC_ENV};
 use crate::system::fs::Held;
 use crate::system::process;
 use crate::task::{self, RunRequest, Started};
-use crate::{lock, running};
+use crate::{lock, program, running};
 use std::ffi::{CString, OsStr, OsString};
 use std::io::Write;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use unitgate_policy::config::{self as policy, Policy};
 use unitgate_policy::escape::shell_word;
 use unitgate_policy::task::{Kind, Limits, TaskPolicy};
 use unitgate_policy::{exit, name};
-
-/// How long a scope may take to appear before the lock is let go anyway.
-const SCOPE_APPEARS: Duration = Duration::from_secs(30);
 
 /// A `run` that passed every check.
 #[derive(Clone, Debug)]
@@ -82,17 +80,14 @@ pub fn run(
         Ok(held) => held,
         Err(e) => return pipeline::refuse(Some(record), &e),
     };
-    // Counted under the app's task lock, held until the new task's cgroup
-    // exists, so two calls cannot both see room for one more.
-    if let Err(e) = within_max_running(&plan, paths) {
+    // Checked under the app's task lock, held until the new task's cgroup
+    // exists, so two calls cannot both see room for one more (or both
+    // take one id).
+    if let Err(e) = id_free(&plan, paths).and_then(|()| within_max_running(&plan, paths)) {
         return pipeline::refuse(Some(record), &e);
     }
     audit::send(record, Verdict::Accepted);
-    let e = match plan.kind {
-        Kind::Service => exec(&paths.systemd_run, &plan.started.argv, true),
-        Kind::Scope => return run_scope(&plan, paths, held, record),
-    };
-    pipeline::refuse(Some(record), &e)
+    start(&plan, paths, held, record)
 }
 
 /// Every check of a `run`, in order. Fills `record` as facts become known.
@@ -103,16 +98,19 @@ pub fn judge_run(
     paths: &Paths,
     record: &mut Record,
 ) -> Result<RunPlan, Error> {
-    judge_run_with(app, rest, proc, record, |app| load(paths, app))
+    let trusted = |command: &str| program::check_trusted(&paths.policy_root, command);
+    judge_run_with(app, rest, proc, record, |app| load(paths, app), trusted)
 }
 
-/// [`judge_run`] with the policy loader passed in (the fuzz target).
+/// [`judge_run`] with the policy loader and the program check passed in
+/// (the fuzz target has neither a policy file nor the programs).
 pub fn judge_run_with(
     app: &OsStr,
     rest: &[OsString],
     proc: &Process<'_>,
     record: &mut Record,
     load_policy: impl FnOnce(&str) -> Result<Policy, Error>,
+    trusted_command: impl FnOnce(&str) -> Result<(), Error>,
 ) -> Result<RunPlan, Error> {
     let (app, caller) = who(app, proc, record)?;
     let req = task::parse_run(rest)?;
@@ -123,6 +121,7 @@ pub fn judge_run_with(
     let tasks = tasks_of(&policy, app)?;
     not_root(&caller)?;
     allowed_command(tasks, &req, app)?;
+    trusted_command(&req.command)?;
     let limits = tasks.limits(req.asked).map_err(Error::AboveMaximum)?;
     let started = task::start_argv(app, caller.uid, &req, &limits);
     record.task = Some(task_fields(&started.unit, &req, &limits));
@@ -277,14 +276,20 @@ fn task_fields(unit: &str, req: &RunRequest, l: &Limits) -> String {
         Kind::Scope => "scope",
     };
     format!(
-        "task={} mode={mode} cpu={}% memory={} tasks={} timeout={} command={} args={}",
+        "task={} mode={mode} cpu={}% memory={} tasks={} timeout={} command={} args={} env={}",
         unitgate_policy::escape::field(unit.as_bytes()),
         l.cpu_percent,
         l.memory,
         l.tasks,
         l.runtime_secs,
         unitgate_policy::escape::field(req.command.as_bytes()),
-        req.args.len()
+        req.args.len(),
+        if req.env.is_empty() {
+            "-".to_owned()
+        } else {
+            let keys: Vec<&str> = req.env.iter().map(|(k, _)| k.as_str()).collect();
+            keys.join(",")
+        }
     )
 }
 
@@ -306,9 +311,21 @@ fn running_units(plan: &KillPlan, paths: &Paths) -> Option<Vec<String>> {
     let units: Vec<String> = plan
         .bases
         .iter()
-        .filter_map(|b| running::kind_of(&paths.cgroup_fs, b).map(|k| format!("{b}{}", k.suffix())))
+        .flat_map(|b| {
+            let kinds = running::kinds_of(&paths.cgroup_fs, b);
+            kinds.into_iter().map(move |k| format!("{b}{}", k.suffix()))
+        })
         .collect();
     (!units.is_empty()).then_some(units)
+}
+
+/// No task of this id runs, as a service or a scope: one id, one task.
+fn id_free(plan: &RunPlan, paths: &Paths) -> Result<(), Error> {
+    if running::kinds_of(&paths.cgroup_fs, &plan.started.base).is_empty() {
+        Ok(())
+    } else {
+        Err(Error::TaskInUse(plan.started.base.clone()))
+    }
 }
 
 fn stop_argv(units: &[String]) -> Vec<String> {
@@ -372,46 +389,55 @@ fn exec(program: &std::path::Path, argv: &[String], null_stdin: bool) -> Error {
     }
 }
 
-/// A scope: systemd-run runs in a child that has the caller's groups and
-/// no way to gain privileges by exec; the lock goes once the scope's
-/// cgroup exists (or the child ended, or [`SCOPE_APPEARS`] passed); then
-/// the task's end is ours (128 + signal for a killed task).
-fn run_scope(plan: &RunPlan, paths: &Paths, held: Held, record: &Record) -> u8 {
+/// Fork systemd-run; the lock goes once the task's own unit has its
+/// cgroup (the kernel's proof that it counts) or systemd-run ended; then
+/// systemd-run's exit is ours: for a service once the task started, for a
+/// scope when the task ends (128 + signal for a killed task).
+fn start(plan: &RunPlan, paths: &Paths, held: Held, record: &Record) -> u8 {
     let (argv, envp) = match (cstrings(&plan.started.argv), env()) {
         (Ok(a), Ok(e)) => (a, e),
         (Err(e), _) | (_, Err(e)) => return pipeline::refuse(Some(record), &e),
     };
+    // The lock is ours to let go of once the task counts, not the child's.
+    if let Err(err) = crate::system::fs::close_on_exec(&held) {
+        let what = "cannot mark the task lock close-on-exec".into();
+        return pipeline::refuse(Some(record), &Error::Os { what, err });
+    }
     let spawn = process::Spawn {
         program: paths.systemd_run.as_os_str(),
         argv: &argv,
         envp: &envp,
         user: &plan.caller.name,
         uid: plan.caller.uid,
+        // A scope's program is the caller's, with the caller's stdin.
+        null_stdin: plan.kind == Kind::Service,
     };
-    // The lock is ours to let go of once the scope runs, not the task's.
-    if let Err(err) = crate::system::fs::close_on_exec(&held) {
-        let what = "cannot mark the task lock close-on-exec".into();
-        return pipeline::refuse(Some(record), &Error::Os { what, err });
-    }
     let child = match process::spawn(&spawn) {
         Ok(child) => child,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            let e = Error::ProgramMissing(paths.systemd_run.clone());
+            return pipeline::refuse(Some(record), &e);
+        }
         Err(err) => {
-            let what = format!("cannot start {}", paths.systemd_run.display());
-            return pipeline::refuse(Some(record), &Error::Os { what, err });
+            let e = Error::Spawn(format!(
+                "cannot start {}: {err}",
+                paths.systemd_run.display()
+            ));
+            return pipeline::refuse(Some(record), &e);
         }
     };
-    let base = &plan.started.base;
-    let deadline = Instant::now() + SCOPE_APPEARS;
+    let cgroup = running::unit_dir(&paths.cgroup_fs, &plan.started.unit);
     let mut backoff = Duration::from_millis(1);
-    let mut ended = None;
-    while running::kind_of(&paths.cgroup_fs, base).is_none() && Instant::now() < deadline {
-        ended = child.try_wait();
-        if ended.is_some() {
+    loop {
+        if let Some(code) = child.try_wait() {
+            return code;
+        }
+        if cgroup.is_dir() {
             break;
         }
         std::thread::sleep(backoff);
         backoff = (backoff * 2).min(lock::MAX_BACKOFF);
     }
     drop(held);
-    ended.unwrap_or_else(|| child.wait_forwarding())
+    child.wait_forwarding()
 }

@@ -210,7 +210,7 @@ fn a_service_task_argv_is_fixed_but_for_checked_values() {
     assert!(
         line.starts_with(
             "systemd-run --no-ask-password --quiet --unit=demo-task-1000-j1.service \
-         --slice=unitgate-tasks.slice --uid=1000 --service-type=exec --collect \
+         --slice=unitgate-tasks.slice --uid=1000 --collect --service-type=exec \
          --property=CPUQuota=200% --property=MemoryMax=1073741824 --property=MemorySwapMax=0 \
          --property=TasksMax=64 --property=RuntimeMaxSec=3600"
         ),
@@ -235,6 +235,8 @@ fn a_scope_task_keeps_its_arguments_and_takes_no_exec_settings() {
     let s = start_argv("demo", 1000, &req, &max());
     assert_eq!(s.unit, "demo-task-1000-w.scope");
     assert!(s.argv.contains(&"--scope".to_owned()));
+    assert!(s.argv.contains(&"--collect".to_owned()));
+    assert!(s.argv.contains(&"--property=TimeoutStopSec=10".to_owned()));
     assert!(!s.argv.iter().any(|a| a.contains("NoNewPrivileges")));
     assert_eq!(s.argv[s.argv.len() - 2..], ["/x", "$HOME"]);
 }
@@ -250,4 +252,38 @@ fn kill_takes_task_ids_only() {
             "{bad}"
         );
     }
+}
+
+#[test]
+fn the_arguments_and_the_environment_are_bounded_in_total() {
+    // Each argument within its own limit, all of them together not.
+    let mut args = os(&["--name", "a", "--", "/x"]);
+    args.extend((0..40).map(|_| OsString::from("$".repeat(2048))));
+    let Err(e) = parse_run(&args) else {
+        panic!("accepted")
+    };
+    assert!(e.to_string().contains("more than 131072 bytes"), "{e}");
+    let mut args = os(&["--name", "a"]);
+    for i in 0..20 {
+        args.extend([
+            OsString::from("--env"),
+            OsString::from(format!("K{i}={}", "é".repeat(2000))),
+        ]);
+    }
+    args.extend(os(&["--", "/x"]));
+    let Err(e) = parse_run(&args) else {
+        panic!("accepted")
+    };
+    assert!(e.to_string().contains("more than 65536 bytes"), "{e}");
+    // Just under both: accepted.
+    let mut args = os(&["--name", "a"]);
+    for i in 0..15 {
+        args.extend([
+            OsString::from("--env"),
+            OsString::from(format!("K{i}={}", "é".repeat(2000))),
+        ]);
+    }
+    args.extend(os(&["--", "/x"]));
+    args.extend((0..31).map(|_| OsString::from("é".repeat(2048))));
+    assert!(parse_run(&args).err().map(|e| e.to_string()).is_none());
 }

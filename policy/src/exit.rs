@@ -13,6 +13,8 @@ pub const DATA_ERR: u8 = 65;
 pub const UNAVAILABLE: u8 = 69;
 /// An unexpected operating-system failure (e.g. taking a lock, exec).
 pub const OS_ERR: u8 = 71;
+/// A task of that id is running already (`run`).
+pub const CANT_CREAT: u8 = 73;
 /// Busy: a lock another call holds was not free within `--wait`; retry.
 pub const TEMPFAIL: u8 = 75;
 /// Not permitted: caller not allowed, action not allowed, not root, setuid,

@@ -44,6 +44,13 @@ fn task_machine(label: &str) -> Machine {
     );
     m.write_file(&format!("{JOBS}/fail"), b"#!/bin/sh\nexit \"$1\"\n", 0o755);
     m.sh("install -d -o ops -m 0755 /srv/out").ok();
+    // What a service account could plant if a listed directory were its
+    // own, and a link out of the list.
+    m.sh(&format!(
+        "install -d -o ops -m 0755 {JOBS}/mine && cp {JOBS}/sleeper {JOBS}/mine/ && \
+         chown ops {JOBS}/mine/sleeper && ln -s /bin/sleep {JOBS}/link"
+    ))
+    .ok();
     m
 }
 
@@ -186,6 +193,22 @@ fn a_task_runs_as_its_caller_with_its_limits_and_its_arguments_intact() {
         30,
     );
     assert_eq!(loaded_tasks(&m), "", "a stopped task leaves no unit behind");
+
+    // The largest arguments allowed survive a daemon-reload: PID 1 reads
+    // the task's transient file back, every setting intact.
+    let big = "é".repeat(2000);
+    let mut argv = vec!["demo", "run", "--name", "big", "--timeout", "300", "--"];
+    let sleeper = format!("{JOBS}/sleeper");
+    argv.extend([sleeper.as_str(), "300"]);
+    argv.extend(std::iter::repeat_n(big.as_str(), 32));
+    let out = sudo_helper_str(&m, "ops", &argv);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    m.sh("systemctl daemon-reload").ok();
+    let big_unit = format!("demo-task-{uid}-big.service");
+    assert_eq!(show(&m, &big_unit, "LoadState"), "loaded");
+    assert_eq!(show(&m, &big_unit, "RuntimeMaxUSec"), "5min");
+    assert_eq!(show(&m, &big_unit, "ActiveState"), "active");
+    sudo_helper_str(&m, "ops", &["demo", "kill", "big"]).ok();
 
     // Arguments and environment arrive byte for byte: no `$` expansion, no
     // `%` specifier, newlines and option-like words kept.
@@ -349,6 +372,66 @@ fn a_scope_is_the_callers_child_with_its_exit_status_and_dies_with_it() {
     let report = m.sh("cat /srv/out/w1").ok().stdout;
     let groups = groups_of(&m, "ops");
     assert_eq!(report, format!("{uid}\n{groups}FOO=\n<$HOME>\n"));
+
+    // A scope that ran out of time is gone, unit and all.
+    let out = sudo_helper_str(
+        &m,
+        "ops",
+        &[
+            "demo",
+            "run",
+            "--scope",
+            "--timeout",
+            "1",
+            "--name",
+            "t1",
+            "--",
+            &format!("{JOBS}/sleeper"),
+            "300",
+        ],
+    );
+    assert_ne!(out.code, 0, "{out}");
+    wait_until(
+        &m,
+        "the timed-out scope's end",
+        &format!("! ls {SLICE} | grep -q t1"),
+        30,
+    );
+    assert_eq!(loaded_tasks(&m), "", "no failed scope stays loaded");
+
+    // One id, one task: a service of id d1 runs, so no scope may take d1.
+    let out = sudo_helper_str(
+        &m,
+        "ops",
+        &[
+            "demo",
+            "run",
+            "--name",
+            "d1",
+            "--",
+            &format!("{JOBS}/sleeper"),
+            "300",
+        ],
+    );
+    assert_eq!(out.code, 0, "{out}");
+    let out = sudo_helper_str(
+        &m,
+        "ops",
+        &[
+            "demo",
+            "run",
+            "--scope",
+            "--name",
+            "d1",
+            "--",
+            &format!("{JOBS}/sleeper"),
+            "1",
+        ],
+    );
+    assert_eq!(out.code, 73, "{out}");
+    assert!(out.stderr.contains("is running already"), "{out}");
+    sudo_helper_str(&m, "ops", &["demo", "kill", "d1"]).ok();
+    wait_until(&m, "d1's end", &format!("! ls {SLICE} | grep -q d1"), 30);
 
     // Its parent's end is its end: a scope started by a caller's shell in
     // the background, the caller's sudo told to stop, the task follows.

@@ -117,62 +117,104 @@ pub struct Spawn<'a> {
     /// group database) the child takes before the exec.
     pub user: &'a str,
     pub uid: u32,
+    /// stdin from /dev/null (else the caller's, through sudo).
+    pub null_stdin: bool,
 }
 
-/// The signals a waiting parent passes on to its child: the ones sudo
-/// relays from the caller.
-const RELAYED: [nix::sys::signal::Signal; 4] = [
-    nix::sys::signal::Signal::SIGTERM,
-    nix::sys::signal::Signal::SIGINT,
-    nix::sys::signal::Signal::SIGHUP,
-    nix::sys::signal::Signal::SIGQUIT,
-];
-
-fn relayed_and_child() -> nix::sys::signal::SigSet {
-    let mut set = nix::sys::signal::SigSet::empty();
-    for s in RELAYED {
-        set.add(s);
-    }
-    set.add(nix::sys::signal::Signal::SIGCHLD);
-    set
+/// Every signal that can be blocked: the waiting parent takes each one
+/// sudo relays (TERM, INT, HUP, QUIT, USR1, USR2, ALRM, PIPE, TSTP, CONT,
+/// WINCH …) from its queue and passes it on, so none kills or stops the
+/// parent while it holds a lock or owes the task's status.
+fn all_signals() -> nix::sys::signal::SigSet {
+    nix::sys::signal::SigSet::all()
 }
 
 /// A child of ours, not yet reaped.
 pub struct Child(nix::unistd::Pid);
 
+/// Why a child could not exec: the step that failed and its errno, sent
+/// through a close-on-exec pipe (nothing arrives when the exec worked).
+fn child_failure(step: u8, errno: i32) -> [u8; 5] {
+    let e = errno.to_ne_bytes();
+    [step, e[0], e[1], e[2], e[3]]
+}
+
 /// Fork and exec `s.program` in the child, after it took the groups of
 /// `s.user` (root's own groups must not reach a program that becomes the
 /// caller) and `PR_SET_NO_NEW_PRIVS` (nothing it execs gains privileges).
-/// The relayed signals and SIGCHLD stay blocked in the parent, for
-/// [`Child::wait_forwarding`].
+/// Every signal stays blocked in the parent, for [`Child::wait_forwarding`];
+/// the child starts with none blocked. A child that could not exec is
+/// reaped here and its reason returned as the error.
 pub fn spawn(s: &Spawn<'_>) -> io::Result<Child> {
     use nix::sys::signal::{sigprocmask, SigSet, SigmaskHow};
     use nix::unistd::{fork, ForkResult};
-    let user = CString::new(s.user).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
-    let program = CString::new(s.program.as_encoded_bytes())
-        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let invalid = || io::Error::from(io::ErrorKind::InvalidInput);
+    let user = CString::new(s.user).map_err(|_| invalid())?;
+    let program = CString::new(s.program.as_encoded_bytes()).map_err(|_| invalid())?;
     let gid = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(s.uid))
         .ok()
         .flatten()
         .filter(|u| u.name == s.user)
         .map(|u| u.gid)
         .ok_or_else(|| io::Error::other(format!("no passwd entry for {}", s.user)))?;
-    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&relayed_and_child()), None)
-        .map_err(io::Error::from)?;
+    let null = if s.null_stdin {
+        let flags = nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC;
+        Some(nix::fcntl::open("/dev/null", flags, Mode::empty()).map_err(io::Error::from)?)
+    } else {
+        None
+    };
+    let (read, write) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)?;
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&all_signals()), None).map_err(io::Error::from)?;
     // SAFETY: the helper is single-threaded (it starts no thread, and Rust's
     // runtime starts none), so the child may call anything the parent could.
     match unsafe { fork() }.map_err(io::Error::from)? {
-        ForkResult::Parent { child } => Ok(Child(child)),
-        ForkResult::Child => {
-            let ok = nix::unistd::initgroups(&user, gid).is_ok()
-                && nix::sys::prctl::set_no_new_privs().is_ok()
-                && sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None).is_ok();
-            if ok {
-                let _ = nix::unistd::execve(&program, s.argv, s.envp);
+        ForkResult::Parent { child } => {
+            drop(write);
+            let child = Child(child);
+            let mut why = [0u8; 5];
+            let got = nix::unistd::read(&read, &mut why).unwrap_or(0);
+            if got == 0 {
+                return Ok(child);
             }
-            // SAFETY: _exit ends the child without running the parent's
-            // exit handlers or flushing its buffers a second time.
-            unsafe { libc::_exit(127) }
+            let _ = child.wait_forwarding();
+            let errno = i32::from_ne_bytes([why[1], why[2], why[3], why[4]]);
+            let step = match why[0] {
+                b'g' => "cannot take the caller's groups",
+                b'n' => "cannot set no_new_privs",
+                b'i' => "cannot redirect stdin",
+                b's' => "cannot unblock signals",
+                _ => "cannot execute",
+            };
+            Err(io::Error::new(
+                io::Error::from_raw_os_error(errno).kind(),
+                format!("{step}: {}", io::Error::from_raw_os_error(errno)),
+            ))
+        }
+        ForkResult::Child => {
+            drop(read);
+            let fail = |step: u8, e: nix::errno::Errno| -> ! {
+                let _ = nix::unistd::write(&write, &child_failure(step, e as i32));
+                // SAFETY: _exit ends the child without running the parent's
+                // exit handlers or flushing its buffers a second time.
+                unsafe { libc::_exit(127) }
+            };
+            if let Some(null) = &null {
+                if let Err(e) = nix::unistd::dup2_stdin(null) {
+                    fail(b'i', e);
+                }
+            }
+            if let Err(e) = nix::unistd::initgroups(&user, gid) {
+                fail(b'g', e);
+            }
+            if let Err(e) = nix::sys::prctl::set_no_new_privs() {
+                fail(b'n', e);
+            }
+            if let Err(e) = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None) {
+                fail(b's', e);
+            }
+            let e = nix::unistd::execve(&program, s.argv, s.envp).unwrap_err();
+            fail(b'e', e)
         }
     }
 }
@@ -186,10 +228,10 @@ impl Child {
             .and_then(exit_code)
     }
 
-    /// Wait for the child to end, passing each relayed signal on to it;
-    /// its exit code (128 + signal if killed).
+    /// Wait for the child to end, passing each signal we are sent on to
+    /// it; its exit code (128 + signal if killed).
     pub fn wait_forwarding(self) -> u8 {
-        let set = relayed_and_child();
+        let set = all_signals();
         loop {
             if let Some(code) = self.try_wait() {
                 return code;
