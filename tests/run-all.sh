@@ -113,10 +113,10 @@ run_tier() { # OS SUITE...
 
 step "the helper, lifecycle and watch suites on Debian 13 (systemd 257, sudo)"
 run_tier trixie helper_e2e helper_hostile helper_deferred_reload cli_lifecycle cli_errors \
-    cli_robustness cli_hostile_account cli_watch
+    cli_robustness cli_hostile_account cli_watch task_run
 
 step "the helper and lifecycle suites on Debian 13 with sudo-rs as /usr/bin/sudo"
-run_tier trixie-sudo-rs helper_e2e helper_hostile cli_lifecycle cli_errors
+run_tier trixie-sudo-rs helper_e2e helper_hostile cli_lifecycle cli_errors task_run
 
 step "the VM tier (it ran in the background)"
 finish "VM tier"
@@ -130,7 +130,7 @@ finish "fuzzing"
 # proves it on a machine shared with other work, as CI's is. The suites that
 # pin static properties (hostile input, tampered trees, the installer's
 # layout, the test bed) are not repeated: load changes nothing they check.
-under_load=(cli_lifecycle cli_errors cli_robustness cli_watch cli_json_contract helper_e2e deploy_apps deploy_deb)
+under_load=(cli_lifecycle cli_errors cli_robustness cli_watch cli_json_contract helper_e2e deploy_apps deploy_deb task_run)
 step "the end-to-end suites that wait, under load: ${under_load[*]}"
 began=$SECONDS
 # The hog is this script's own child, ended by the trap however the step

@@ -131,13 +131,34 @@ pub enum Command {
         #[arg(last = true, required = true, value_name = "PROGRAM", value_hint = ValueHint::ExecutablePath)]
         command: Vec<std::ffi::OsString>,
     },
-    /// Show an instance's journal (with --json: the journal's JSON, one
-    /// object per line).
+    /// Run a program of the app's [tasks] as you, in a transient unit with
+    /// limits; waits for it and exits with its status.
+    #[command(after_help = manual::command_help("run"))]
+    Run(RunArgs),
+    /// Stop tasks of yours that `run` started.
+    #[command(after_help = manual::command_help("kill"))]
+    Kill {
+        /// Task ids.
+        #[arg(required = true, value_name = "TASK")]
+        tasks: Vec<String>,
+    },
+    /// List your tasks of the app that systemd has loaded, with their limits.
+    #[command(after_help = manual::command_help("tasks"))]
+    Tasks,
+    /// Show an instance's or a task's journal (with --json: the journal's
+    /// JSON, one object per line).
     #[command(after_help = manual::command_help("logs"))]
     Logs {
         /// The instance whose journal to show.
-        #[arg(add = ArgValueCompleter::new(completion::instances))]
-        instance: String,
+        #[arg(
+            required_unless_present = "task",
+            conflicts_with = "task",
+            add = ArgValueCompleter::new(completion::instances)
+        )]
+        instance: Option<String>,
+        /// A task of yours instead of an instance.
+        #[arg(long, value_name = "TASK")]
+        task: Option<String>,
         /// Follow the journal.
         #[arg(short, long)]
         follow: bool,
@@ -216,6 +237,41 @@ pub struct Settled {
     pub settle: Option<u64>,
     #[command(flatten)]
     pub instances: Instances,
+}
+
+/// `run`'s options.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Task id: 1-64 of A-Z a-z 0-9 _, starting with a letter or digit
+    /// (default: a new one, printed by --detach).
+    #[arg(long, value_name = "ID")]
+    pub name: Option<String>,
+    /// CPU, in percent of one CPU (CPUQuota=); default: the app's maximum.
+    #[arg(long, value_name = "PCT")]
+    pub cpu: Option<String>,
+    /// Memory (MemoryMax=, swap off), e.g. 512M; default: the app's maximum.
+    #[arg(long, value_name = "SIZE")]
+    pub memory: Option<String>,
+    /// Processes and threads (TasksMax=); default: the app's maximum.
+    #[arg(long, value_name = "N")]
+    pub tasks: Option<String>,
+    /// Seconds the task may run (RuntimeMaxSec=); default: the app's maximum.
+    #[arg(long, value_name = "SECONDS")]
+    pub timeout: Option<String>,
+    /// A variable for the task's environment (repeatable).
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Run in a scope: the task is this command's child, with its stdin,
+    /// stdout and stderr, and ends when this command is stopped.
+    #[arg(long, conflicts_with = "detach")]
+    pub scope: bool,
+    /// Return once the task started, printing its id.
+    #[arg(long)]
+    pub detach: bool,
+    /// The program (an absolute path the app's [tasks] lists) and its
+    /// arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "COMMAND", value_hint = ValueHint::ExecutablePath)]
+    pub command: Vec<std::ffi::OsString>,
 }
 
 #[derive(Debug, Args)]

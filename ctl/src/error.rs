@@ -30,6 +30,8 @@ pub mod code {
     pub const BUSY: u8 = 75;
     pub const NO_PERM: u8 = unitgate_policy::exit::NO_PERM;
     pub const CONFIG: u8 = unitgate_policy::exit::CONFIG;
+    /// `run`: the task ran past its `--timeout` (as timeout(1) says it).
+    pub const TASK_TIMEOUT: u8 = 124;
 }
 
 /// Every failure of the CLI, by cause. Its `Display` says what is wrong
@@ -125,6 +127,18 @@ pub enum Error {
     Scaffold { code: u8, message: String },
     /// A bulk command where some instances failed; the per-instance lines
     /// have been printed already. Carries the first failure's code.
+    /// A task that ended badly (`run` without `--detach`): its exit code
+    /// is ours.
+    #[error("{what}")]
+    Task {
+        code: u8,
+        task: String,
+        what: String,
+    },
+    /// A `run --scope` task's own exit status (its program, or sudo and the
+    /// helper, already said why on stderr).
+    #[error("exit status {0}")]
+    Exit(u8),
     #[error("{failed} of {total} instances failed")]
     Partial {
         code: u8,
@@ -181,6 +195,7 @@ impl Error {
                 _ => code::IO_ERR,
             },
             Error::Partial { code, .. } => *code,
+            Error::Task { code, .. } | Error::Exit(code) => *code,
             Error::Scaffold { code, .. } => *code,
             Error::ClosedPipe => code::OK,
             Error::Shown(e) => e.code(),
@@ -211,6 +226,8 @@ impl Error {
             Error::Dbus { .. } => "dbus",
             Error::Scaffold { .. } => "new-app",
             Error::Partial { .. } => "partial",
+            Error::Task { .. } => "task-failed",
+            Error::Exit(_) => "exit",
             Error::ClosedPipe => "closed-pipe",
             Error::Shown(e) => e.kind(),
         }
@@ -245,7 +262,8 @@ impl Error {
                 code::CONFIG => "an administrator must fix the app config in /etc/unitgate/apps/",
                 code::BAD_NAME => "instance names must match the app's instance_pattern",
                 code::UNAVAILABLE => "install systemd's systemctl at /usr/bin/systemctl",
-                code::BUSY => "another call holds the unit's lock; retry, or raise --wait",
+                code::BUSY => "another call holds the unit's lock, or the app runs its most tasks at once; retry, or raise --wait",
+                code::EXISTS => "pick another --name, or `unitgate kill` that task first",
                 _ => "this is a bug in unitgate if it repeats; please report it",
             }),
             Error::Systemctl { .. } => s("see `unitgate status` and `unitgate logs INSTANCE`"),
@@ -263,6 +281,8 @@ impl Error {
             ),
             Error::Scaffold { .. } => s("see `unitgate new-app --help`"),
             Error::Partial { .. } => s("see the lines above"),
+            Error::Task { task, .. } => Some(format!("see `unitgate logs --task {task}`")),
+            Error::Exit(_) => None,
             Error::Shown(e) => e.hint(),
             Error::NotActive | Error::ClosedPipe => None,
         }

@@ -60,13 +60,7 @@ pub fn run(
     wait: Duration,
 ) -> Result<Option<Error>> {
     refuse_no_new_privs()?;
-    let helper = helper_path()?;
-    if !helper.exists() {
-        return Err(Error::Unavailable {
-            what: format!("the helper {} is not installed", helper.display()),
-            hint: "install unitgate with deploy/install.sh".into(),
-        });
-    }
+    let helper = installed_helper()?;
     let mut first_failure = None;
     for batch in instances.chunks(MAX_BATCH) {
         let out = call(&helper, app, action, batch, wait)?;
@@ -102,6 +96,71 @@ fn refuse_no_new_privs() -> Result<()> {
     })
 }
 
+/// `sudo -n -- <helper> --wait SECONDS APP WORDS...` for a task's `run`
+/// or `kill` (WORDS starts with the action), with our stdio.
+pub fn task_command(app: &App, words: &[std::ffi::OsString], wait: Duration) -> Result<Command> {
+    refuse_no_new_privs()?;
+    let helper = installed_helper()?;
+    let mut cmd = Command::new(SUDO);
+    cmd.arg("-n").arg("--").arg(helper);
+    cmd.arg("--wait").arg(
+        wait.as_secs()
+            .min(unitgate_policy::limits::MAX_WAIT_SECS)
+            .to_string(),
+    );
+    cmd.arg(&app.name).args(words);
+    Ok(cmd)
+}
+
+/// A task's `run` (without `--scope`) or `kill`: the helper's answer, its
+/// refusals told apart as for instances; a failure of what the helper
+/// ran (systemd-run, systemctl stop) is 1 with its message.
+pub fn task(app: &App, words: &[std::ffi::OsString], wait: Duration) -> Result<()> {
+    let mut cmd = task_command(app, words, wait)?;
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let out = cmd.output().map_err(|e| sudo_error(&e))?;
+    let out = Outcome {
+        status: out.status.code().unwrap_or(-1),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    match classify(&out, &current_user_name()) {
+        Err(Error::Systemctl { code, message }) => Err(Error::Failed {
+            what: format!(
+                "the helper's {} failed with exit {code}: {message}",
+                words[0].to_string_lossy()
+            ),
+            hint: "see `unitgate tasks`, and the task's journal".into(),
+        }),
+        other => other,
+    }
+}
+
+fn installed_helper() -> Result<PathBuf> {
+    let helper = helper_path()?;
+    if !helper.exists() {
+        return Err(Error::Unavailable {
+            what: format!("the helper {} is not installed", helper.display()),
+            hint: "install unitgate with deploy/install.sh".into(),
+        });
+    }
+    Ok(helper)
+}
+
+fn sudo_error(e: &std::io::Error) -> Error {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => Error::Unavailable {
+            what: format!("{SUDO} is not installed"),
+            hint: "install sudo (apt-get install sudo), then deploy/install.sh".into(),
+        },
+        _ => Error::io(
+            format!("cannot run {SUDO}"),
+            std::io::Error::new(e.kind(), e.to_string()),
+        ),
+    }
+}
+
 fn call(
     helper: &PathBuf,
     app: &App,
@@ -120,13 +179,7 @@ fn call(
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    let out = cmd.output().map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Error::Unavailable {
-            what: format!("{SUDO} is not installed"),
-            hint: "install sudo (apt-get install sudo), then deploy/install.sh".into(),
-        },
-        _ => Error::io(format!("cannot run {SUDO}"), e),
-    })?;
+    let out = cmd.output().map_err(|e| sudo_error(&e))?;
     Ok(Outcome {
         status: out.status.code().unwrap_or(-1),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -140,8 +193,8 @@ const SUDO_PREFIXES: [&str; 2] = ["sudo:", "sudo-rs:"];
 ///
 /// - sudo refuses with exit 1 and a line starting `sudo:` (sudo-rs, which
 ///   may be `/usr/bin/sudo`, as on Ubuntu 25.10: `sudo-rs:`);
-/// - the helper refuses with 64, 65, 69, 71, 75 (busy), 77 or 78 and one
-///   line starting `unitgate-systemctl:`;
+/// - the helper refuses with 64, 65, 69, 71, 73 (a task id in use), 75
+///   (busy), 77 or 78 and one line starting `unitgate-systemctl:`;
 /// - anything else non-zero is systemctl's own failure.
 pub fn classify(out: &Outcome, user: &str) -> Result<()> {
     if out.status == 0 {
@@ -178,6 +231,7 @@ pub fn classify(out: &Outcome, user: &str) -> Result<()> {
             code::BUSY,
             code::NO_PERM,
             code::CONFIG,
+            code::EXISTS,
         ]
         .contains(&status)
         {

@@ -32,6 +32,7 @@ pub mod status;
 pub mod store;
 pub mod system;
 pub mod systemd;
+pub mod task;
 pub mod unit;
 pub mod walk;
 pub mod watch;
@@ -135,7 +136,11 @@ fn run(cli: Cli, out: Output) -> Result<()> {
     // A bulk command holds one lock file per instance: 1000 must fit.
     system::raise_fd_limit();
     let app = app::select(cli.app.as_deref())?;
-    if !matches!(cli.command, Command::Logs { .. }) {
+    // Tasks and logs touch no state directory.
+    if !matches!(
+        cli.command,
+        Command::Logs { .. } | Command::Run(_) | Command::Kill { .. } | Command::Tasks
+    ) {
         // Root acts on an app's state only as the account that controls it.
         account::act_for_state_of(&app)?;
     }
@@ -177,11 +182,22 @@ fn run(cli: Cli, out: Output) -> Result<()> {
                 interval: Duration::from_secs(interval),
             },
         ),
+        Command::Run(args) => task::run(&app, &args, waiter.timeout, out),
+        Command::Kill { tasks } => task::kill(&app, &tasks, waiter.timeout, out),
+        Command::Tasks => task::list(&app, out),
         Command::Logs {
             instance,
+            task,
             follow,
             lines,
-        } => logs::show(&app, &app.instance(&instance)?, follow, lines, out.json),
+        } => {
+            let unit = match (instance, task) {
+                (Some(i), _) => app.unit(&app.instance(&i)?),
+                (None, Some(t)) => task::TaskId::parse(&t)?.units_glob(&app),
+                (None, None) => unreachable!("clap requires one"),
+            };
+            logs::show(&unit, follow, lines, out.json)
+        }
         Command::Completions { .. }
         | Command::Man(_)
         | Command::NewApp(_)

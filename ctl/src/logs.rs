@@ -10,24 +10,15 @@ use std::process::Command;
 
 use nix::unistd::AccessFlags;
 
-use crate::app::App;
 use crate::error::{Error, Result};
-use crate::name::InstanceName;
 
 const JOURNALCTL: &[&str] = &["/usr/bin/journalctl", "/bin/journalctl"];
 const JOURNAL_GROUPS: &[&str] = &["systemd-journal", "adm", "wheel"];
 
-/// Execs journalctl for the instance's unit (replaces this process, so
-/// `-f` and Ctrl-C behave as with journalctl itself).
+/// Execs journalctl for an instance's or a task's unit (replaces this
+/// process, so `-f` and Ctrl-C behave as with journalctl itself).
 /// With `json`, the journal's own JSON export format, one object per line.
-pub fn show(
-    app: &App,
-    instance: &InstanceName,
-    follow: bool,
-    lines: u32,
-    json: bool,
-) -> Result<()> {
-    let unit = app.unit(instance);
+pub fn show(unit: &str, follow: bool, lines: u32, json: bool) -> Result<()> {
     let journalctl = JOURNALCTL
         .iter()
         .map(Path::new)
@@ -44,7 +35,7 @@ pub fn show(
         "--output=short-iso"
     };
     cmd.args(["--no-pager", format, "--unit"])
-        .arg(&unit)
+        .arg(unit)
         .arg(format!("--lines={lines}"));
     if follow {
         cmd.arg("--follow");

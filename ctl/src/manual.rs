@@ -42,7 +42,7 @@ pub const EXIT_CODES: &[(u8, &str)] = &[
     (71, "the helper hit an OS error"),
     (
         73,
-        "the instance already exists (new-app: the app's directory exists)",
+        "the instance already exists (new-app: the app's directory exists; run: a task of that id is running)",
     ),
     (74, "an I/O error (the state directory, a full disk)"),
     (75, "busy: a lock was not free within --wait; retry"),
@@ -53,6 +53,10 @@ pub const EXIT_CODES: &[(u8, &str)] = &[
     (
         78,
         "the app config is missing or invalid (or no free port is left in port_range)",
+    ),
+    (
+        124,
+        "run: the task ran past its --timeout (other task ends: its own exit status, 128 + the signal that killed it, 137 for the kernel's out-of-memory kill)",
     ),
 ];
 
@@ -76,11 +80,12 @@ const HELP_EXIT_CODES: &[(u8, &str)] = &[
         "helper, sudo, systemd or journalctl unavailable (or no bus within --wait)",
     ),
     (71, "the helper hit an OS error"),
-    (73, "instance exists"),
+    (73, "instance or task exists"),
     (74, "I/O error"),
     (75, "busy (lock wait timed out; retry)"),
     (77, "not permitted"),
     (78, "app config problem"),
+    (124, "run: the task timed out"),
 ];
 
 /// What the man pages say about one command beyond its clap definition.
@@ -256,6 +261,43 @@ const PAGES: &[Page] = &[
             "a unit template's command line",
         )],
         see_also: &["init", "reconfigure"],
+    },
+    Page {
+        name: "run",
+        exit: &[0, 1, 64, 65, 69, 71, 73, 75, 77, 78, 124],
+        json: Json::Document("run_document"),
+        examples: &[
+            (
+                "unitgate run --memory 512M --cpu 50 -- /usr/local/lib/jobs/render scene.blend",
+                "run a job as you, wait for it, exit with its status",
+            ),
+            (
+                "id=$(unitgate run --detach --timeout 600 -- /usr/local/lib/jobs/train)",
+                "start a job and return its id at once",
+            ),
+            (
+                "unitgate run --scope --memory 1G -- /usr/local/lib/jobs/worker",
+                "a worker that is this command's child and ends with it",
+            ),
+        ],
+        see_also: &["tasks", "kill", "logs"],
+    },
+    Page {
+        name: "kill",
+        exit: &[0, 1, 64, 65, 69, 71, 77, 78],
+        json: Json::Document("kill_document"),
+        examples: &[("unitgate kill job_17", "stop one of your tasks")],
+        see_also: &["run", "tasks"],
+    },
+    Page {
+        name: "tasks",
+        exit: &[0, 64, 65, 69, 77, 78],
+        json: Json::Document("tasks_document"),
+        examples: &[
+            ("unitgate tasks", "your tasks of the app, with their limits"),
+            ("unitgate --json tasks | jq -r '.tasks[].task'", "their ids"),
+        ],
+        see_also: &["run", "kill"],
     },
     Page {
         name: "logs",

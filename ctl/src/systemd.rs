@@ -467,6 +467,39 @@ impl Systemd {
     }
 }
 
+/// systemd's object path label back to a unit name: every byte that is not
+/// `[A-Za-z0-9]` was written as `_xx` (two lowercase hex digits).
+pub fn unescape_label(label: &str) -> Option<String> {
+    let b = label.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'_' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// A unit name as a label of systemd's object paths: every byte that is
+/// not `[A-Za-z0-9]` becomes `_xx` (two lowercase hex digits).
+pub fn escape_label(unit: &str) -> String {
+    unit.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() {
+                char::from(b).to_string()
+            } else {
+                format!("_{b:02x}")
+            }
+        })
+        .collect()
+}
+
 /// A `Properties.Get` of one property of the unit at `path`.
 fn get_property(path: &OwnedObjectPath, iface: &str, prop: &str) -> Result<Message> {
     Message::method_call(path.as_str(), "Get")
@@ -569,7 +602,10 @@ fn glob_match(pattern: &str, name: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::{keep_unread_entries, listed_links, named_links, CacheEntry, MainExit};
+    use super::{
+        escape_label, keep_unread_entries, listed_links, named_links, unescape_label, CacheEntry,
+        MainExit,
+    };
 
     #[test]
     fn named_units_are_found_by_name_as_a_glob_finds_them_in_the_listing() {
@@ -640,6 +676,36 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn unit_paths_decode() {
+        assert_eq!(
+            unescape_label("demo_40i1_2eservice").as_deref(),
+            Some("demo@i1.service")
+        );
+        assert_eq!(
+            unescape_label("left4me_2dserver_40a_5fb_2d3_2eservice").as_deref(),
+            Some("left4me-server@a_b-3.service")
+        );
+        assert_eq!(unescape_label("bad_4"), None);
+        assert_eq!(unescape_label("bad_zz"), None);
+    }
+
+    #[test]
+    fn labels_round_trip() {
+        for unit in [
+            "demo-task-1000-j_1.service",
+            "a@b.scope",
+            "left4me-server@a_b-3.service",
+        ] {
+            let label = escape_label(unit);
+            assert!(label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_'));
+            assert_eq!(unescape_label(&label).as_deref(), Some(unit));
+        }
+        assert_eq!(escape_label("a-b.service"), "a_2db_2eservice");
+    }
 
     #[test]
     fn globs() {

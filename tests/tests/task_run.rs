@@ -6,7 +6,7 @@
 //! every hostile request is refused with no unit created.
 
 use unitgate_tests::fixture::{
-    audit_lines, demo_machine, sudo_helper, sudo_helper_str, wait_until, DEMO_POLICY, HELPER,
+    audit_lines, demo_machine, sudo_helper, sudo_helper_str, wait_until, CLI, DEMO_POLICY, HELPER,
     POLICY_PATH,
 };
 use unitgate_tests::Machine;
@@ -672,4 +672,132 @@ fn hostile_task_requests_are_refused_and_create_no_unit() {
 fn unsafe_free_bytes() -> &'static std::ffi::OsStr {
     use std::os::unix::ffi::OsStrExt;
     std::ffi::OsStr::from_bytes(b"x\xffy")
+}
+
+/// `unitgate --app demo ARGS...` as `user`.
+fn cli(m: &Machine, user: &str, args: &[&str]) -> unitgate_tests::Output {
+    let mut argv: Vec<&std::ffi::OsStr> = vec![CLI.as_ref(), "--app".as_ref(), "demo".as_ref()];
+    argv.extend(args.iter().map(std::ffi::OsStr::new));
+    m.exec_as(user, &argv)
+}
+
+#[test]
+fn the_cli_runs_waits_for_lists_and_kills_tasks() {
+    let m = task_machine("task-cli");
+    m.sh("usermod -aG systemd-journal ops").ok();
+    m.write_file(
+        &format!("{JOBS}/echoer"),
+        b"#!/bin/sh\necho \"hello from $1\"\nexit \"$2\"\n",
+        0o755,
+    );
+    let echoer = format!("{JOBS}/echoer");
+    let sleeper = format!("{JOBS}/sleeper");
+
+    // Waits, and exits with the task's status; says so on one line.
+    let out = cli(
+        &m,
+        "ops",
+        &["run", "--name", "e3", "--", &echoer, "e3", "3"],
+    );
+    assert_eq!(out.code, 3, "{out}");
+    assert!(out.stderr.contains("task e3 exited with status 3"), "{out}");
+    assert_eq!(out.stderr.lines().count(), 1, "{out}");
+    let out = cli(
+        &m,
+        "ops",
+        &["--json", "run", "--name", "e0", "--", &echoer, "e0", "0"],
+    );
+    assert_eq!(out.code, 0, "{out}");
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).expect(&out.stdout);
+    assert_eq!(doc["task"], "e0");
+    assert_eq!(doc["result"], "success");
+    assert_eq!(doc["exit_status"], 0);
+    // Its output is in its journal, for its owner.
+    wait_until(
+        &m,
+        "the task's journal",
+        "journalctl -o cat -u 'demo-task-*-e0.*' | grep -q 'hello from e0'",
+        30,
+    );
+    let logs = cli(&m, "ops", &["logs", "--task", "e0"]);
+    assert!(logs.stdout.contains("hello from e0"), "{logs}");
+
+    // --timeout: 124, as timeout(1).
+    let out = cli(&m, "ops", &["run", "--timeout", "1", "--", &sleeper, "300"]);
+    assert_eq!(out.code, 124, "{out}");
+    assert!(out.stderr.contains("--timeout"), "{out}");
+
+    // --detach prints the id at once; `tasks` lists it with its limits;
+    // `kill` stops it.
+    let out = cli(
+        &m,
+        "ops",
+        &[
+            "run", "--detach", "--memory", "64M", "--cpu", "25", "--", &sleeper, "300",
+        ],
+    );
+    assert_eq!(out.code, 0, "{out}");
+    let id = out.stdout.trim().to_owned();
+    assert!(
+        id.starts_with('t') && !id.contains(char::is_whitespace),
+        "{out}"
+    );
+    let out = cli(&m, "ops", &["--json", "tasks"]);
+    assert_eq!(out.code, 0, "{out}");
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).expect(&out.stdout);
+    let tasks = doc["tasks"].as_array().expect("tasks");
+    assert_eq!(tasks.len(), 1, "{doc}");
+    let t = &tasks[0];
+    assert_eq!(t["task"], id.as_str());
+    assert_eq!(t["kind"], "service");
+    assert_eq!(t["active_state"], "active");
+    assert_eq!(t["memory_max"], 64 << 20);
+    assert_eq!(t["cpu_quota_percent"], 25);
+    assert_eq!(t["tasks_max"], 32);
+    assert_eq!(t["runtime_max_secs"], 600);
+    // Another caller sees none of ops's tasks.
+    let other = cli(&m, "grouped", &["--json", "tasks"]);
+    assert_eq!(other.code, 0, "{other}");
+    assert!(other.stdout.contains("\"tasks\": []"), "{other}");
+    let out = cli(&m, "ops", &["kill", &id]);
+    assert_eq!(out.code, 0, "{out}");
+    wait_until(
+        &m,
+        "the killed task's end",
+        &format!("! ls {SLICE} | grep -q {id}"),
+        30,
+    );
+    let out = cli(&m, "ops", &["--json", "tasks"]);
+    assert!(out.stdout.contains("\"tasks\": []"), "{out}");
+
+    // A refusal is the helper's, with its code, and nothing runs.
+    let out = cli(&m, "ops", &["run", "--", "/bin/sh", "-c", "id"]);
+    assert_eq!(out.code, NO_PERM, "{out}");
+    assert!(out.stderr.contains("the helper refused"), "{out}");
+    let out = cli(&m, "ops", &["run", "--memory", "1G;x", "--", &sleeper, "1"]);
+    assert_eq!(out.code, USAGE, "{out}");
+    let out = cli(&m, "ops", &["run", "--name", "a-b", "--", &sleeper, "1"]);
+    assert_eq!(out.code, BAD_NAME, "{out}");
+
+    // --scope: our stdio, our status, and our end is its end.
+    let out = cli(&m, "ops", &["run", "--scope", "--", &echoer, "scope", "5"]);
+    assert_eq!(out.code, 5, "{out}");
+    assert_eq!(out.stdout, "hello from scope\n");
+    let uid = uid_of(&m, "ops");
+    let unit = format!("demo-task-{uid}-w9.scope");
+    m.sh(&format!(
+        "su -s /bin/sh ops -c '{CLI} --app demo run --scope --name w9 -- {sleeper} 300 \
+           </dev/null >/dev/null 2>&1 & echo $! > /srv/out/cli.pid'"
+    ))
+    .ok();
+    wait_until(&m, "the scope", &format!("[ -d {SLICE}/{unit} ]"), 30);
+    // What a supervisor does: SIGTERM to the command it started.
+    m.sh("kill -TERM $(cat /srv/out/cli.pid)").ok();
+    wait_until(
+        &m,
+        "the scope's end",
+        &format!("[ ! -d {SLICE}/{unit} ]"),
+        30,
+    );
+    assert_eq!(loaded_tasks(&m), "");
 }

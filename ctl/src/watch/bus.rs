@@ -147,7 +147,7 @@ fn classify(app: &App, msg: &Message) -> (Option<Ev>, Option<Resubscribe>) {
             let ev = header
                 .path()
                 .and_then(|p| p.as_str().strip_prefix(UNIT_PATH_PREFIX))
-                .and_then(unescape_label)
+                .and_then(crate::systemd::unescape_label)
                 .and_then(|u| dirty_unit(&u));
             (ev, None)
         }
@@ -184,43 +184,5 @@ fn classify(app: &App, msg: &Message) -> (Option<Ev>, Option<Resubscribe>) {
             _ => (None, None),
         },
         _ => (None, None),
-    }
-}
-
-/// systemd's object path label back to a unit name: every byte that is not
-/// `[A-Za-z0-9]` was written as `_xx` (two lowercase hex digits).
-pub fn unescape_label(label: &str) -> Option<String> {
-    let b = label.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'_' {
-            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn unit_paths_decode() {
-        assert_eq!(
-            unescape_label("demo_40i1_2eservice").as_deref(),
-            Some("demo@i1.service")
-        );
-        assert_eq!(
-            unescape_label("left4me_2dserver_40a_5fb_2d3_2eservice").as_deref(),
-            Some("left4me-server@a_b-3.service")
-        );
-        assert_eq!(unescape_label("bad_4"), None);
-        assert_eq!(unescape_label("bad_zz"), None);
     }
 }

@@ -1,0 +1,91 @@
+//! `run --scope`: the task is our descendant (sudo, the helper, then the
+//! program in its scope) with our stdin, stdout and stderr, and it ends
+//! when we are told to end. A signal a supervisor sends us (TERM, INT,
+//! HUP, QUIT) is passed to sudo, but sudo relays none that comes from its
+//! parent's process group (ours: it takes them for keyboard signals the
+//! command got already), so we also stop the task's scope through the
+//! helper's `kill`, which needs no relay. If our parent dies without a
+//! word (a BEAM killed outright), the kernel sends us SIGTERM
+//! (`PR_SET_PDEATHSIG`) and the same happens. Our exit status is the
+//! task's.
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+use nix::sys::signal::{kill, sigprocmask, SigSet, SigmaskHow, Signal};
+use nix::unistd::Pid;
+
+use crate::app::App;
+use crate::error::{Error, Result};
+use crate::helper;
+
+const RELAYED: [Signal; 4] = [
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+];
+
+pub fn run(app: &App, id: &str, words: &[OsString], wait: Duration) -> Result<()> {
+    let parent = nix::unistd::getppid();
+    nix::sys::prctl::set_pdeathsig(Signal::SIGTERM)
+        .map_err(|e| Error::io("cannot ask to be told of our parent's end", e.into()))?;
+    let mut set = SigSet::empty();
+    for s in RELAYED {
+        set.add(s);
+    }
+    set.add(Signal::SIGCHLD);
+    // Blocked before the child exists, so none is lost; the child starts
+    // with none blocked.
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)
+        .map_err(|e| Error::io("cannot block signals", e.into()))?;
+    let mut cmd = helper::task_command(app, words, wait)?;
+    crate::system::with_signals_unblocked(&mut cmd);
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| Error::io(format!("cannot run {}", helper::SUDO), e))?;
+    let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
+    let mut stopping = false;
+    let mut stop = |sig: Signal| {
+        let _ = kill(pid, sig);
+        if !std::mem::replace(&mut stopping, true) {
+            stop_scope(app, id, wait);
+        }
+    };
+    // Our parent ended before we could ask to hear of it: end the task.
+    if nix::unistd::getppid() != parent {
+        stop(Signal::SIGTERM);
+    }
+    loop {
+        if let Some(status) = child
+            .try_wait()
+            .map_err(|e| Error::io("cannot wait for sudo", e))?
+        {
+            return ended(status);
+        }
+        match set.wait() {
+            Ok(Signal::SIGCHLD) | Err(_) => {}
+            Ok(sig) => stop(sig),
+        }
+    }
+}
+
+/// `kill ID` through the helper, once; its failure (the task may be gone
+/// already) changes nothing: the task's end is still awaited.
+fn stop_scope(app: &App, id: &str, wait: Duration) {
+    let words: Vec<OsString> = vec!["kill".into(), id.into()];
+    let _ = helper::task(app, &words, wait);
+}
+
+/// The task's (or sudo's, or the helper's) exit status as ours; the
+/// helper already said why on our stderr.
+fn ended(status: std::process::ExitStatus) -> Result<()> {
+    use std::os::unix::process::ExitStatusExt;
+    let code = match (status.code(), status.signal()) {
+        (Some(0), _) => return Ok(()),
+        (Some(c), _) => u8::try_from(c).unwrap_or(1),
+        (None, Some(sig)) => 128u8.saturating_add(u8::try_from(sig).unwrap_or(127)),
+        (None, None) => 1,
+    };
+    Err(Error::Exit(code))
+}
