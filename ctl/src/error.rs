@@ -125,8 +125,6 @@ pub enum Error {
     /// others could change).
     #[error("new-app: {message}")]
     Scaffold { code: u8, message: String },
-    /// A bulk command where some instances failed; the per-instance lines
-    /// have been printed already. Carries the first failure's code.
     /// A task that ended badly (`run` without `--detach`): its exit code
     /// is ours.
     #[error("{what}")]
@@ -139,6 +137,8 @@ pub enum Error {
     /// helper, already said why on stderr).
     #[error("exit status {0}")]
     Exit(u8),
+    /// A bulk command where some instances failed; the per-instance lines
+    /// have been printed already. Carries the first failure's code.
     #[error("{failed} of {total} instances failed")]
     Partial {
         code: u8,

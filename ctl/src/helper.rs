@@ -96,11 +96,11 @@ fn refuse_no_new_privs() -> Result<()> {
     })
 }
 
-/// `sudo -n -- <helper> --wait SECONDS APP WORDS...` for a task's `run`
-/// or `kill` (WORDS starts with the action), with our stdio.
-pub fn task_command(app: &App, words: &[std::ffi::OsString], wait: Duration) -> Result<Command> {
-    refuse_no_new_privs()?;
-    let helper = installed_helper()?;
+/// `sudo -n -- <helper> --wait SECONDS APP`, the words after it to be
+/// added. The child starts with no signal blocked, whatever we block (a
+/// waiting `run --scope` blocks several): sudo-rs would otherwise never
+/// hear of its own child's end.
+fn sudo_helper(helper: &PathBuf, app: &App, wait: Duration) -> Command {
     let mut cmd = Command::new(SUDO);
     cmd.arg("-n").arg("--").arg(helper);
     cmd.arg("--wait").arg(
@@ -108,7 +108,17 @@ pub fn task_command(app: &App, words: &[std::ffi::OsString], wait: Duration) -> 
             .min(unitgate_policy::limits::MAX_WAIT_SECS)
             .to_string(),
     );
-    cmd.arg(&app.name).args(words);
+    cmd.arg(&app.name);
+    crate::system::with_signals_unblocked(&mut cmd);
+    cmd
+}
+
+/// `sudo -n -- <helper> --wait SECONDS APP WORDS...` for a task's `run`
+/// or `kill` (WORDS starts with the action), with our stdio.
+pub fn task_command(app: &App, words: &[std::ffi::OsString], wait: Duration) -> Result<Command> {
+    refuse_no_new_privs()?;
+    let mut cmd = sudo_helper(&installed_helper()?, app, wait);
+    cmd.args(words);
     Ok(cmd)
 }
 
@@ -168,14 +178,8 @@ fn call(
     batch: &[String],
     wait: Duration,
 ) -> Result<Outcome> {
-    let mut cmd = Command::new(SUDO);
-    cmd.arg("-n").arg("--").arg(helper);
-    cmd.arg("--wait").arg(
-        wait.as_secs()
-            .min(unitgate_policy::limits::MAX_WAIT_SECS)
-            .to_string(),
-    );
-    cmd.arg(&app.name).arg(action.name()).args(batch);
+    let mut cmd = sudo_helper(helper, app, wait);
+    cmd.arg(action.name()).args(batch);
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());

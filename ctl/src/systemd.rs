@@ -23,12 +23,12 @@ use crate::error::{Error, Result};
 pub use crate::unit::UnitInfo;
 use crate::unit::{Active, Sub};
 
-const DEST: &str = "org.freedesktop.systemd1";
-const PATH: &str = "/org/freedesktop/systemd1";
-const MANAGER: &str = "org.freedesktop.systemd1.Manager";
-const UNIT: &str = "org.freedesktop.systemd1.Unit";
-const SERVICE: &str = "org.freedesktop.systemd1.Service";
-const PROPS: &str = "org.freedesktop.DBus.Properties";
+pub(crate) const DEST: &str = "org.freedesktop.systemd1";
+pub(crate) const PATH: &str = "/org/freedesktop/systemd1";
+pub(crate) const MANAGER: &str = "org.freedesktop.systemd1.Manager";
+pub(crate) const UNIT: &str = "org.freedesktop.systemd1.Unit";
+pub(crate) const SERVICE: &str = "org.freedesktop.systemd1.Service";
+pub(crate) const PROPS: &str = "org.freedesktop.DBus.Properties";
 /// Where `dbus.socket` listens. zbus's default is the `/var/run` path of the
 /// D-Bus spec, which on a systemd machine is a compatibility link that
 /// systemd-tmpfiles makes at boot (and not at all where `/var` is mounted
@@ -88,7 +88,7 @@ pub struct Systemd {
     conn: Connection,
 }
 
-fn dbus_err(what: &str, e: zbus::Error) -> Error {
+pub(crate) fn dbus_err(what: &str, e: zbus::Error) -> Error {
     Error::Dbus {
         what: format!("{what}: {e}"),
     }

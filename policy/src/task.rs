@@ -81,7 +81,8 @@ pub struct Asked {
 }
 
 impl TaskPolicy {
-    /// Whether `command` (already a [`clean_path`]) is one the policy lists.
+    /// Whether `command` is in its one spelling ([`is_clean_path`]) and one
+    /// the policy lists.
     pub fn allows_command(&self, command: &str) -> bool {
         is_clean_path(command) && self.commands.iter().any(|r| r.allows(command))
     }
@@ -183,7 +184,8 @@ fn path_shape(p: &str, dir: bool) -> bool {
             || !body.is_empty() && body.split('/').all(|c| !matches!(c, "" | "." | "..")))
 }
 
-/// Whether `p` is a program path a task may name (see [`path_shape`]).
+/// Whether `p` is a program path a task may name: absolute, in one
+/// spelling (see `path_shape`).
 pub fn is_clean_path(p: &str) -> bool {
     path_shape(p, false)
 }

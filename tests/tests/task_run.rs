@@ -785,19 +785,76 @@ fn the_cli_runs_waits_for_lists_and_kills_tasks() {
     assert_eq!(out.stdout, "hello from scope\n");
     let uid = uid_of(&m, "ops");
     let unit = format!("demo-task-{uid}-w9.scope");
-    m.sh(&format!(
-        "su -s /bin/sh ops -c '{CLI} --app demo run --scope --name w9 -- {sleeper} 300 \
-           </dev/null >/dev/null 2>&1 & echo $! > /srv/out/cli.pid'"
-    ))
-    .ok();
+    // A supervisor that stays: the command's parent waits for it.
+    let supervised = |name: &str| {
+        format!(
+            "setsid sh -c \"su -s /bin/sh ops -c '{CLI} --app demo run --scope --name {name} \
+               -- {sleeper} 300 </dev/null >/dev/null 2>&1 & echo \\$! > /srv/out/{name}.pid; \
+               wait'\" </dev/null >/dev/null 2>&1 9>&- &"
+        )
+    };
+    m.sh(&supervised("w9")).ok();
     wait_until(&m, "the scope", &format!("[ -d {SLICE}/{unit} ]"), 30);
-    // What a supervisor does: SIGTERM to the command it started.
-    m.sh("kill -TERM $(cat /srv/out/cli.pid)").ok();
+    // What a supervisor does: SIGTERM to the command it started. The task
+    // ends, and so does the command.
+    m.sh("kill -TERM $(cat /srv/out/w9.pid)").ok();
     wait_until(
         &m,
         "the scope's end",
         &format!("[ ! -d {SLICE}/{unit} ]"),
         30,
     );
+    wait_until(
+        &m,
+        "the command's end",
+        "! kill -0 $(cat /srv/out/w9.pid)",
+        30,
+    );
     assert_eq!(loaded_tasks(&m), "");
+
+    // Told to stop before its scope exists (here: while the helper waits
+    // for the app's task lock, which root holds), it stops the task once
+    // it starts, and ends.
+    let out = cli(
+        &m,
+        "ops",
+        &["--json", "run", "--scope", "--", &sleeper, "1"],
+    );
+    assert_eq!(out.code, USAGE, "--json with --scope: {out}");
+    let early = format!("demo-task-{uid}-early.scope");
+    let script = format!(
+        "exec 9>/run/unitgate/locks/demo/tasks && flock 9 && {start} \
+         until pgrep -f '[u]nitgate-systemctl --wait 30 demo run --scope --name early' >/dev/null; \
+           do sleep 0.05; done; \
+         kill -TERM $(cat /srv/out/early.pid); sleep 1",
+        start = supervised("early"),
+    );
+    m.sh(&script).ok();
+    // The lock is free again (the shell above ended): the helper starts
+    // the scope, the command stops it and ends.
+    wait_until(
+        &m,
+        "the early command's end",
+        "! kill -0 $(cat /srv/out/early.pid)",
+        60,
+    );
+    wait_until(
+        &m,
+        "no early scope",
+        &format!("[ ! -d {SLICE}/{early} ]"),
+        30,
+    );
+    assert_eq!(loaded_tasks(&m), "");
+
+    // A waiting run whose task is killed says so: 128 + SIGTERM, even
+    // though systemd counts that end a success.
+    let script = format!(
+        "su -s /bin/sh ops -c '{CLI} --app demo run --name k1 -- {sleeper} 300; \
+           echo rc=$? > /srv/out/k1.rc' </dev/null >/dev/null 2>&1 &
+         until [ -d {SLICE}/demo-task-{uid}-k1.service ]; do sleep 0.05; done
+         su -s /bin/sh ops -c '{CLI} --app demo kill k1'
+         wait"
+    );
+    m.sh(&script).ok();
+    assert_eq!(m.sh("cat /srv/out/k1.rc").stdout.trim(), "rc=143");
 }

@@ -15,11 +15,10 @@ use zbus::zvariant::OwnedValue;
 
 use crate::error::{Error, Result};
 
-const SYSTEMD: &str = "org.freedesktop.systemd1";
-const SYSTEMD_PATH: &str = "/org/freedesktop/systemd1";
-const MANAGER: &str = "org.freedesktop.systemd1.Manager";
-const UNIT: &str = "org.freedesktop.systemd1.Unit";
-const SERVICE: &str = "org.freedesktop.systemd1.Service";
+use crate::systemd::{
+    dbus_err, DEST as SYSTEMD, MANAGER, PATH as SYSTEMD_PATH, PROPS, SERVICE, UNIT,
+};
+
 const DBUS: &str = "org.freedesktop.DBus";
 const DBUS_PATH: &str = "/org/freedesktop/DBus";
 
@@ -60,9 +59,7 @@ impl End {
 }
 
 fn dbus(what: &str) -> impl FnOnce(zbus::Error) -> Error + '_ {
-    move |e| Error::Dbus {
-        what: format!("{what}: {e}"),
-    }
+    move |e| dbus_err(what, e)
 }
 
 impl Watch {
@@ -75,8 +72,12 @@ impl Watch {
         let path = format!("{SYSTEMD_PATH}/unit/{}", crate::systemd::escape_label(unit));
         let rules = [
             format!(
-                "type='signal',sender='{SYSTEMD}',interface='org.freedesktop.DBus.Properties',\
+                "type='signal',sender='{SYSTEMD}',interface='{PROPS}',\
                  member='PropertiesChanged',path='{path}'"
+            ),
+            format!(
+                "type='signal',sender='{SYSTEMD}',interface='{MANAGER}',member='UnitNew',\
+                 arg0='{unit}'"
             ),
             format!(
                 "type='signal',sender='{SYSTEMD}',interface='{MANAGER}',member='UnitRemoved',\
@@ -107,6 +108,9 @@ impl Watch {
     /// having run; its end.
     pub fn until_end(mut self) -> Result<End> {
         let mut service: HashMap<String, OwnedValue> = HashMap::new();
+        // Whether systemd announced the unit (`UnitNew`): any signal before
+        // that is of an earlier unit of the same name on its way out.
+        let mut born = false;
         // Whether it was seen activating or active: an inactive state
         // before that is the new unit's, not its end.
         let mut ran = false;
@@ -124,14 +128,22 @@ impl Watch {
                 continue;
             }
             let header = msg.header();
-            let member = header.member().map(|m| m.as_str().to_owned());
-            if member.as_deref() == Some("UnitRemoved") {
-                return Err(Error::Failed {
-                    what: format!("task unit {} ended, but systemd did not say how", self.unit),
-                    hint: "see `unitgate logs` of the task".into(),
-                });
+            match header.member().map(|m| m.as_str()) {
+                Some("UnitNew") => {
+                    born = true;
+                    continue;
+                }
+                Some("UnitRemoved") if born => {
+                    return Err(Error::Dbus {
+                        what: format!(
+                            "unit {} went away before systemd said how it ended",
+                            self.unit
+                        ),
+                    });
+                }
+                _ => {}
             }
-            if header.path().map(|p| p.as_str()) != Some(self.path.as_str()) {
+            if !born || header.path().map(|p| p.as_str()) != Some(self.path.as_str()) {
                 continue;
             }
             let Ok((iface, changed, _)) =
@@ -205,6 +217,8 @@ mod tests {
         assert_eq!(exit_code("exit-code", Some(3), None), 3);
         assert_eq!(exit_code("exit-code", Some(0), None), 1);
         assert_eq!(exit_code("signal", None, Some(15)), 143);
+        // systemd counts a service's death by SIGTERM a clean exit.
+        assert_eq!(exit_code("success", None, Some(15)), 143);
         assert_eq!(exit_code("timeout", None, Some(15)), 124);
         assert_eq!(exit_code("oom-kill", None, Some(9)), 137);
         assert_eq!(exit_code("resources", None, None), 1);

@@ -12,10 +12,7 @@ use crate::app::App;
 use crate::error::{Error, Result};
 use crate::output::Output;
 
-const SYSTEMD: &str = "org.freedesktop.systemd1";
-const SYSTEMD_PATH: &str = "/org/freedesktop/systemd1";
-const MANAGER: &str = "org.freedesktop.systemd1.Manager";
-const PROPS: &str = "org.freedesktop.DBus.Properties";
+use crate::systemd::{dbus_err, DEST as SYSTEMD, MANAGER, PATH as SYSTEMD_PATH, PROPS, SERVICE};
 
 /// One task, as `tasks --json` lists it.
 #[derive(Debug, Serialize)]
@@ -48,9 +45,7 @@ type Listed = (
 );
 
 fn dbus(what: &'static str) -> impl FnOnce(zbus::Error) -> Error {
-    move |e| Error::Dbus {
-        what: format!("{what}: {e}"),
-    }
+    move |e| dbus_err(what, e)
 }
 
 pub fn list(app: &App, out: Output) -> Result<()> {
@@ -82,7 +77,7 @@ pub fn list(app: &App, out: Output) -> Result<()> {
             continue;
         }
         let iface = match kind {
-            rules::Kind::Service => "org.freedesktop.systemd1.Service",
+            rules::Kind::Service => SERVICE,
             rules::Kind::Scope => "org.freedesktop.systemd1.Scope",
         };
         let props: HashMap<String, OwnedValue> = conn

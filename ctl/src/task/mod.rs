@@ -90,6 +90,13 @@ pub fn run(app: &App, args: &RunArgs, wait: Duration, out: Output) -> Result<()>
         Some(name) => TaskId::parse(name)?,
         None => TaskId::generate(),
     };
+    if args.scope && out.json {
+        // The program's own output is our stdout: no document can follow.
+        return Err(Error::usage(
+            "--json does not apply to `run --scope`: the task's output is this command's",
+            "run it without --json, or without --scope",
+        ));
+    }
     let words = helper_words(&id, args)?;
     if args.scope {
         return scope::run(app, id.as_str(), &words, wait);
@@ -112,7 +119,14 @@ pub fn run(app: &App, args: &RunArgs, wait: Duration, out: Output) -> Result<()>
         };
         return print(out, &report, &format!("{}\n", report.task));
     };
-    let end = watch.until_end()?;
+    // The task runs on whatever happens to our view of it: say which.
+    let end = watch.until_end().map_err(|e| Error::Failed {
+        what: format!("lost track of task {}: {e}", id.as_str()),
+        hint: format!(
+            "it may still run: see `unitgate tasks` and `unitgate logs --task {}`",
+            id.as_str()
+        ),
+    })?;
     let report = RunReport {
         task: id.0,
         unit,
@@ -194,14 +208,16 @@ fn helper_words(id: &TaskId, args: &RunArgs) -> Result<Vec<OsString>> {
 }
 
 /// The exit code of a task that ended as `result` with `exit_status` or
-/// `signal`: its own status; 124 for its timeout (as timeout(1)); 128 +
-/// the signal that killed it (137 for the kernel's OOM kill).
+/// `signal`: 124 for its timeout (as timeout(1)); 128 + the signal that
+/// killed it (137 for the kernel's OOM kill), even where systemd counts
+/// the end a success (SIGTERM, SIGINT, SIGHUP and SIGPIPE are clean exits
+/// of a service); else its own status.
 pub fn exit_code(result: &str, exit_status: Option<i32>, signal: Option<i32>) -> u8 {
     match (result, exit_status, signal) {
-        ("success", ..) => code::OK,
         ("timeout", ..) => code::TASK_TIMEOUT,
         ("oom-kill", ..) => 128 + 9,
         (_, _, Some(sig)) => 128u8.saturating_add(u8::try_from(sig).unwrap_or(127)),
+        ("success", ..) => code::OK,
         (_, Some(status), _) => u8::try_from(status)
             .ok()
             .filter(|s| *s != 0)

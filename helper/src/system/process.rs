@@ -1,4 +1,5 @@
-//! Process state: credentials, descriptors, umask, cwd, signals, execve.
+//! Process state: credentials, descriptors, umask, cwd, signals, execve,
+//! and the one child the helper ever waits for (a task's systemd-run).
 //!
 //! The calls nix has no safe wrapper for are here, each with the reason it
 //! is sound.
@@ -121,13 +122,22 @@ pub struct Spawn<'a> {
     pub null_stdin: bool,
 }
 
-/// Every signal that can be blocked: the waiting parent takes each one
-/// sudo relays (TERM, INT, HUP, QUIT, USR1, USR2, ALRM, PIPE, TSTP, CONT,
-/// WINCH …) from its queue and passes it on, so none kills or stops the
-/// parent while it holds a lock or owes the task's status.
+/// Every signal that can be blocked: the waiting parent takes each from
+/// its queue, so none kills or stops it while it holds a lock or owes the
+/// task's status (faults are still delivered: the kernel forces them).
 fn all_signals() -> nix::sys::signal::SigSet {
     nix::sys::signal::SigSet::all()
 }
+
+/// The ones passed on to the child: what a caller or its supervisor sends
+/// (sudo relays them); not SIGPIPE, SIGXFSZ or SIGXCPU, which the kernel
+/// raises against the helper's own doings, nor SIGCHLD.
+const FORWARDED: [nix::sys::signal::Signal; 10] = {
+    use nix::sys::signal::Signal::*;
+    [
+        SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGTSTP, SIGCONT, SIGWINCH,
+    ]
+};
 
 /// A child of ours, not yet reaped.
 pub struct Child(nix::unistd::Pid);
@@ -220,16 +230,19 @@ pub fn spawn(s: &Spawn<'_>) -> io::Result<Child> {
 }
 
 impl Child {
-    /// The child's exit code if it ended (128 + signal if killed).
+    /// The child's exit code if it ended (128 + signal if killed; 71 if it
+    /// cannot be waited for, which only a bug of ours could cause).
     pub fn try_wait(&self) -> Option<u8> {
         use nix::sys::wait::{waitpid, WaitPidFlag};
-        waitpid(self.0, Some(WaitPidFlag::WNOHANG))
-            .ok()
-            .and_then(exit_code)
+        match waitpid(self.0, Some(WaitPidFlag::WNOHANG)) {
+            Ok(status) => exit_code(status),
+            Err(nix::errno::Errno::EINTR) => None,
+            Err(_) => Some(unitgate_policy::exit::OS_ERR),
+        }
     }
 
-    /// Wait for the child to end, passing each signal we are sent on to
-    /// it; its exit code (128 + signal if killed).
+    /// Wait for the child to end, passing each [`FORWARDED`] signal we are
+    /// sent on to it; its exit code (128 + signal if killed).
     pub fn wait_forwarding(self) -> u8 {
         let set = all_signals();
         loop {
@@ -237,10 +250,10 @@ impl Child {
                 return code;
             }
             match set.wait() {
-                Ok(nix::sys::signal::Signal::SIGCHLD) | Err(_) => {}
-                Ok(sig) => {
+                Ok(sig) if FORWARDED.contains(&sig) => {
                     let _ = nix::sys::signal::kill(self.0, sig);
                 }
+                _ => {}
             }
         }
     }
