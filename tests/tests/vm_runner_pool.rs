@@ -9,7 +9,12 @@
 //!   says so), a job forking 80 processes is capped at `TasksMax=64`, a busy loop is
 //!   throttled to `CPUQuota=50%`;
 //! - stopping a worker kills what a job double-forked and setsid'd away:
-//!   nothing is left in its cgroup.
+//!   nothing is left in its cgroup;
+//! - a task (`unitgate run`, issue #14) gets the limits it asked for,
+//!   enforced: `--memory 50M` allocating 200M is OOM-killed and `run`
+//!   says so (137, result `oom-kill`), `--tasks 5` stops a fork bomb,
+//!   `--cpu 20` throttles a busy loop; each beside a control task asking
+//!   for room enough (the app's policy gets a `[tasks]` table for it).
 //!
 //! Each enforcement check runs twice: on a worker as shipped, and on a
 //! control worker whose drop-in clears just that limit (or sets
@@ -231,6 +236,80 @@ fi
 kill "$pid" 2>/dev/null || true
 "#;
 
+/// For the task checks: a `[tasks]` table in runner-pool's policy (root's
+/// to write, as an operator would) and the probes it lists, root's.
+const TASKS_SETUP: &str = r#"cat >> /etc/unitgate/apps/runner-pool.toml <<'POLICY'
+
+[tasks]
+commands = ["/usr/local/lib/tasktest/"]
+max_cpu_percent = 100000
+max_memory = "512M"
+max_tasks = 128
+max_runtime_secs = 600
+max_running = 8
+POLICY
+install -d -m 0755 /usr/local/lib/tasktest
+cat > /usr/local/lib/tasktest/alloc <<'PROBE'
+#!/bin/sh
+exec dd if=/dev/zero of=/dev/null bs=200M count=1
+PROBE
+# 20 children that sleep, whatever forks fail (a shell would end at its
+# first failed fork, and the cgroup with it), then it waits for them.
+cat > /usr/local/lib/tasktest/forker <<'PROBE'
+#!/usr/bin/perl
+for (1 .. 20) {
+    my $pid = fork;
+    if (defined $pid && $pid == 0) { sleep 300; exit 0; }
+}
+1 while wait != -1;
+PROBE
+cat > /usr/local/lib/tasktest/spin <<'PROBE'
+#!/bin/sh
+# A 4 s busy loop; its cgroup's CPU time and throttled periods around it.
+cg=/sys/fs/cgroup$(sed -n 's/^0:://p' /proc/self/cgroup)
+cpu_stat() { awk -v k="$1" '$1 == k { print $2 }' "$cg/cpu.stat"; }
+began=$(date +%s%N)
+usage=$(cpu_stat usage_usec)
+throttled=$(cpu_stat nr_throttled)
+timeout 4 sh -c 'while :; do :; done'
+echo "usage_usec=$(($(cpu_stat usage_usec) - usage))"
+echo "throttled_periods=$(($(cpu_stat nr_throttled) - throttled))"
+echo "busy_usec=$((($(date +%s%N) - began) / 1000))"
+echo "cpu_max=$(tr ' ' '/' < "$cg/cpu.max")"
+PROBE
+chmod 0755 /usr/local/lib/tasktest/*
+"#;
+
+/// `run --memory $1 -- alloc` as runner: its exit status and document.
+const TASK_OOM: &str = r#"rc=0
+out=$(ug --json run --name "oom$2" --memory "$1" -- /usr/local/lib/tasktest/alloc) || rc=$?
+echo "rc=$rc"
+echo "doc=$(echo "$out" | tr -d '\n ')"
+"#;
+
+/// `run --detach --tasks $1 -- forker` as runner: what its cgroup counted.
+const TASK_BOMB: &str = r#"id=bomb$1
+ug run --detach --name "$id" --tasks "$1" -- /usr/local/lib/tasktest/forker
+cg=/sys/fs/cgroup/unitgate.slice/unitgate-tasks.slice/runner-pool-task-$(id -u runner)-$id.service
+refusals() { awk '$1 == "max" { print $2 }' "$cg/pids.events"; }
+capped_or_all() { [ "$(refusals)" -gt 0 ] || [ "$(cat "$cg/pids.current")" -ge 21 ]; }
+wait_until 240 "the bomb to hit TasksMax or fork all 20" capped_or_all
+echo "pids_max=$(cat "$cg/pids.max")"
+echo "pids_current=$(cat "$cg/pids.current")"
+echo "fork_refusals=$(refusals)"
+ug kill "$id"
+"#;
+
+/// `run --cpu $1 -- spin` as runner, its figures read from its journal.
+const TASK_CPU: &str = r#"id=cpu$1
+rc=0
+ug run --name "$id" --cpu "$1" -- /usr/local/lib/tasktest/spin || rc=$?
+echo "rc=$rc"
+unit="runner-pool-task-$(id -u runner)-$id.service"
+wait_until 30 "the spin's figures in its journal" sh -c "journalctl -o cat -u $unit | grep -q cpu_max="
+journalctl -o cat -u "$unit" | grep -E '^[a-z_]+='
+"#;
+
 /// One boot: unitgate and runner-pool installed, the controls' drop-ins,
 /// then the checks. Each worker has a cgroup of its own, and what the
 /// memory, tasks and stop checks measure is their own cgroup's (bytes,
@@ -248,6 +327,7 @@ static POOL: SharedBoot = SharedBoot::new(|| {
         .with_unitgate()
         .with_app("deploy/apps/runner-pool")
         .setup("controls", CONTROLS)
+        .setup("tasks", TASKS_SETUP)
         .setup("workers", &format!("{POOL_SH}\n{WORKERS}"))
         .concurrently(|c| {
             c.check(
@@ -269,7 +349,13 @@ static POOL: SharedBoot = SharedBoot::new(|| {
                 together,
                 &probe(DAEMON_PROBE, "nokill"),
             )
+            .check("task-memory", together, &probe(TASK_OOM, "50M 1"))
+            .check("task-memory-control", together, &probe(TASK_OOM, "512M 2"))
+            .check("task-tasks", together, &probe(TASK_BOMB, "5"))
+            .check("task-tasks-control", together, &probe(TASK_BOMB, "64"))
         })
+        .check("task-cpu", 120, &probe(TASK_CPU, "20"))
+        .check("task-cpu-control", 120, &probe(TASK_CPU, "100000"))
         .check("cpu-quota", 180, &probe(CPU_PROBE, "cpu"))
         .check("cpu-quota-control", 180, &probe(CPU_PROBE, "nocpu"))
 });
@@ -405,19 +491,20 @@ fn without_tasks_max_the_same_bomb_forks_past_64() {
     assert!(most >= 80, "the job never held all 80 tasks: {out}");
 }
 
-/// The busy loop got at most 60% of its 4 s (50%, plus slack for the forks
-/// around it) and the scheduler throttled it: not merely a slow guest.
-fn cpu_quota_held(out: &Output) -> Result<(), String> {
+/// The busy loop got at most `quota` + 10 percent of its 4 s (slack for
+/// the forks around it) and the scheduler throttled it: not merely a slow
+/// guest.
+fn cpu_throttled_to(out: &Output, quota: u64) -> Result<(), String> {
     let f = fields(out);
     let usage = number(&f, "usage_usec");
     let busy = number(&f, "busy_usec");
     let throttled = number(&f, "throttled_periods");
     let share = usage as f64 / busy as f64;
-    if throttled >= 5 && share <= 0.6 {
+    if throttled >= 5 && share <= (quota + 10) as f64 / 100.0 {
         Ok(())
     } else {
         Err(format!(
-            "not throttled to 50% ({:.0}% of {busy} µs, throttled in {throttled} periods)",
+            "not throttled to {quota}% ({:.0}% of {busy} µs, throttled in {throttled} periods)",
             share * 100.0
         ))
     }
@@ -427,14 +514,14 @@ fn cpu_quota_held(out: &Output) -> Result<(), String> {
 fn cpu_quota_throttles_a_busy_loop_to_half_a_cpu() {
     let out = POOL.report().ok("cpu-quota");
     assert_eq!(fields(out)["cpu_max"], "50000/100000", "{out}");
-    cpu_quota_held(out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    cpu_throttled_to(out, 50).unwrap_or_else(|e| panic!("{e}: {out}"));
 }
 
 #[test]
 fn without_cpu_quota_the_same_loop_is_not_throttled() {
     let out = POOL.report().ok("cpu-quota-control");
     assert!(
-        cpu_quota_held(out).is_err(),
+        cpu_throttled_to(out, 50).is_err(),
         "the throttling must be missing without CPUQuota: {out}"
     );
 }
@@ -472,4 +559,66 @@ fn with_kill_mode_process_the_daemon_outlives_the_stop() {
     let out = POOL.report().ok("stop-kills-daemon-control");
     let err = stop_killed_daemon(out).expect_err("KillMode=process must leave the daemon");
     assert!(err.contains("after the stop"), "{err}: {out}");
+}
+
+/// The task was OOM-killed, and `run` said so: 137 and result `oom-kill`.
+fn task_oom_reported(out: &Output) -> Result<(), String> {
+    let f = fields(out);
+    let doc = f.get("doc").cloned().unwrap_or_default();
+    if f.get("rc").map(String::as_str) == Some("137") && doc.contains("\"result\":\"oom-kill\"") {
+        Ok(())
+    } else {
+        Err(format!(
+            "no OOM kill reported (rc {:?}, {doc})",
+            f.get("rc")
+        ))
+    }
+}
+
+#[test]
+fn a_task_with_memory_50m_allocating_200m_is_oom_killed_and_reported() {
+    let out = POOL.report().ok("task-memory");
+    task_oom_reported(out).unwrap_or_else(|e| panic!("{e}: {out}"));
+}
+
+#[test]
+fn a_task_with_memory_to_spare_allocates_200m_and_succeeds() {
+    let out = POOL.report().ok("task-memory-control");
+    assert!(task_oom_reported(out).is_err(), "{out}");
+    let f = fields(out);
+    assert_eq!(f.get("rc").map(String::as_str), Some("0"), "{out}");
+    assert!(f["doc"].contains("\"result\":\"success\""), "{out}");
+}
+
+#[test]
+fn a_task_with_tasks_5_cannot_fork_past_5() {
+    let out = POOL.report().ok("task-tasks");
+    let f = fields(out);
+    assert_eq!(f["pids_max"], "5", "{out}");
+    assert!(number(&f, "fork_refusals") >= 1, "{out}");
+    assert!(number(&f, "pids_current") <= 5, "{out}");
+}
+
+#[test]
+fn a_task_with_tasks_64_forks_all_20() {
+    let out = POOL.report().ok("task-tasks-control");
+    let f = fields(out);
+    assert_eq!(f["pids_max"], "64", "{out}");
+    assert_eq!(number(&f, "fork_refusals"), 0, "{out}");
+    assert!(number(&f, "pids_current") >= 21, "{out}");
+}
+
+#[test]
+fn a_task_with_cpu_20_is_throttled_to_a_fifth_of_a_cpu() {
+    let out = POOL.report().ok("task-cpu");
+    let f = fields(out);
+    assert_eq!(f["cpu_max"], "20000/100000", "{out}");
+    assert_eq!(f.get("rc").map(String::as_str), Some("0"), "{out}");
+    cpu_throttled_to(out, 20).unwrap_or_else(|e| panic!("{e}: {out}"));
+}
+
+#[test]
+fn a_task_with_a_quota_of_every_cpu_is_not_throttled() {
+    let out = POOL.report().ok("task-cpu-control");
+    assert!(cpu_throttled_to(out, 20).is_err(), "{out}");
 }
