@@ -847,11 +847,13 @@ fn the_cli_runs_waits_for_lists_and_kills_tasks() {
     assert_eq!(loaded_tasks(&m), "");
 
     // A waiting run whose task is killed says so: 128 + SIGTERM, even
-    // though systemd counts that end a success.
+    // though systemd counts that end a success. (Killed once it runs: a
+    // stop while its start job is still on makes systemd cancel the start,
+    // and `run` fails as the start did, 1.)
     let script = format!(
         "su -s /bin/sh ops -c '{CLI} --app demo run --name k1 -- {sleeper} 300; \
            echo rc=$? > /srv/out/k1.rc' </dev/null >/dev/null 2>&1 &
-         until [ -d {SLICE}/demo-task-{uid}-k1.service ]; do sleep 0.05; done
+         until [ \"$(systemctl show -P SubState demo-task-{uid}-k1.service)\" = running ]; do sleep 0.05; done
          su -s /bin/sh ops -c '{CLI} --app demo kill k1'
          wait"
     );
