@@ -126,6 +126,12 @@ pub fn task_command(app: &App, words: &[std::ffi::OsString], wait: Duration) -> 
 /// refusals told apart as for instances; a failure of what the helper
 /// ran (systemd-run, systemctl stop) is 1 with its message.
 pub fn task(app: &App, words: &[std::ffi::OsString], wait: Duration) -> Result<()> {
+    task_answer(app, words, wait).map_err(|e| task_error(words, e))
+}
+
+/// The helper's answer to a task's words, a failure of what it ran left
+/// as [`Error::Systemctl`] for the caller to look into.
+pub fn task_answer(app: &App, words: &[std::ffi::OsString], wait: Duration) -> Result<()> {
     let mut cmd = task_command(app, words, wait)?;
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -135,14 +141,19 @@ pub fn task(app: &App, words: &[std::ffi::OsString], wait: Duration) -> Result<(
         status: out.status.code().unwrap_or(-1),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     };
-    match classify(&out, &current_user_name()) {
-        Err(Error::Systemctl { code, message }) => Err(Error::Failed {
+    classify(&out, &current_user_name())
+}
+
+/// The error [`task`] reports for a [`task_answer`] error.
+pub fn task_error(words: &[std::ffi::OsString], e: Error) -> Error {
+    match e {
+        Error::Systemctl { code, message } => Error::Failed {
             what: format!(
                 "the helper's {} failed with exit {code}: {message}",
                 words[0].to_string_lossy()
             ),
             hint: "see `unitgate tasks`, and the task's journal".into(),
-        }),
+        },
         other => other,
     }
 }

@@ -109,15 +109,28 @@ pub fn unit_state(m: &Machine, instance: &str) -> (String, String) {
 /// polling every 20 ms; panics naming `what` after `limit_secs`.
 #[track_caller]
 pub fn wait_until(m: &Machine, what: &str, condition: &str, limit_secs: u32) {
+    wait_until_showing(m, what, condition, limit_secs, "true");
+}
+
+/// [`wait_until`], and on giving up, what `diagnose` prints in the
+/// machine (for a failure seen once in a while: its state, not a guess).
+#[track_caller]
+pub fn wait_until_showing(
+    m: &Machine,
+    what: &str,
+    condition: &str,
+    limit_secs: u32,
+    diagnose: &str,
+) {
     let script = format!(
         "end=$(( $(date +%s) + {limit_secs} )); \
          until {condition}; do [ \"$(date +%s)\" -lt \"$end\" ] || exit 1; sleep 0.02; done"
     );
     let out = m.sh(&script);
-    assert!(
-        out.success(),
-        "gave up after {limit_secs} s waiting for {what} ({condition}): {out}"
-    );
+    if !out.success() {
+        let state = m.sh(diagnose);
+        panic!("gave up after {limit_secs} s waiting for {what} ({condition}): {out}\n{state}");
+    }
 }
 
 /// How many `demo@<instance>.service` links `systemctl enable` has left in

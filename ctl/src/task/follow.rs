@@ -107,68 +107,118 @@ impl Watch {
     /// Reads the unit's changes until it is inactive or failed after
     /// having run; its end.
     pub fn until_end(mut self) -> Result<End> {
-        let mut service: HashMap<String, OwnedValue> = HashMap::new();
-        // Whether systemd announced the unit (`UnitNew`): any signal before
-        // that is of an earlier unit of the same name on its way out.
-        let mut born = false;
-        // Whether it was seen activating or active: an inactive state
-        // before that is the new unit's, not its end.
-        let mut ran = false;
+        let mut task = Tracker::default();
         loop {
-            let msg = match self.iter.next() {
-                Some(Ok(m)) => m,
-                Some(Err(e)) => return Err(dbus("reading from the system bus")(e)),
-                None => {
-                    return Err(Error::Dbus {
-                        what: "the system bus closed the connection".into(),
-                    })
-                }
-            };
-            if msg.message_type() != MsgType::Signal {
-                continue;
+            let msg = self.next()?;
+            if let Some(end) = task.feed(&msg, &self.path, &self.unit)? {
+                return Ok(end);
             }
+        }
+    }
+
+    /// The task's end if systemd has already said it: what it sent before
+    /// it answers a ping sent now (one connection's messages keep their
+    /// order). systemd-run fails its start when the program ends before
+    /// the start job does, having sent the unit's last changes first.
+    pub fn end_so_far(mut self) -> Result<Option<End>> {
+        let ping = zbus::Message::method_call(SYSTEMD_PATH, "Ping")
+            .and_then(|b| b.destination(SYSTEMD))
+            .and_then(|b| b.interface("org.freedesktop.DBus.Peer"))
+            .and_then(|b| b.build(&()))
+            .map_err(dbus("building a ping"))?;
+        let serial = ping.primary_header().serial_num();
+        self._conn.send(&ping).map_err(dbus("pinging systemd"))?;
+        let mut task = Tracker::default();
+        loop {
+            let msg = self.next()?;
             let header = msg.header();
-            match header.member().map(|m| m.as_str()) {
-                Some("UnitNew") => {
-                    born = true;
-                    continue;
-                }
-                Some("UnitRemoved") if born => {
-                    return Err(Error::Dbus {
-                        what: format!(
-                            "unit {} went away before systemd said how it ended",
-                            self.unit
-                        ),
-                    });
-                }
-                _ => {}
+            if msg.message_type() != MsgType::Signal && header.reply_serial() == Some(serial) {
+                return Ok(None);
             }
-            if !born || header.path().map(|p| p.as_str()) != Some(self.path.as_str()) {
-                continue;
+            if let Some(end) = task.feed(&msg, &self.path, &self.unit)? {
+                return Ok(Some(end));
             }
-            let Ok((iface, changed, _)) =
-                msg.body()
-                    .deserialize::<(String, HashMap<String, OwnedValue>, Vec<String>)>()
-            else {
-                continue;
-            };
-            if iface == SERVICE {
-                service.extend(changed);
-                continue;
+        }
+    }
+
+    fn next(&mut self) -> Result<zbus::Message> {
+        match self.iter.next() {
+            Some(Ok(m)) => Ok(m),
+            Some(Err(e)) => Err(dbus("reading from the system bus")(e)),
+            None => Err(Error::Dbus {
+                what: "the system bus closed the connection".into(),
+            }),
+        }
+    }
+}
+
+/// What the signals read so far say of the task's unit.
+#[derive(Default)]
+struct Tracker {
+    /// The Service interface's last values.
+    service: HashMap<String, OwnedValue>,
+    /// Whether systemd announced the unit (`UnitNew`): any signal before
+    /// that is of an earlier unit of the same name on its way out.
+    born: bool,
+    /// Whether it was seen activating or active: an inactive state before
+    /// that is the new unit's, not its end.
+    ran: bool,
+}
+
+impl Tracker {
+    /// Takes in one message; the task's end once it is known.
+    fn feed(&mut self, msg: &zbus::Message, path: &str, unit: &str) -> Result<Option<End>> {
+        if msg.message_type() != MsgType::Signal {
+            return Ok(None);
+        }
+        let header = msg.header();
+        match header.member().map(|m| m.as_str()) {
+            Some("UnitNew") => {
+                self.born = true;
+                return Ok(None);
             }
-            if iface != UNIT {
-                continue;
+            // Anyone who asks systemd about the name (`systemctl status`,
+            // `unitgate tasks`) makes it load a placeholder, announced and
+            // dropped again: a unit that never ran is not the task's end.
+            Some("UnitRemoved") if self.born && !self.ran && !main_exited(&self.service) => {
+                *self = Tracker::default();
+                return Ok(None);
             }
-            let state = changed
-                .get("ActiveState")
-                .and_then(|v| String::try_from(v.try_clone().ok()?).ok());
-            match state.as_deref() {
-                Some("inactive" | "failed") if ran || main_exited(&service) => {
-                    return Ok(end_of(&service));
-                }
-                // The state a new unit has before its start job runs.
-                Some("inactive" | "failed") | None => {}
-                Some(_) => ran = true,
+            Some("UnitRemoved") if self.born => {
+                return Err(Error::Dbus {
+                    what: format!("unit {unit} went away before systemd said how it ended"),
+                });
+            }
+            _ => {}
+        }
+        if !self.born || header.path().map(|p| p.as_str()) != Some(path) {
+            return Ok(None);
+        }
+        let Ok((iface, changed, _)) = msg
+            .body()
+            .deserialize::<(String, HashMap<String, OwnedValue>, Vec<String>)>()
+        else {
+            return Ok(None);
+        };
+        if iface == SERVICE {
+            self.service.extend(changed);
+            return Ok(None);
+        }
+        if iface != UNIT {
+            return Ok(None);
+        }
+        let state = changed
+            .get("ActiveState")
+            .and_then(|v| String::try_from(v.try_clone().ok()?).ok());
+        match state.as_deref() {
+            Some("inactive" | "failed") if self.ran || main_exited(&self.service) => {
+                Ok(Some(end_of(&self.service)))
+            }
+            // The state a new unit has before its start job runs.
+            Some("inactive" | "failed") | None => Ok(None),
+            Some(_) => {
+                self.ran = true;
+                Ok(None)
             }
         }
     }

@@ -108,8 +108,9 @@ pub fn run(app: &App, args: &RunArgs, wait: Duration, out: Output) -> Result<()>
     } else {
         Some(follow::Watch::start(&unit)?)
     };
-    helper::task(app, &words, wait)?;
+    let started = helper::task_answer(app, &words, wait);
     let Some(watch) = watch else {
+        started.map_err(|e| helper::task_error(&words, e))?;
         let report = RunReport {
             task: id.0,
             unit,
@@ -119,8 +120,19 @@ pub fn run(app: &App, args: &RunArgs, wait: Duration, out: Output) -> Result<()>
         };
         return print(out, &report, &format!("{}\n", report.task));
     };
+    let end = match started {
+        Ok(()) => watch.until_end(),
+        // A program that fails at once can end before its start job does,
+        // and systemd-run then reports a failed start: the task's own end
+        // says more, where systemd has told it.
+        Err(e @ Error::Systemctl { .. }) => match watch.end_so_far() {
+            Ok(Some(end)) => Ok(end),
+            _ => return Err(helper::task_error(&words, e)),
+        },
+        Err(e) => return Err(e),
+    };
     // The task runs on whatever happens to our view of it: say which.
-    let end = watch.until_end().map_err(|e| Error::Failed {
+    let end = end.map_err(|e| Error::Failed {
         what: format!("lost track of task {}: {e}", id.as_str()),
         hint: format!(
             "it may still run: see `unitgate tasks` and `unitgate logs --task {}`",
