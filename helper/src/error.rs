@@ -120,6 +120,17 @@ pub enum Error {
     /// exec it.
     #[error("{0}")]
     Spawn(String),
+    /// `limit` of an app whose policy has no `[limits]`.
+    #[error("app '{}' allows no instance limits (its policy has no [limits] table)", q(.0.as_bytes()))]
+    NoLimits(String),
+    /// `limit` would give one more instance kept properties than the app
+    /// may have instances.
+    #[error("app {} allows limits on at most {max} instances and {limited} have them (reset some with `limit --reset`, or raise max_instances)", q(app.as_bytes()))]
+    TooManyLimited {
+        app: String,
+        max: u32,
+        limited: usize,
+    },
     /// A limit above the app's maximum.
     #[error("limit not allowed ({0})")]
     AboveMaximum(String),
@@ -152,7 +163,7 @@ impl Error {
                 exit::NO_PERM
             }
             CallerNotAllowed { .. } | ActionNotAllowed { .. } => exit::NO_PERM,
-            TooManyEnabled { .. } => exit::NO_PERM,
+            TooManyEnabled { .. } | TooManyLimited { .. } | NoLimits(_) => exit::NO_PERM,
             Busy { .. } | Changed(_) => exit::TEMPFAIL,
             Policy(_) | Untrusted(_) => exit::CONFIG,
             ProgramMissing(_) => exit::UNAVAILABLE,

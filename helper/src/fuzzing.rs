@@ -4,6 +4,7 @@
 use crate::audit::{self, Record, Verdict};
 use crate::caller::Invoker;
 use crate::error::Error;
+use crate::limit_pipeline::{argv as limit_argv, judge_limit_with, PROPERTIES};
 use crate::pipeline::{judge_with, parse_args, Process};
 use crate::task_pipeline::judge_run_with;
 use std::ffi::OsStr;
@@ -27,6 +28,9 @@ pub fn check_judging(data: &[u8]) {
     };
     if args.get(1).is_some_and(|a| a == "run") {
         return check_task(policy_text, &args);
+    }
+    if args.get(1).is_some_and(|a| a == "limit") {
+        return check_limit(policy_text, &args);
     }
     let Ok(raw) = parse_args(&args) else { return };
     assert!(raw.wait.as_secs() <= MAX_WAIT_SECS);
@@ -121,5 +125,69 @@ fn check_task(policy_text: &[u8], args: &[OsString]) {
         for a in &argv[sep + 2..] {
             assert!(!a.replace("$$", "").contains('$'), "{a}");
         }
+    }
+}
+
+/// `APP limit ...` from the caller uid 1: the whole judging, and the
+/// invariants of an accepted one: one `<prefix>@<instance>.service` after
+/// `--`, then only `CPUQuota=N%`, `MemoryMax=N`, `TasksMax=N` (or each
+/// emptied, for a reset), each within the policy's `[limits]`.
+fn check_limit(policy_text: &[u8], args: &[OsString]) {
+    let proc = Process {
+        args,
+        euid: 0,
+        invoker: Invoker {
+            sudo_uid: Some(OsStr::new("1")),
+            ..Invoker::default()
+        },
+    };
+    let mut record = Record::default();
+    let parsed = config::parse(policy_text);
+    let load = |_: &str| {
+        parsed.clone().map_err(|why| {
+            Error::Policy(config::LoadError::Invalid {
+                path: "fuzz".into(),
+                why,
+            })
+        })
+    };
+    let plan = match judge_limit_with(&args[0], &args[2..], &proc, &mut record, load) {
+        Err(e) => {
+            let line = audit::line(&record, Verdict::Refused(e.exit_code(), &e.to_string()));
+            assert!(!line.contains('\n'));
+            return;
+        }
+        Ok(plan) => plan,
+    };
+    assert!(!audit::line(&record, Verdict::Accepted).contains('\n'));
+    let maxima = parsed
+        .expect("accepted under a valid policy")
+        .limits
+        .expect("[limits]");
+    let argv = limit_argv(&plan);
+    let sep = argv
+        .iter()
+        .position(|a| a == "--")
+        .expect("a -- before the unit");
+    assert_eq!(argv[sep - 1], "set-property");
+    let inst = argv[sep + 1]
+        .split_once('@')
+        .and_then(|(_, rest)| rest.strip_suffix(".service"))
+        .expect("<prefix>@<instance>.service");
+    assert!(name::is_valid_instance(inst));
+    for a in &argv[sep + 2..] {
+        let (key, value) = a.split_once('=').expect("K=V");
+        assert!(PROPERTIES.contains(&key), "{a}");
+        if value.is_empty() {
+            assert!(plan.set.is_none(), "{a}");
+            continue;
+        }
+        let n: u64 = value.trim_end_matches('%').parse().expect("a number");
+        let max = match key {
+            "CPUQuota" => maxima.max_cpu_percent,
+            "MemoryMax" => maxima.max_memory,
+            _ => maxima.max_tasks,
+        };
+        assert!(n >= 1 && n <= max, "{a}");
     }
 }

@@ -10,9 +10,11 @@
 mod action;
 mod audit;
 mod caller;
+mod control_dir;
 mod enabled;
 mod error;
 mod guard;
+mod limit_pipeline;
 mod lock;
 mod pipeline;
 mod program;

@@ -18,7 +18,9 @@ use crate::caller::{self, Caller, Invoker};
 use crate::error::Error;
 use crate::system::fs::{self, Held};
 use crate::system::process;
-use crate::{enabled, guard, lock, running, task, task_pipeline, unit_file};
+use crate::{
+    control_dir, enabled, guard, limit_pipeline, lock, running, task, task_pipeline, unit_file,
+};
 use nix::fcntl::OFlag;
 use std::ffi::{CString, OsStr, OsString};
 use std::io::Write;
@@ -46,6 +48,8 @@ usage: unitgate-systemctl [--check] [--wait SECONDS] APP ACTION INSTANCE...
            [--cpu PCT] [--memory SIZE] [--tasks N] [--timeout SECS] [--env K=V]...
            -- COMMAND [ARG]...
        unitgate-systemctl [--check] APP kill ID...
+       unitgate-systemctl [--check] [--wait SECONDS] APP limit
+           (--reset | [--cpu PCT] [--memory SIZE] [--tasks N]) INSTANCE
 
 Runs /usr/bin/systemctl ACTION on the units <prefix>@INSTANCE.service of APP,
 as allowed by /etc/unitgate/apps/APP.toml. With --check, makes every check,
@@ -63,6 +67,10 @@ or, with --scope, <app>-task-<uid>-<ID>.scope (waits, exits with its status).
 Limits not given are the policy's maxima. kill stops the caller's own tasks.
 ID: [A-Za-z0-9][A-Za-z0-9_]{0,63}.
 
+limit sets CPUQuota=, MemoryMax= and TasksMax= of <prefix>@INSTANCE.service
+(systemctl set-property: at once, and kept across reboots), each within the
+app's [limits]; --reset empties all three and removes what was kept.
+
 exit status:
   0   success (--check: the call would be allowed)
   64  usage error
@@ -72,7 +80,8 @@ exit status:
   75  busy: another call holds a lock of these units, or max_running tasks
       run; retry
   77  not permitted (also: not through sudo, max_instances reached, a
-      command or limit the app's [tasks] does not allow, a root caller's run)
+      command or limit the app's [tasks] or [limits] does not allow, a root
+      caller's run, an app without [limits])
   78  policy missing, invalid or insecure
   *   otherwise systemctl's or systemd-run's own exit status (a --scope
       task's: its own, 128 + signal if killed)
@@ -99,6 +108,8 @@ pub struct Paths {
     /// Where the kernel's cgroup file systems are (running tasks are
     /// counted there, see `running.rs`).
     pub cgroup_fs: PathBuf,
+    /// Where PID 1 keeps what `set-property` set (see `control_dir.rs`).
+    pub control_dir: PathBuf,
 }
 
 impl Paths {
@@ -112,6 +123,7 @@ impl Paths {
             systemctl: PathBuf::from(SYSTEMCTL),
             systemd_run: PathBuf::from(task::SYSTEMD_RUN),
             cgroup_fs: PathBuf::from(running::CGROUP_FS),
+            control_dir: PathBuf::from(control_dir::CONTROL_DIR),
         }
     }
 }
@@ -169,6 +181,9 @@ pub fn run(proc: &Process<'_>, paths: &Paths) -> u8 {
         }
         if action == "kill" {
             return task_pipeline::kill(check, app, rest, proc, paths, &mut record);
+        }
+        if action == "limit" {
+            return limit_pipeline::limit(check, wait, app, rest, proc, paths, &mut record);
         }
     }
     let raw = match parse_args(proc.args) {

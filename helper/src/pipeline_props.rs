@@ -65,6 +65,7 @@ fn hostile_argv_never_yields_an_unsafe_systemctl_argv() {
         systemctl: PathBuf::from("/nonexistent"),
         systemd_run: PathBuf::from("/nonexistent/systemd-run"),
         cgroup_fs: PathBuf::from("/nonexistent"),
+        control_dir: PathBuf::from("/nonexistent/system.control"),
     };
     let strategy = prop_oneof![
         proptest::collection::vec(arg(), 0..8),

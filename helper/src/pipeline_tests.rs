@@ -27,6 +27,7 @@ fn setup() -> Option<(TempTree, Paths)> {
         systemctl: PathBuf::from("/nonexistent/systemctl"),
         systemd_run: PathBuf::from("/nonexistent/systemd-run"),
         cgroup_fs: t.path("cgroup"),
+        control_dir: PathBuf::from("/nonexistent/system.control"),
     };
     Some((t, paths))
 }

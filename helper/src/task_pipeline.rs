@@ -338,7 +338,7 @@ fn stop_argv(units: &[String]) -> Vec<String> {
 }
 
 /// `--check` output: the program and its argv[1..], shell-quoted.
-fn would_exec(argv: &[String], paths: &Paths) -> String {
+pub(crate) fn would_exec(argv: &[String], paths: &Paths) -> String {
     let exe = if argv[0] == "systemctl" {
         &paths.systemctl
     } else {
@@ -352,7 +352,7 @@ fn would_exec(argv: &[String], paths: &Paths) -> String {
     )
 }
 
-fn cstrings(v: &[String]) -> Result<Vec<CString>, Error> {
+pub(crate) fn cstrings(v: &[String]) -> Result<Vec<CString>, Error> {
     v.iter()
         .map(|s| CString::new(s.as_bytes()))
         .collect::<Result<Vec<_>, _>>()
@@ -362,19 +362,20 @@ fn cstrings(v: &[String]) -> Result<Vec<CString>, Error> {
         })
 }
 
-fn env() -> Result<Vec<CString>, Error> {
+/// The fixed environment of everything the helper execs.
+pub(crate) fn exec_env() -> Result<Vec<CString>, Error> {
     cstrings(&EXEC_ENV.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
 }
 
 /// Exec `program` with the fixed environment (stdin from /dev/null when
 /// `null_stdin`). Returns only on failure.
-fn exec(program: &std::path::Path, argv: &[String], null_stdin: bool) -> Error {
+pub(crate) fn exec(program: &std::path::Path, argv: &[String], null_stdin: bool) -> Error {
     if null_stdin {
         if let Err(e) = pipeline::stdin_from_null() {
             return e;
         }
     }
-    let (argv, envp) = match (cstrings(argv), env()) {
+    let (argv, envp) = match (cstrings(argv), exec_env()) {
         (Ok(a), Ok(e)) => (a, e),
         (Err(e), _) | (_, Err(e)) => return e,
     };
@@ -394,7 +395,7 @@ fn exec(program: &std::path::Path, argv: &[String], null_stdin: bool) -> Error {
 /// systemd-run's exit is ours: for a service once the task started, for a
 /// scope when the task ends (128 + signal for a killed task).
 fn start(plan: &RunPlan, paths: &Paths, held: Held, record: &Record) -> u8 {
-    let (argv, envp) = match (cstrings(&plan.started.argv), env()) {
+    let (argv, envp) = match (cstrings(&plan.started.argv), exec_env()) {
         (Ok(a), Ok(e)) => (a, e),
         (Err(e), _) | (_, Err(e)) => return pipeline::refuse(Some(record), &e),
     };

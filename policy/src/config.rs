@@ -3,6 +3,7 @@
 use crate::action::Action;
 use crate::caller::CallerRule;
 use crate::escape::quoted;
+use crate::instance_limits::{self, LimitPolicy};
 use crate::name;
 use crate::task::{self, TaskPolicy};
 use crate::toml::{self, Document, Entry, Value};
@@ -75,6 +76,8 @@ pub struct Policy {
     pub max_instances: u32,
     /// `[tasks]`: without it, the app's callers may run no task.
     pub tasks: Option<TaskPolicy>,
+    /// `[limits]`: without it, no instance's limits may be set.
+    pub limits: Option<LimitPolicy>,
 }
 
 impl Policy {
@@ -124,11 +127,11 @@ pub fn parse(bytes: &[u8]) -> Result<Policy, String> {
 
 /// Validate a parsed document against the policy schema.
 pub fn from_document(doc: &Document) -> Result<Policy, String> {
-    if let Some(t) = doc
-        .tables
-        .iter()
-        .find(|t| !CLI_TABLES.contains(&t.name.as_str()) && t.name != TASKS_TABLE)
-    {
+    if let Some(t) = doc.tables.iter().find(|t| {
+        !CLI_TABLES.contains(&t.name.as_str())
+            && t.name != TASKS_TABLE
+            && t.name != instance_limits::TABLE
+    }) {
         // A table name may be a quoted key holding anything: escaped.
         return Err(format!(
             "unknown table `[{}]` at line {}, column {}",
@@ -163,6 +166,10 @@ pub fn from_document(doc: &Document) -> Result<Policy, String> {
             .transpose()?
             .unwrap_or(DEFAULT_MAX_INSTANCES),
         tasks: doc.table(TASKS_TABLE).map(task::from_table).transpose()?,
+        limits: doc
+            .table(instance_limits::TABLE)
+            .map(instance_limits::from_table)
+            .transpose()?,
     })
 }
 

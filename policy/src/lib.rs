@@ -13,6 +13,7 @@ pub mod caller;
 pub mod config;
 pub mod escape;
 pub mod exit;
+pub mod instance_limits;
 pub mod limits;
 pub mod name;
 pub mod task;

@@ -248,58 +248,70 @@ pub fn parse_unit(unit: &str) -> Option<(&str, u32, &str, Kind)> {
 
 /// The `[tasks]` table, validated; errors name the key and its line.
 pub fn from_table(t: &Table) -> Result<TaskPolicy, String> {
-    if let Some(e) = t.entries.iter().find(|e| !KEYS.contains(&e.key.as_str())) {
-        return Err(format!(
-            "unknown key `{}` in [tasks] at line {}",
-            crate::toml::display_key(&e.key),
-            e.line
-        ));
-    }
-    let required = |key: &str| {
-        t.get(key)
-            .ok_or_else(|| format!("[tasks] at line {} is missing `{key}`", t.line))
-    };
-    let integer = |key: &str, range: std::ops::RangeInclusive<u64>| -> Result<u64, String> {
-        let e = required(key)?;
-        let (lo, hi) = (range.start(), range.end());
-        match &e.value {
-            Value::Integer(n) => u64::try_from(*n)
-                .ok()
-                .filter(|n| range.contains(n))
-                .ok_or_else(|| {
-                    format!(
-                        "`{key}` at line {} must be from {lo} to {hi}, not {n}",
-                        e.line
-                    )
-                }),
-            other => Err(format!(
-                "`{key}` at line {} must be an integer, not {}",
-                e.line,
-                other.type_name()
-            )),
-        }
-    };
-    let memory = required("max_memory")?;
-    let max_memory = match &memory.value {
-        Value::String(s) => {
-            parse_size(s).map_err(|why| format!("`max_memory` at line {}: {why}", memory.line))?
-        }
-        other => {
-            return Err(format!(
-                "`max_memory` at line {} must be a string such as \"2G\", not {}",
-                memory.line,
-                other.type_name()
-            ))
-        }
-    };
+    only_keys(t, KEYS)?;
+    let required = |key: &str| required(t, key);
     Ok(TaskPolicy {
         commands: commands(required("commands")?)?,
-        max_cpu_percent: integer("max_cpu_percent", CPU_PERCENT)?,
-        max_memory,
-        max_tasks: integer("max_tasks", TASKS)?,
-        max_runtime_secs: integer("max_runtime_secs", RUNTIME_SECS)?,
-        max_running: integer("max_running", RUNNING)?,
+        max_cpu_percent: integer(required("max_cpu_percent")?, CPU_PERCENT)?,
+        max_memory: size(required("max_memory")?)?,
+        max_tasks: integer(required("max_tasks")?, TASKS)?,
+        max_runtime_secs: integer(required("max_runtime_secs")?, RUNTIME_SECS)?,
+        max_running: integer(required("max_running")?, RUNNING)?,
     })
+}
+
+/// An error for the first key of `t` not in `keys`.
+pub(crate) fn only_keys(t: &Table, keys: &[&str]) -> Result<(), String> {
+    match t.entries.iter().find(|e| !keys.contains(&e.key.as_str())) {
+        Some(e) => Err(format!(
+            "unknown key `{}` in [{}] at line {}",
+            crate::toml::display_key(&e.key),
+            t.name,
+            e.line
+        )),
+        None => Ok(()),
+    }
+}
+
+pub(crate) fn required<'t>(t: &'t Table, key: &str) -> Result<&'t Entry, String> {
+    t.get(key)
+        .ok_or_else(|| format!("[{}] at line {} is missing `{key}`", t.name, t.line))
+}
+
+/// An integer entry within `range`.
+pub(crate) fn integer(e: &Entry, range: std::ops::RangeInclusive<u64>) -> Result<u64, String> {
+    let (key, lo, hi) = (&e.key, range.start(), range.end());
+    match &e.value {
+        Value::Integer(n) => u64::try_from(*n)
+            .ok()
+            .filter(|n| range.contains(n))
+            .ok_or_else(|| {
+                format!(
+                    "`{key}` at line {} must be from {lo} to {hi}, not {n}",
+                    e.line
+                )
+            }),
+        other => Err(format!(
+            "`{key}` at line {} must be an integer, not {}",
+            e.line,
+            other.type_name()
+        )),
+    }
+}
+
+/// A size entry: a string [`parse_size`] takes.
+pub(crate) fn size(e: &Entry) -> Result<u64, String> {
+    match &e.value {
+        Value::String(s) => {
+            parse_size(s).map_err(|why| format!("`{}` at line {}: {why}", e.key, e.line))
+        }
+        other => Err(format!(
+            "`{}` at line {} must be a string such as \"2G\", not {}",
+            e.key,
+            e.line,
+            other.type_name()
+        )),
+    }
 }
 
 fn commands(e: &Entry) -> Result<Vec<CommandRule>, String> {

@@ -74,6 +74,11 @@ pub fn unlinkat(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
     nix::unistd::unlinkat(dir, name, nix::unistd::UnlinkatFlags::NoRemoveDir).map_err(err)
 }
 
+/// `unlinkat(2)` of an empty directory in `dir`.
+pub fn rmdirat(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<()> {
+    nix::unistd::unlinkat(dir, name, nix::unistd::UnlinkatFlags::RemoveDir).map_err(err)
+}
+
 /// A lock taken: the descriptor stays open (and locked) while this lives,
 /// across the exec of systemctl.
 pub type Held = Flock<OwnedFd>;

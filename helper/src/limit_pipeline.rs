@@ -1,0 +1,322 @@
+//! The privileged path of `limit` (issue #14), top to bottom:
+//!
+//! judge (root, the app's name, the words, the policy: the caller listed,
+//! a `[limits]` table, the instance allowed, each value within its
+//! maximum) → lock the unit's slot and the app → the app's limited
+//! instances within `max_instances` → audit → set: exec `systemctl
+//! set-property -- UNIT CPUQuota=P% MemoryMax=B TasksMax=N` (PID 1 applies
+//! them at once and keeps them in /etc/systemd/system.control, so they
+//! hold across restarts and reboots); reset: run `systemctl set-property --
+//! UNIT CPUQuota= MemoryMax= TasksMax=` (back to the unit file's values at
+//! once), then remove the three files PID 1 kept for them.
+//!
+//! Only numbers this file formats become properties; the caller's text
+//! never does. One instance per call: `set-property` takes one unit.
+
+use crate::audit::{self, Record, Verdict};
+use crate::caller::{self, Caller};
+use crate::control_dir;
+use crate::error::Error;
+use crate::lock;
+use crate::pipeline::{self, Paths, Process};
+use crate::system::process;
+use crate::task_pipeline::{cstrings, exec, exec_env, would_exec};
+use std::ffi::{OsStr, OsString};
+use std::io::Write;
+use std::time::Duration;
+use unitgate_policy::config::{self as policy, Policy};
+use unitgate_policy::instance_limits::Set;
+use unitgate_policy::{exit, name, task as grammar};
+
+/// The properties `limit` sets, in the order they are given to systemctl.
+pub const PROPERTIES: [&str; 3] = ["CPUQuota", "MemoryMax", "TasksMax"];
+
+const USAGE: &str = "APP limit (--reset | [--cpu PCT] [--memory SIZE] [--tasks N]) INSTANCE";
+
+/// A `limit` that passed every check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LimitPlan {
+    pub app: String,
+    pub unit: String,
+    /// What to set; `None`: reset all three.
+    pub set: Option<Set>,
+    pub unit_prefix: String,
+    pub max_instances: u32,
+}
+
+/// `limit`: from the words after APP `limit`; returns the exit code when
+/// not exec'ing.
+pub fn limit(
+    check: bool,
+    wait: Duration,
+    app: &OsStr,
+    rest: &[OsString],
+    proc: &Process<'_>,
+    paths: &Paths,
+    record: &mut Record,
+) -> u8 {
+    let load =
+        |app: &str| policy::load(&paths.policy_root, &paths.policy_dir, app).map_err(Error::Policy);
+    let plan = match judge_limit_with(app, rest, proc, record, load) {
+        Ok(plan) => plan,
+        Err(e) => return pipeline::refuse(Some(record), &e),
+    };
+    let argv = argv(&plan);
+    if check {
+        if let Err(e) = within_max_limited(&plan, paths) {
+            return pipeline::refuse(Some(record), &e);
+        }
+        audit::send(record, Verdict::Check);
+        let _ = writeln!(std::io::stdout(), "{}", would_exec(&argv, paths));
+        return exit::OK;
+    }
+    let units = [plan.unit.clone()];
+    let req = lock::Request {
+        app: &plan.app,
+        units: &units,
+        // The app-wide lock: the count below and the directory this call
+        // may add cannot interleave with another call's.
+        app_wide: true,
+        deferred_reload: false,
+        wait,
+    };
+    let _locks = match lock::lock(&paths.lock_parent, &req) {
+        Ok(held) => held,
+        Err(e) => return pipeline::refuse(Some(record), &e),
+    };
+    if let Err(e) = within_max_limited(&plan, paths) {
+        return pipeline::refuse(Some(record), &e);
+    }
+    let kept = match control_dir::has(&paths.control_dir, &plan.unit) {
+        Ok(kept) => kept,
+        Err(e) => return pipeline::refuse(Some(record), &e),
+    };
+    audit::send(record, Verdict::Accepted);
+    if plan.set.is_none() && !kept {
+        // Nothing of ours is kept for the unit: nothing to reset.
+        return exit::OK;
+    }
+    if plan.set.is_some() {
+        let e = exec(&paths.systemctl, &argv, true);
+        return pipeline::refuse(Some(record), &e);
+    }
+    match reset(&plan, &argv, paths) {
+        Ok(code) => code,
+        Err(e) => pipeline::refuse(Some(record), &e),
+    }
+}
+
+/// Every check of a `limit`, the policy loader passed in (the fuzz target
+/// has no policy file). Fills `record` as facts become known.
+pub fn judge_limit_with(
+    app: &OsStr,
+    rest: &[OsString],
+    proc: &Process<'_>,
+    record: &mut Record,
+    load_policy: impl FnOnce(&str) -> Result<Policy, Error>,
+) -> Result<LimitPlan, Error> {
+    if proc.euid != 0 {
+        return Err(Error::NotRoot { euid: proc.euid });
+    }
+    let caller = caller::identify(&proc.invoker);
+    if let Ok(c) = &caller {
+        record.caller = Some(c.name.clone());
+        record.uid = c.uid.to_string().into_bytes();
+    }
+    let app = valid_app(app)?;
+    let (set, instance) = parse_limit(rest)?;
+    record.instances = vec![instance.as_bytes().to_vec()];
+    record.task = Some(fields(set));
+    let policy = load_policy(app)?;
+    let caller: Caller = caller?;
+    if !caller.is_allowed(&policy.callers) {
+        return Err(Error::CallerNotAllowed {
+            caller: caller.name.clone(),
+            app: app.to_owned(),
+        });
+    }
+    let maxima = policy
+        .limits
+        .ok_or_else(|| Error::NoLimits(app.to_owned()))?;
+    if !policy.allows_instance(instance) {
+        return Err(Error::InvalidInstance {
+            name: instance.as_bytes().to_vec(),
+            why: "does not match the app's instance_pattern".into(),
+        });
+    }
+    if let Some(set) = set {
+        maxima.check(set).map_err(Error::AboveMaximum)?;
+    }
+    Ok(LimitPlan {
+        app: app.to_owned(),
+        unit: format!("{}@{instance}.service", policy.unit_prefix),
+        set,
+        unit_prefix: policy.unit_prefix,
+        max_instances: policy.max_instances,
+    })
+}
+
+/// The words after `limit`: `--reset`, or each of `--cpu`, `--memory`,
+/// `--tasks` at most once with its value (at least one), then the
+/// instance, last and alone.
+pub fn parse_limit(args: &[OsString]) -> Result<(Option<Set>, &str), Error> {
+    let usage = |why: String| Error::Usage(format!("{why}; usage: {USAGE}"));
+    let Some((instance, flags)) = args.split_last() else {
+        return Err(usage("no instance".into()));
+    };
+    let instance = instance
+        .to_str()
+        .ok_or_else(|| Error::NotUtf8(instance.as_encoded_bytes().to_vec()))?;
+    if !name::is_valid_instance(instance) {
+        return Err(Error::InvalidInstance {
+            name: instance.as_bytes().to_vec(),
+            why: "must match [A-Za-z0-9][A-Za-z0-9_-]{0,63}".into(),
+        });
+    }
+    if flags.len() == 1 && flags[0] == "--reset" {
+        return Ok((None, instance));
+    }
+    let mut set = Set::default();
+    let mut rest = flags;
+    while let Some((flag, tail)) = rest.split_first() {
+        let Some((value, tail)) = tail.split_first() else {
+            return Err(usage(format!("{} without a value", shown(flag))));
+        };
+        let value = value
+            .to_str()
+            .ok_or_else(|| Error::NotUtf8(value.as_encoded_bytes().to_vec()))?;
+        type Parse = fn(&str) -> Result<u64, String>;
+        let (slot, parse): (&mut Option<u64>, Parse) = match flag.to_str() {
+            Some("--cpu") => (&mut set.cpu_percent, grammar::parse_cpu),
+            Some("--memory") => (&mut set.memory, grammar::parse_size),
+            Some("--tasks") => (&mut set.tasks, grammar::parse_tasks),
+            _ => return Err(usage(format!("unknown or misplaced word {}", shown(flag)))),
+        };
+        if slot.is_some() {
+            return Err(usage(format!("{} given twice", shown(flag))));
+        }
+        *slot = Some(parse(value).map_err(|why| invalid(flag, value, why))?);
+        rest = tail;
+    }
+    if set.is_empty() {
+        return Err(usage("nothing to set (give a limit, or --reset)".into()));
+    }
+    Ok((Some(set), instance))
+}
+
+/// `systemctl … set-property -- UNIT PROP=VALUE…`: the values given, or
+/// every property emptied for a reset.
+pub fn argv(plan: &LimitPlan) -> Vec<String> {
+    let props: Vec<String> = match plan.set {
+        Some(set) => [
+            set.cpu_percent.map(|p| format!("CPUQuota={p}%")),
+            set.memory.map(|b| format!("MemoryMax={b}")),
+            set.tasks.map(|n| format!("TasksMax={n}")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
+        None => PROPERTIES.iter().map(|p| format!("{p}=")).collect(),
+    };
+    [
+        "systemctl",
+        "--no-pager",
+        "--no-ask-password",
+        "set-property",
+        "--",
+        &plan.unit,
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .chain(props)
+    .collect()
+}
+
+// ------------------------------------------------------------------ steps
+
+fn valid_app(app: &OsStr) -> Result<&str, Error> {
+    let bytes = app.as_encoded_bytes();
+    let app = app.to_str().ok_or_else(|| Error::NotUtf8(bytes.to_vec()))?;
+    if name::is_valid_app(app) {
+        Ok(app)
+    } else {
+        Err(Error::InvalidApp(bytes.to_vec()))
+    }
+}
+
+fn invalid(flag: &OsStr, value: &str, why: String) -> Error {
+    Error::InvalidTask {
+        what: match flag.to_str() {
+            Some("--cpu") => "--cpu",
+            Some("--memory") => "--memory",
+            _ => "--tasks",
+        },
+        value: value.as_bytes().to_vec(),
+        why,
+    }
+}
+
+fn shown(word: &OsStr) -> String {
+    unitgate_policy::escape::quoted(word.as_encoded_bytes())
+}
+
+/// The audit line's part for a limit: what it sets.
+fn fields(set: Option<Set>) -> String {
+    let Some(set) = set else {
+        return "limits=reset".into();
+    };
+    let v = |x: Option<u64>| x.map_or_else(|| "-".to_owned(), |n| n.to_string());
+    format!(
+        "cpu={}% memory={} tasks={}",
+        v(set.cpu_percent),
+        v(set.memory),
+        v(set.tasks)
+    )
+}
+
+/// Each instance with kept properties is a directory in /etc that PID 1
+/// reads at every load of its unit: no more of them than the app may have
+/// instances. A unit that has one already, or a reset, adds none.
+fn within_max_limited(plan: &LimitPlan, paths: &Paths) -> Result<(), Error> {
+    if plan.set.is_none() || control_dir::has(&paths.control_dir, &plan.unit)? {
+        return Ok(());
+    }
+    let limited = control_dir::units_of(&paths.control_dir, &plan.unit_prefix)?.len();
+    if limited < plan.max_instances as usize {
+        Ok(())
+    } else {
+        Err(Error::TooManyLimited {
+            app: plan.app.clone(),
+            max: plan.max_instances,
+            limited,
+        })
+    }
+}
+
+/// Run the emptying `set-property` as a child (the files it leaves are
+/// removed after it), then remove them; systemctl's status is ours.
+fn reset(plan: &LimitPlan, argv: &[String], paths: &Paths) -> Result<u8, Error> {
+    let (argv_c, envp) = (cstrings(argv)?, exec_env()?);
+    let spawn = process::Spawn {
+        program: paths.systemctl.as_os_str(),
+        argv: &argv_c,
+        envp: &envp,
+        user: "root",
+        uid: 0,
+        null_stdin: true,
+    };
+    let child = process::spawn(&spawn).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::ProgramMissing(paths.systemctl.clone())
+        } else {
+            Error::Spawn(format!("cannot run {}: {e}", paths.systemctl.display()))
+        }
+    })?;
+    let code = child.wait_forwarding();
+    control_dir::remove(&paths.control_dir, &plan.unit, &PROPERTIES)?;
+    Ok(code)
+}
+
+#[cfg(test)]
+#[path = "limit_tests.rs"]
+mod tests;
