@@ -142,6 +142,10 @@ pub enum Command {
         #[arg(required = true, value_name = "TASK")]
         tasks: Vec<String>,
     },
+    /// Set instances' CPU, memory and task limits (at once, kept across
+    /// reboots), within the app's [limits]; --reset removes them.
+    #[command(after_help = manual::command_help("limit"))]
+    Limit(LimitArgs),
     /// List your tasks of the app that systemd has loaded, with their limits.
     #[command(after_help = manual::command_help("tasks"))]
     Tasks,
@@ -272,6 +276,26 @@ pub struct RunArgs {
     /// arguments, after `--`.
     #[arg(last = true, required = true, value_name = "COMMAND", value_hint = ValueHint::ExecutablePath)]
     pub command: Vec<std::ffi::OsString>,
+}
+
+/// `limit`'s options.
+#[derive(Debug, Args)]
+pub struct LimitArgs {
+    /// CPU, in percent of one CPU (CPUQuota=), e.g. 50 or 200.
+    #[arg(long, value_name = "PCT")]
+    pub cpu: Option<String>,
+    /// Memory (MemoryMax=), e.g. 512M.
+    #[arg(long, value_name = "SIZE")]
+    pub memory: Option<String>,
+    /// Processes and threads (TasksMax=).
+    #[arg(long, value_name = "N")]
+    pub tasks: Option<String>,
+    /// Remove the limits `limit` set (the unit file's own apply again).
+    #[arg(long, conflicts_with_all = ["cpu", "memory", "tasks"])]
+    pub reset: bool,
+    /// Instance names.
+    #[arg(required = true, add = ArgValueCompleter::new(completion::instances))]
+    pub instances: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -18,6 +18,7 @@ pub mod envfile;
 pub mod error;
 pub mod helper;
 pub mod install;
+pub mod instance_limits;
 pub mod launch;
 pub mod lifecycle;
 pub mod lock;
@@ -185,6 +186,15 @@ fn run(cli: Cli, out: Output) -> Result<()> {
         Command::Run(args) => task::run(&app, &args, waiter.timeout, out),
         Command::Kill { tasks } => task::kill(&app, &tasks, waiter.timeout, out),
         Command::Tasks => task::list(&app, out),
+        Command::Limit(args) => {
+            let req = instance_limits::Request {
+                cpu: args.cpu,
+                memory: args.memory,
+                tasks: args.tasks,
+                reset: args.reset,
+            };
+            instance_limits::run(&app, &args.instances, &req, waiter, out)
+        }
         Command::Logs {
             instance,
             task,

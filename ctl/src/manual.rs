@@ -290,6 +290,26 @@ const PAGES: &[Page] = &[
         see_also: &["run", "tasks"],
     },
     Page {
+        name: "limit",
+        exit: &[0, 1, 64, 65, 66, 69, 71, 73, 75, 77, 78],
+        json: Json::Document("results_document"),
+        examples: &[
+            (
+                "unitgate limit web1 --cpu 50 --memory 512M",
+                "half a CPU and 512 MiB for web1, from now on (status shows them)",
+            ),
+            (
+                "unitgate limit web1 web2 --tasks 64",
+                "at most 64 processes each",
+            ),
+            (
+                "unitgate limit web1 --reset",
+                "the unit file's own limits again",
+            ),
+        ],
+        see_also: &["status", "delete"],
+    },
+    Page {
         name: "tasks",
         exit: &[0, 64, 65, 69, 77, 78],
         json: Json::Document("tasks_document"),

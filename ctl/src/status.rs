@@ -90,13 +90,24 @@ pub fn run(
         None => Snapshot::all(&store, &sd, Detail::Full, cache.as_ref())?,
     };
     let rows: Vec<InstanceStatus> = snapshot.instances.iter().map(InstanceStatus::of).collect();
+    let limits = crate::instance_limits::kept_of(rows.iter().map(|r| r.unit.as_str()));
     if out.json {
+        let instances: Vec<StatusRow<'_>> = rows
+            .iter()
+            .zip(&limits)
+            .map(|(status, limits)| StatusRow {
+                status,
+                limits: *limits,
+            })
+            .collect();
         out.json(&StatusJson {
             app: &app.name,
-            instances: &rows,
+            instances: &instances,
         })?;
     } else {
-        out.text(&render_table(&rows, now_usec(), use_colour()))?;
+        let mut text = render_table(&rows, now_usec(), use_colour());
+        text.push_str(&limits_lines(&rows, &limits));
+        out.text(&text)?;
     }
     if names.is_some() {
         if let Some(i) = snapshot.instances.iter().find(|i| !i.exists()) {
@@ -121,7 +132,28 @@ pub fn run(
 #[derive(Serialize)]
 struct StatusJson<'a> {
     app: &'a str,
-    instances: &'a [InstanceStatus],
+    instances: &'a [StatusRow<'a>],
+}
+
+/// An instance as `status --json` prints it: the element `watch` shares,
+/// and the limits `limit` set (null when none).
+#[derive(Serialize)]
+struct StatusRow<'a> {
+    #[serde(flatten)]
+    status: &'a InstanceStatus,
+    limits: Option<crate::instance_limits::Kept>,
+}
+
+/// Under the table, one line per instance with limits `limit` set:
+/// `limits: web1: cpu 50%, memory 512.0M`.
+fn limits_lines(
+    rows: &[InstanceStatus],
+    limits: &[Option<crate::instance_limits::Kept>],
+) -> String {
+    rows.iter()
+        .zip(limits)
+        .filter_map(|(r, l)| l.map(|l| format!("limits: {}: {}\n", r.instance, l.describe())))
+        .collect()
 }
 
 /// Whether the table is coloured: `--color`, else a terminal, never
@@ -302,13 +334,28 @@ mod tests {
     fn json_schema_has_every_field_with_its_type() {
         let mut b = inst("b", true, "inactive", None);
         b.unit_state = None;
-        let rows = vec![
+        let rows = [
             InstanceStatus::of(&inst("a", true, "active", Some("enabled"))),
             InstanceStatus::of(&b),
         ];
+        let limited = crate::instance_limits::Kept {
+            cpu_percent: Some(50),
+            memory_bytes: None,
+            tasks: Some(8),
+        };
+        let instances = [
+            StatusRow {
+                status: &rows[0],
+                limits: Some(limited),
+            },
+            StatusRow {
+                status: &rows[1],
+                limits: None,
+            },
+        ];
         let v: serde_json::Value = serde_json::to_value(StatusJson {
             app: "demo",
-            instances: &rows,
+            instances: &instances,
         })
         .unwrap();
         assert_eq!(v["app"], "demo");
@@ -327,11 +374,17 @@ mod tests {
                 "main_pid",
                 "restarts",
                 "memory_bytes",
-                "drift"
+                "drift",
+                "limits"
             ]
             .into_iter()
             .collect()
         );
+        assert_eq!(
+            a["limits"],
+            serde_json::json!({"cpu_percent": 50, "memory_bytes": null, "tasks": 8})
+        );
+        assert!(v["instances"][1]["limits"].is_null());
         assert_eq!(a["instance"], "a");
         assert_eq!(a["unit"], "demo@a.service");
         assert_eq!(a["initialized"], true);

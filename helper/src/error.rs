@@ -120,8 +120,9 @@ pub enum Error {
     /// exec it.
     #[error("{0}")]
     Spawn(String),
-    /// `limit` of an app whose policy has no `[limits]`.
-    #[error("app '{}' allows no instance limits (its policy has no [limits] table)", q(.0.as_bytes()))]
+    /// `limit` of an app whose policy has no `[limits]`, or does not allow
+    /// `enable` and `disable`.
+    #[error("app '{}' allows no instance limits (its policy needs a [limits] table, and enable and disable among its actions)", q(.0.as_bytes()))]
     NoLimits(String),
     /// `limit` would give one more instance kept properties than the app
     /// may have instances.

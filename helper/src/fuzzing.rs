@@ -130,8 +130,8 @@ fn check_task(policy_text: &[u8], args: &[OsString]) {
 
 /// `APP limit ...` from the caller uid 1: the whole judging, and the
 /// invariants of an accepted one: one `<prefix>@<instance>.service` after
-/// `--`, then only `CPUQuota=N%`, `MemoryMax=N`, `TasksMax=N` (or each
-/// emptied, for a reset), each within the policy's `[limits]`.
+/// `--`, then only `CPUQuota=N%`, `MemoryMax=N`, `TasksMax=N` (none for a
+/// reset), each within the policy's `[limits]`.
 fn check_limit(policy_text: &[u8], args: &[OsString]) {
     let proc = Process {
         args,
@@ -178,10 +178,7 @@ fn check_limit(policy_text: &[u8], args: &[OsString]) {
     for a in &argv[sep + 2..] {
         let (key, value) = a.split_once('=').expect("K=V");
         assert!(PROPERTIES.contains(&key), "{a}");
-        if value.is_empty() {
-            assert!(plan.set.is_none(), "{a}");
-            continue;
-        }
+        assert!(plan.set.is_some(), "a reset sets nothing: {a}");
         let n: u64 = value.trim_end_matches('%').parse().expect("a number");
         let max = match key {
             "CPUQuota" => maxima.max_cpu_percent,

@@ -1,14 +1,16 @@
 //! The privileged path of `limit` (issue #14), top to bottom:
 //!
 //! judge (root, the app's name, the words, the policy: the caller listed,
-//! a `[limits]` table, the instance allowed, each value within its
+//! a `[limits]` table and the actions enable and disable, the instance allowed, each value within its
 //! maximum) → lock the unit's slot and the app → the app's limited
 //! instances within `max_instances` → audit → set: exec `systemctl
 //! set-property -- UNIT CPUQuota=P% MemoryMax=B TasksMax=N` (PID 1 applies
 //! them at once and keeps them in /etc/systemd/system.control, so they
-//! hold across restarts and reboots); reset: run `systemctl set-property --
-//! UNIT CPUQuota= MemoryMax= TasksMax=` (back to the unit file's values at
-//! once), then remove the three files PID 1 kept for them.
+//! hold across restarts and reboots); reset: remove the three files PID 1
+//! kept for them, then have it re-read the unit files (a daemon-reload,
+//! deferred to unitgate-reload.service for a guarded app, as a `disable`'s).
+//! A reset cannot be an emptying `set-property`: an empty `TasksMax=`
+//! there is `infinity`, not the unit file's value or systemd's default.
 //!
 //! Only numbers this file formats become properties; the caller's text
 //! never does. One instance per call: `set-property` takes one unit.
@@ -17,13 +19,14 @@ use crate::audit::{self, Record, Verdict};
 use crate::caller::{self, Caller};
 use crate::control_dir;
 use crate::error::Error;
+use crate::guard;
 use crate::lock;
 use crate::pipeline::{self, Paths, Process};
-use crate::system::process;
-use crate::task_pipeline::{cstrings, exec, exec_env, would_exec};
+use crate::task_pipeline::{exec, would_exec};
 use std::ffi::{OsStr, OsString};
 use std::io::Write;
 use std::time::Duration;
+use unitgate_policy::action::Action;
 use unitgate_policy::config::{self as policy, Policy};
 use unitgate_policy::instance_limits::Set;
 use unitgate_policy::{exit, name, task as grammar};
@@ -61,13 +64,21 @@ pub fn limit(
         Ok(plan) => plan,
         Err(e) => return pipeline::refuse(Some(record), &e),
     };
-    let argv = argv(&plan);
     if check {
         if let Err(e) = within_max_limited(&plan, paths) {
             return pipeline::refuse(Some(record), &e);
         }
         audit::send(record, Verdict::Check);
-        let _ = writeln!(std::io::stdout(), "{}", would_exec(&argv, paths));
+        let line = match plan.set {
+            Some(_) => would_exec(&argv(&plan), paths),
+            None => format!(
+                "would remove {}/{}.d/50-{{{}}}.conf and reload",
+                paths.control_dir.display(),
+                plan.unit,
+                PROPERTIES.join(",")
+            ),
+        };
+        let _ = writeln!(std::io::stdout(), "{line}");
         return exit::OK;
     }
     let units = [plan.unit.clone()];
@@ -87,20 +98,12 @@ pub fn limit(
     if let Err(e) = within_max_limited(&plan, paths) {
         return pipeline::refuse(Some(record), &e);
     }
-    let kept = match control_dir::has(&paths.control_dir, &plan.unit) {
-        Ok(kept) => kept,
-        Err(e) => return pipeline::refuse(Some(record), &e),
-    };
-    audit::send(record, Verdict::Accepted);
-    if plan.set.is_none() && !kept {
-        // Nothing of ours is kept for the unit: nothing to reset.
-        return exit::OK;
-    }
     if plan.set.is_some() {
-        let e = exec(&paths.systemctl, &argv, true);
+        audit::send(record, Verdict::Accepted);
+        let e = exec(&paths.systemctl, &argv(&plan), true);
         return pipeline::refuse(Some(record), &e);
     }
-    match reset(&plan, &argv, paths) {
+    match reset(&plan, paths, record) {
         Ok(code) => code,
         Err(e) => pipeline::refuse(Some(record), &e),
     }
@@ -135,8 +138,15 @@ pub fn judge_limit_with(
             app: app.to_owned(),
         });
     }
+    // A limit can stop an instance as surely as `disable` (memory too small
+    // to run in): only an app whose callers may enable and disable
+    // instances anyway lets them set limits.
+    let may_stop = [Action::Enable, Action::Disable]
+        .iter()
+        .all(|a| policy.allows_action(*a));
     let maxima = policy
         .limits
+        .filter(|_| may_stop)
         .ok_or_else(|| Error::NoLimits(app.to_owned()))?;
     if !policy.allows_instance(instance) {
         return Err(Error::InvalidInstance {
@@ -204,20 +214,15 @@ pub fn parse_limit(args: &[OsString]) -> Result<(Option<Set>, &str), Error> {
     Ok((Some(set), instance))
 }
 
-/// `systemctl … set-property -- UNIT PROP=VALUE…`: the values given, or
-/// every property emptied for a reset.
+/// `systemctl … set-property -- UNIT PROP=VALUE…` of the values a set
+/// gives (none for a reset, which sets nothing).
 pub fn argv(plan: &LimitPlan) -> Vec<String> {
-    let props: Vec<String> = match plan.set {
-        Some(set) => [
-            set.cpu_percent.map(|p| format!("CPUQuota={p}%")),
-            set.memory.map(|b| format!("MemoryMax={b}")),
-            set.tasks.map(|n| format!("TasksMax={n}")),
-        ]
-        .into_iter()
-        .flatten()
-        .collect(),
-        None => PROPERTIES.iter().map(|p| format!("{p}=")).collect(),
-    };
+    let set = plan.set.unwrap_or_default();
+    let props = [
+        set.cpu_percent.map(|p| format!("CPUQuota={p}%")),
+        set.memory.map(|b| format!("MemoryMax={b}")),
+        set.tasks.map(|n| format!("TasksMax={n}")),
+    ];
     [
         "systemctl",
         "--no-pager",
@@ -228,7 +233,7 @@ pub fn argv(plan: &LimitPlan) -> Vec<String> {
     ]
     .into_iter()
     .map(str::to_owned)
-    .chain(props)
+    .chain(props.into_iter().flatten())
     .collect()
 }
 
@@ -293,28 +298,31 @@ fn within_max_limited(plan: &LimitPlan, paths: &Paths) -> Result<(), Error> {
     }
 }
 
-/// Run the emptying `set-property` as a child (the files it leaves are
-/// removed after it), then remove them; systemctl's status is ours.
-fn reset(plan: &LimitPlan, argv: &[String], paths: &Paths) -> Result<u8, Error> {
-    let (argv_c, envp) = (cstrings(argv)?, exec_env()?);
-    let spawn = process::Spawn {
-        program: paths.systemctl.as_os_str(),
-        argv: &argv_c,
-        envp: &envp,
-        user: "root",
-        uid: 0,
-        null_stdin: true,
-    };
-    let child = process::spawn(&spawn).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            Error::ProgramMissing(paths.systemctl.clone())
-        } else {
-            Error::Spawn(format!("cannot run {}: {e}", paths.systemctl.display()))
-        }
-    })?;
-    let code = child.wait_forwarding();
+/// Remove what PID 1 kept for the unit's limits, then have it re-read the
+/// unit files so a loaded unit has its own values again: deferred for a
+/// guarded app (its reload unit paces reloads), else `daemon-reload` now.
+/// Nothing kept: nothing to do, and no reload.
+fn reset(plan: &LimitPlan, paths: &Paths, record: &mut Record) -> Result<u8, Error> {
+    if !control_dir::has(&paths.control_dir, &plan.unit)? {
+        audit::send(record, Verdict::Accepted);
+        return Ok(exit::OK);
+    }
+    let deferred = guard::installed(&paths.unit_dir, &plan.unit_prefix)?;
+    record.reload = Some(if deferred { "deferred" } else { "now" });
+    audit::send(record, Verdict::Accepted);
     control_dir::remove(&paths.control_dir, &plan.unit, &PROPERTIES)?;
-    Ok(code)
+    if deferred {
+        lock::mark_reload_pending(&paths.lock_parent)?;
+        return Ok(exit::OK);
+    }
+    let reload = [
+        "systemctl",
+        "--no-pager",
+        "--no-ask-password",
+        "daemon-reload",
+    ]
+    .map(str::to_owned);
+    Err(exec(&paths.systemctl, &reload, true))
 }
 
 #[cfg(test)]

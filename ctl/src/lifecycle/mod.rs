@@ -159,7 +159,7 @@ fn verify(
             },
             stop_goal => match stopped.get(name) {
                 Some(Err(report)) => Err(not_reached("stopped", report.clone())),
-                _ => finish_stopped(store, name, *stop_goal),
+                _ => finish_stopped(cx, store, name, *stop_goal),
             },
         };
         out.push((name.clone(), result));
@@ -211,15 +211,19 @@ fn read_stopped(
         .collect())
 }
 
-/// The state part of a goal reached by stopping.
+/// The state part of a goal reached by stopping (for `delete`, first the
+/// limits `limit` set: a later instance of the name starts without them).
 fn finish_stopped(
+    cx: &Context<'_>,
     store: &Store<'_>,
     name: &InstanceName,
     goal: Goal,
 ) -> std::result::Result<&'static str, Error> {
     match goal {
         Goal::Stopped(done) => Ok(done),
-        Goal::Retired => store.retire(name).map(|_| "deleted"),
+        Goal::Retired => crate::instance_limits::forget(cx.app, name, cx.waiter.timeout)
+            .and_then(|()| store.retire(name))
+            .map(|_| "deleted"),
         Goal::Rebuilt => store.rebuild(name).map(|_| "reset"),
         Goal::Running(_) => unreachable!("started instances are settled, not stopped"),
     }
