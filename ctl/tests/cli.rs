@@ -26,6 +26,7 @@ const COMMANDS: &[&str] = &[
     "launch",
     "run",
     "kill",
+    "limit",
     "tasks",
     "logs",
     "completions",
