@@ -113,10 +113,10 @@ run_tier() { # OS SUITE...
 
 step "the helper, lifecycle and watch suites on Debian 13 (systemd 257, sudo)"
 run_tier trixie helper_e2e helper_hostile helper_deferred_reload cli_lifecycle cli_errors \
-    cli_robustness cli_hostile_account cli_watch task_run
+    cli_robustness cli_hostile_account cli_watch task_run cli_limits
 
 step "the helper and lifecycle suites on Debian 13 with sudo-rs as /usr/bin/sudo"
-run_tier trixie-sudo-rs helper_e2e helper_hostile cli_lifecycle cli_errors task_run
+run_tier trixie-sudo-rs helper_e2e helper_hostile cli_lifecycle cli_errors task_run cli_limits
 
 step "the VM tier (it ran in the background)"
 finish "VM tier"
