@@ -2,8 +2,9 @@
 //! templates verify clean and score ≤ 2.0 in `systemd-analyze security`, and
 //! the real payloads run under them — a 32-bit stand-in for the L4D2 server
 //! on two ports that survives a reboot, Debian's Xvfb with a real window
-//! manager and a per-display cookie that leaves nothing behind, and a
-//! runner pool whose units carry their limits.
+//! manager and a per-display cookie that leaves nothing behind, a runner
+//! pool whose units carry their limits, and a task runner whose every task
+//! is a limited unit of its own through the helper's `run`.
 //!
 //! Driving: everything an operator does day to day goes through the CLI as
 //! the app's service account — `unitgate --app APP init|start|stop` — and
@@ -48,6 +49,7 @@ fn account_of(app: &str) -> &'static str {
         "left4me-server" => "left4me",
         "drdr-x" => "drdr",
         "runner-pool" => "runner",
+        "task-runner" => "taskrunner",
         _ => panic!("unknown app {app}"),
     }
 }
@@ -543,6 +545,157 @@ fn runner_pool_units_carry_their_limits_and_kill_whole_jobs_on_stop() {
     stop(&m, "runner-pool", &["w1", "w2"]).ok();
     let left = m.sh("pgrep -u runner -a || true").stdout;
     assert!(left.trim().is_empty(), "processes left after stop: {left}");
+}
+
+#[test]
+fn task_runner_runs_each_request_as_its_own_limited_unit_through_one_sudo_rule() {
+    let m = machine_with_apps("deploy-tasks", &["task-runner"]);
+    let lib = "/usr/local/lib/unitgate/apps/task-runner";
+    let queue = "/var/lib/task-runner/spool/queue";
+    let dispatched = "/var/lib/task-runner/instances/d1";
+    init_instance(&m, "task-runner", "taskrunner", "d1", &["TASKS_POLL=1"]);
+    start(&m, "task-runner", &["d1"]).ok();
+    let uid = m.sh("id -u taskrunner").ok().stdout.trim().to_owned();
+    // The account's sudo rights are the helper's one rule: no systemd-run,
+    // no systemctl.
+    let rights = m.sh("sudo -l -U taskrunner").ok().stdout;
+    assert!(rights.contains("unitgate-systemctl"), "{rights}");
+    assert!(
+        !rights.contains("/usr/bin/systemd-run") && !rights.contains("/usr/bin/systemctl"),
+        "{rights}"
+    );
+
+    // A request with limits and arguments: it runs as the account, in its
+    // own unit, with those limits, and is filed with its status.
+    let submit = |id: &str, body: &str| {
+        m.sh_as(
+            "taskrunner",
+            &format!("printf '%b' '{body}' > {queue}/.{id} && mv {queue}/.{id} {queue}/{id}"),
+        )
+        .ok();
+    };
+    submit(
+        "job_1",
+        &format!("cpu=50\\nmemory=256M\\ntimeout=60\\n--\\n{lib}/report\\nhello world\\nexit=3\\n"),
+    );
+    wait_for(
+        &m,
+        "job_1 filed",
+        &format!("test -e {dispatched}/failed/job_1.status"),
+    );
+    let filed = m
+        .sh(&format!(
+            "cat {dispatched}/failed/job_1.status {dispatched}/failed/job_1.err"
+        ))
+        .stdout;
+    assert!(
+        filed.starts_with("3\n"),
+        "status, then what unitgate said: {filed}"
+    );
+    let unit = format!("task-runner-task-{uid}-job_1.service");
+    let log = m
+        .sh(&format!("journalctl --no-pager -o cat -u {unit}"))
+        .ok()
+        .stdout;
+    assert!(log.contains(&format!("task uid={uid} ")), "{log}");
+    assert!(
+        log.contains(&format!(
+            "cgroup=/unitgate.slice/unitgate-tasks.slice/{unit}"
+        )),
+        "{log}"
+    );
+    assert!(log.contains("task arg=<hello world>"), "{log}");
+    let audit = m
+        .sh("journalctl --no-pager -o cat -t unitgate-systemctl")
+        .ok()
+        .stdout;
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("app=task-runner action=run instances=job_1")
+                && l.contains("cpu=50% memory=268435456")
+                && l.contains("verdict=accepted")),
+        "{audit}"
+    );
+    // The dispatcher itself stayed in its own unit.
+    assert_eq!(active_state(&m, "task-runner@d1.service"), "active");
+
+    // A program the policy does not list, and a limit above the maximum:
+    // refused by the helper, filed as failed with its reason; no unit.
+    submit("job_2", "--\\n/bin/sh\\n-c\\nid\\n");
+    submit("job_3", &format!("memory=2G\\n--\\n{lib}/report\\n"));
+    wait_for(
+        &m,
+        "job_2 and job_3 filed",
+        &format!(
+            "test -e {dispatched}/failed/job_2.status && test -e {dispatched}/failed/job_3.status"
+        ),
+    );
+    assert_eq!(
+        m.sh(&format!("cat {dispatched}/failed/job_2.status"))
+            .ok()
+            .stdout,
+        "77\n"
+    );
+    assert_eq!(
+        m.sh(&format!("cat {dispatched}/failed/job_3.status"))
+            .ok()
+            .stdout,
+        "77\n"
+    );
+    let why = m
+        .sh(&format!("cat {dispatched}/failed/job_2.err"))
+        .ok()
+        .stdout;
+    assert!(why.contains("not one app 'task-runner' may run"), "{why}");
+
+    // A long task is stopped whole when its dispatcher is stopped and
+    // started again: filed as 143, its unit gone.
+    submit("job_4", &format!("--\\n{lib}/report\\n"));
+    wait_for(
+        &m,
+        "job_4 done",
+        &format!("test -e {dispatched}/done/job_4.status"),
+    );
+    m.sh(&format!("install -m 0755 /bin/sleep {lib}/sleeper"))
+        .ok();
+    let policy = m
+        .sh("cat /etc/unitgate/apps/task-runner.toml")
+        .ok()
+        .stdout
+        .replace(
+            &format!("commands = [\"{lib}/report\"]"),
+            &format!("commands = [\"{lib}/report\", \"{lib}/sleeper\"]"),
+        );
+    m.write_file(
+        "/etc/unitgate/apps/task-runner.toml",
+        policy.as_bytes(),
+        0o644,
+    );
+    submit("job_5", &format!("--\\n{lib}/sleeper\\n600\\n"));
+    let task5 = format!("task-runner-task-{uid}-job_5.service");
+    wait_for(
+        &m,
+        "job_5 running",
+        &format!("systemctl is-active -q {task5}"),
+    );
+    ug(&m, "taskrunner", "task-runner", "restart d1").ok();
+    wait_for(
+        &m,
+        "job_5 filed",
+        &format!("test -e {dispatched}/failed/job_5.status"),
+    );
+    assert_eq!(
+        m.sh(&format!("cat {dispatched}/failed/job_5.status"))
+            .ok()
+            .stdout,
+        "143\n"
+    );
+    wait_for(
+        &m,
+        "job_5's unit gone",
+        &format!("! systemctl is-active -q {task5}"),
+    );
 }
 
 #[test]
