@@ -37,7 +37,7 @@ command -v dpkg-deb >/dev/null || die "dpkg-deb not found"
 version=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version *= *"\(.*\)"/\1/p' "$here/Cargo.toml")
 [ -n "$version" ] || die "no version in Cargo.toml [workspace.package]"
 arch=$(dpkg --print-architecture)
-apps="left4me-server drdr-x runner-pool"
+apps="left4me-server drdr-x runner-pool task-runner"
 
 stage=$(mktemp -d "${TMPDIR:-/tmp}/unitgate-deb.XXXXXX")
 trap 'rm -rf "$stage"' EXIT

@@ -555,6 +555,11 @@ fn task_runner_runs_each_request_as_its_own_limited_unit_through_one_sudo_rule()
     let dispatched = "/var/lib/task-runner/instances/d1";
     init_instance(&m, "task-runner", "taskrunner", "d1", &["TASKS_POLL=1"]);
     start(&m, "task-runner", &["d1"]).ok();
+    let verify = m.sh("systemd-analyze verify task-runner@d1.service");
+    assert!(
+        verify.success() && verify.stderr.trim().is_empty() && verify.stdout.trim().is_empty(),
+        "systemd-analyze verify task-runner@d1.service is not clean: {verify}"
+    );
     let uid = m.sh("id -u taskrunner").ok().stdout.trim().to_owned();
     // The account's sudo rights are the helper's one rule: no systemd-run,
     // no systemctl.
