@@ -82,8 +82,9 @@ pub fn run(app: &App, names: &[String], req: &Request, waiter: Waiter, out: Outp
                 instance: name.to_string(),
             })
         };
-        // A refusal (sudo, the helper) would refuse every other too.
-        if let Err(Error::SudoRefused { .. } | Error::HelperRefused { .. }) = &result {
+        // sudo's refusal would refuse every other call too; the helper's
+        // may be this instance's alone (max_instances, a busy lock).
+        if let Err(Error::SudoRefused { .. }) = &result {
             return result.map(|_| ());
         }
         outcomes.push(Outcome {
@@ -95,10 +96,12 @@ pub fn run(app: &App, names: &[String], req: &Request, waiter: Waiter, out: Outp
     lifecycle::report(out, outcomes)
 }
 
-/// `delete`'s part: the instance's kept limits reset, if the app allows
-/// limits and any of them is kept (else no helper call is made).
+/// `delete`'s part: the instance's kept limits reset, if any is kept (else
+/// no helper call is made).
 pub fn forget(app: &App, name: &InstanceName, wait: Duration) -> Result<()> {
-    if app.policy.limits.is_none() || kept(&app.unit(name)) == Kept::default() {
+    // Kept ones go even where root removed `[limits]` since; an app whose
+    // callers may not enable and disable may not reset (the helper says so).
+    if !may_stop(app) || kept(&app.unit(name)) == Kept::default() {
         return Ok(());
     }
     let words = vec![OsString::from("limit"), "--reset".into()];
@@ -149,7 +152,8 @@ fn setting(file: &PathBuf, prop: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-/// `50%` or `50.00%` (as systemd writes it) in whole percent.
+/// `50%` or `50.00%` (as systemd writes it) in whole percent (a quota root
+/// set below 1% reads 0).
 fn percent(v: &str) -> Option<u64> {
     let n = v.strip_suffix('%')?;
     let whole = n.split_once('.').map_or(n, |(w, _)| w);
@@ -159,24 +163,27 @@ fn percent(v: &str) -> Option<u64> {
 fn limit_one(app: &App, name: &InstanceName, words: &[OsString], wait: Duration) -> Result<()> {
     let mut words = words.to_vec();
     words.push(OsString::from(name.as_str()));
-    helper::task(app, &words, wait)
+    helper::task_answer(app, &words, wait).map_err(|e| match e {
+        Error::Systemctl { code, message } => Error::Failed {
+            what: format!("systemctl failed with exit {code}: {message}"),
+            hint: format!("see `systemctl status {}`", app.unit(name)),
+        },
+        other => other,
+    })
+}
+
+/// Whether the app's callers may enable and disable instances: a limit
+/// can stop one as surely.
+fn may_stop(app: &App) -> bool {
+    [Action::Enable, Action::Disable]
+        .iter()
+        .all(|a| app.policy.allows_action(*a))
 }
 
 /// `limit [--cpu P] [--memory S] [--tasks N] | --reset`, each value
 /// checked by the shared grammar and against the app's `[limits]` here
 /// first (the helper checks again).
 fn helper_words(app: &App, req: &Request) -> Result<Vec<OsString>> {
-    let may_stop = [Action::Enable, Action::Disable]
-        .iter()
-        .all(|a| app.policy.allows_action(*a));
-    let Some(max) = app.policy.limits.filter(|_| may_stop) else {
-        return Err(Error::NotPermitted {
-            what: format!("app {} allows no instance limits", app.name),
-            hint: "its policy needs a [limits] table, and enable and disable among its actions \
-                   (see docs/helper.md)"
-                .into(),
-        });
-    };
     let given = [&req.cpu, &req.memory, &req.tasks]
         .iter()
         .any(|v| v.is_some());
@@ -187,10 +194,19 @@ fn helper_words(app: &App, req: &Request) -> Result<Vec<OsString>> {
         ));
     }
     let mut words: Vec<OsString> = vec!["limit".into()];
-    if req.reset {
+    if req.reset && may_stop(app) {
+        // Also where root removed `[limits]`: what was kept can still go.
         words.push("--reset".into());
         return Ok(words);
     }
+    let Some(max) = app.policy.limits.filter(|_| may_stop(app)) else {
+        return Err(Error::NotPermitted {
+            what: format!("app {} allows no instance limits", app.name),
+            hint: "its policy needs a [limits] table, and enable and disable among its actions \
+                   (see docs/helper.md)"
+                .into(),
+        });
+    };
     type Parse = fn(&str) -> std::result::Result<u64, String>;
     let limits: [(&str, &Option<String>, Parse, u64); 3] = [
         ("--cpu", &req.cpu, grammar::parse_cpu, max.max_cpu_percent),

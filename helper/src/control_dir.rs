@@ -53,28 +53,70 @@ pub fn has(dir: &Path, unit: &str) -> Result<bool, Error> {
     Ok(open_checked(Some(&top), OsStr::new(&name), &dir.join(&name))?.is_some())
 }
 
+/// Make `<dir>/<unit>.d` (and `dir`, as systemd would, when missing),
+/// root's and 0755, for PID 1 to write into: made under the helper's lock
+/// before systemctl runs, it counts for the next call's bound whenever PID
+/// 1 gets to the request. Returns whether it made it (to undo on failure).
+pub fn make(dir: &Path, unit: &str) -> Result<bool, Error> {
+    let parent = dir.parent().unwrap_or(Path::new("/"));
+    let missing = |p: &Path| {
+        os(
+            format!("cannot open {}", p.display()),
+            ErrorKind::NotFound.into(),
+        )
+    };
+    let up = open_checked(None, parent.as_os_str(), parent)?.ok_or_else(|| missing(parent))?;
+    let leaf = dir.file_name().unwrap_or(dir.as_os_str());
+    match fs::mkdirat(up.as_fd(), leaf, 0o755) {
+        Err(e) if e.kind() != ErrorKind::AlreadyExists => {
+            return Err(os(format!("cannot make {}", dir.display()), e));
+        }
+        _ => {}
+    }
+    let top = open_checked(Some(&up), leaf, dir)?.ok_or_else(|| missing(dir))?;
+    let name = format!("{unit}.d");
+    let path = dir.join(&name);
+    let made = match fs::mkdirat(top.as_fd(), OsStr::new(&name), 0o755) {
+        Ok(()) => true,
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => false,
+        Err(e) => return Err(os(format!("cannot make {}", path.display()), e)),
+    };
+    // Whatever is there now must be a directory of root's alone.
+    open_checked(Some(&top), OsStr::new(&name), &path)?.ok_or_else(|| missing(&path))?;
+    Ok(made)
+}
+
+/// Remove `<dir>/<unit>.d` if it is empty (a [`make`] whose systemctl never
+/// ran).
+pub fn unmake(dir: &Path, unit: &str) {
+    if let Ok(Some(top)) = open_checked(None, dir.as_os_str(), dir) {
+        let _ = fs::rmdirat(top.as_fd(), OsStr::new(&format!("{unit}.d")));
+    }
+}
+
 /// Remove `50-<P>.conf` of each of `props` from `<dir>/<unit>.d`, then the
 /// directory if nothing else is left in it (another property someone set
 /// stays, and so does its directory). Missing files are not an error.
-pub fn remove(dir: &Path, unit: &str, props: &[&str]) -> Result<(), Error> {
+/// Returns whether a file was removed.
+pub fn remove(dir: &Path, unit: &str, props: &[&str]) -> Result<bool, Error> {
     let Some(top) = open_checked(None, dir.as_os_str(), dir)? else {
-        return Ok(());
+        return Ok(false);
     };
     let name = format!("{unit}.d");
     let path = dir.join(&name);
     let Some(sub) = open_checked(Some(&top), OsStr::new(&name), &path)? else {
-        return Ok(());
+        return Ok(false);
     };
+    let mut removed = false;
     for p in props {
         let file = format!("50-{p}.conf");
         match fs::unlinkat(sub.as_fd(), OsStr::new(&file)) {
-            Err(e) if e.kind() != ErrorKind::NotFound => {
-                return Err(os(
-                    format!("cannot remove {}", path.join(&file).display()),
-                    e,
-                ));
+            Ok(()) => removed = true,
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => {
+                let what = format!("cannot remove {}", path.join(&file).display());
+                return Err(os(what, e));
             }
-            _ => {}
         }
     }
     if list(&sub, &path)?.is_empty() {
@@ -86,7 +128,7 @@ pub fn remove(dir: &Path, unit: &str, props: &[&str]) -> Result<(), Error> {
             _ => {}
         }
     }
-    Ok(())
+    Ok(removed)
 }
 
 /// `name` opened as a directory (in `parent`, or from the root for an
@@ -177,12 +219,32 @@ mod tests {
         .unwrap();
         assert!(!d.exists());
         assert!(!has(t.root.as_path(), "demo@a.service").unwrap());
+        // Nothing of its own there: nothing removed (and no reload).
+        std::fs::create_dir(&d).unwrap();
+        std::fs::write(d.join("50-CPUWeight.conf"), "").unwrap();
+        assert!(!remove(t.root.as_path(), "demo@a.service", &["CPUQuota"]).unwrap());
+        std::fs::remove_dir_all(&d).unwrap();
         // Another property's file keeps the directory.
         std::fs::create_dir(&d).unwrap();
         std::fs::write(d.join("50-CPUQuota.conf"), "").unwrap();
         std::fs::write(d.join("50-IOWeight.conf"), "").unwrap();
-        remove(t.root.as_path(), "demo@a.service", &["CPUQuota"]).unwrap();
+        assert!(remove(t.root.as_path(), "demo@a.service", &["CPUQuota"]).unwrap());
         assert!(d.join("50-IOWeight.conf").exists() && !d.join("50-CPUQuota.conf").exists());
+    }
+
+    #[test]
+    fn makes_the_units_directory_as_root_would_and_undoes_it() {
+        let Some(t) = control() else { return };
+        let dir = t.root.join("system.control");
+        assert!(make(&dir, "demo@a.service").unwrap());
+        assert!(!make(&dir, "demo@a.service").unwrap());
+        assert!(has(&dir, "demo@a.service").unwrap());
+        unmake(&dir, "demo@a.service");
+        assert!(!has(&dir, "demo@a.service").unwrap());
+        // A symlink in its place is refused, not followed.
+        std::fs::create_dir(t.root.join("elsewhere")).unwrap();
+        std::os::unix::fs::symlink(t.root.join("elsewhere"), dir.join("demo@b.service.d")).unwrap();
+        assert!(make(&dir, "demo@b.service").is_err());
     }
 
     #[test]

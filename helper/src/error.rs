@@ -23,7 +23,7 @@ pub enum Error {
     #[error("invalid usage ({0})")]
     Usage(String),
     /// An ACTION that is not one the helper knows.
-    #[error("unknown action '{}' (expected enable, disable, restart, reset-failed, show, run or kill)", q(.0))]
+    #[error("unknown action '{}' (expected enable, disable, restart, reset-failed, show, run, kill or limit)", q(.0))]
     UnknownAction(Vec<u8>),
     /// Fewer than 1 or more than 256 instances.
     #[error("wrong number of instances (got {0}, expected 1 to 256)")]

@@ -99,8 +99,17 @@ pub fn limit(
         return pipeline::refuse(Some(record), &e);
     }
     if plan.set.is_some() {
+        // The unit's directory is made now, under the lock, so the next
+        // call counts it however long PID 1 takes to write into it.
+        let made = match control_dir::make(&paths.control_dir, &plan.unit) {
+            Ok(made) => made,
+            Err(e) => return pipeline::refuse(Some(record), &e),
+        };
         audit::send(record, Verdict::Accepted);
         let e = exec(&paths.systemctl, &argv(&plan), true);
+        if made {
+            control_dir::unmake(&paths.control_dir, &plan.unit);
+        }
         return pipeline::refuse(Some(record), &e);
     }
     match reset(&plan, paths, record) {
@@ -140,21 +149,21 @@ pub fn judge_limit_with(
     }
     // A limit can stop an instance as surely as `disable` (memory too small
     // to run in): only an app whose callers may enable and disable
-    // instances anyway lets them set limits.
+    // instances anyway lets them set limits. A reset needs no `[limits]`:
+    // limits kept from before root removed the table can still go.
     let may_stop = [Action::Enable, Action::Disable]
         .iter()
         .all(|a| policy.allows_action(*a));
-    let maxima = policy
-        .limits
-        .filter(|_| may_stop)
-        .ok_or_else(|| Error::NoLimits(app.to_owned()))?;
+    if !may_stop || set.is_some() && policy.limits.is_none() {
+        return Err(Error::NoLimits(app.to_owned()));
+    }
     if !policy.allows_instance(instance) {
         return Err(Error::InvalidInstance {
             name: instance.as_bytes().to_vec(),
             why: "does not match the app's instance_pattern".into(),
         });
     }
-    if let Some(set) = set {
+    if let (Some(set), Some(maxima)) = (set, policy.limits) {
         maxima.check(set).map_err(Error::AboveMaximum)?;
     }
     Ok(LimitPlan {
@@ -171,8 +180,11 @@ pub fn judge_limit_with(
 /// instance, last and alone.
 pub fn parse_limit(args: &[OsString]) -> Result<(Option<Set>, &str), Error> {
     let usage = |why: String| Error::Usage(format!("{why}; usage: {USAGE}"));
-    let Some((instance, flags)) = args.split_last() else {
-        return Err(usage("no instance".into()));
+    let Some((instance, flags)) = args
+        .split_last()
+        .filter(|(i, _)| !i.as_encoded_bytes().starts_with(b"-"))
+    else {
+        return Err(usage("no instance (it comes last)".into()));
     };
     let instance = instance
         .to_str()
@@ -189,12 +201,6 @@ pub fn parse_limit(args: &[OsString]) -> Result<(Option<Set>, &str), Error> {
     let mut set = Set::default();
     let mut rest = flags;
     while let Some((flag, tail)) = rest.split_first() {
-        let Some((value, tail)) = tail.split_first() else {
-            return Err(usage(format!("{} without a value", shown(flag))));
-        };
-        let value = value
-            .to_str()
-            .ok_or_else(|| Error::NotUtf8(value.as_encoded_bytes().to_vec()))?;
         type Parse = fn(&str) -> Result<u64, String>;
         let (slot, parse): (&mut Option<u64>, Parse) = match flag.to_str() {
             Some("--cpu") => (&mut set.cpu_percent, grammar::parse_cpu),
@@ -202,6 +208,12 @@ pub fn parse_limit(args: &[OsString]) -> Result<(Option<Set>, &str), Error> {
             Some("--tasks") => (&mut set.tasks, grammar::parse_tasks),
             _ => return Err(usage(format!("unknown or misplaced word {}", shown(flag)))),
         };
+        let Some((value, tail)) = tail.split_first() else {
+            return Err(usage(format!("{} without a value", shown(flag))));
+        };
+        let value = value
+            .to_str()
+            .ok_or_else(|| Error::NotUtf8(value.as_encoded_bytes().to_vec()))?;
         if slot.is_some() {
             return Err(usage(format!("{} given twice", shown(flag))));
         }
@@ -303,14 +315,15 @@ fn within_max_limited(plan: &LimitPlan, paths: &Paths) -> Result<(), Error> {
 /// guarded app (its reload unit paces reloads), else `daemon-reload` now.
 /// Nothing kept: nothing to do, and no reload.
 fn reset(plan: &LimitPlan, paths: &Paths, record: &mut Record) -> Result<u8, Error> {
-    if !control_dir::has(&paths.control_dir, &plan.unit)? {
+    let deferred = guard::installed(&paths.unit_dir, &plan.unit_prefix)?;
+    if !control_dir::remove(&paths.control_dir, &plan.unit, &PROPERTIES)? {
+        // None of the three files was there (root's own properties may be):
+        // nothing to re-read, so no reload a caller could repeat at will.
         audit::send(record, Verdict::Accepted);
         return Ok(exit::OK);
     }
-    let deferred = guard::installed(&paths.unit_dir, &plan.unit_prefix)?;
     record.reload = Some(if deferred { "deferred" } else { "now" });
     audit::send(record, Verdict::Accepted);
-    control_dir::remove(&paths.control_dir, &plan.unit, &PROPERTIES)?;
     if deferred {
         lock::mark_reload_pending(&paths.lock_parent)?;
         return Ok(exit::OK);

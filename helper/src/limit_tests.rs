@@ -50,9 +50,8 @@ fn a_limit_becomes_one_set_property_of_numbers_it_formats() {
 
 #[test]
 fn malformed_limit_words_are_refused() {
-    for words in [
+    let usage = [
         &[][..],
-        &["web"],
         &["--reset"],
         &["--cpu", "50"],
         &["--cpu", "50", "--cpu", "60", "web"],
@@ -64,19 +63,22 @@ fn malformed_limit_words_are_refused() {
         &["--cpu=5", "web"],
         &["--", "--cpu", "5", "web"],
         &["--cpu", "5", "a", "b"],
-    ] {
+        &["web"],
+    ];
+    for words in usage {
         let e = judge(POLICY, words).unwrap_err();
-        assert!(
-            matches!(
-                e,
-                Error::Usage(_) | Error::InvalidInstance { .. } | Error::InvalidTask { .. }
-            ),
-            "{words:?}: {e}"
-        );
-        assert!(
-            matches!(e.exit_code(), exit::USAGE | exit::DATA_ERR),
-            "{words:?}: {e}"
-        );
+        assert!(matches!(e, Error::Usage(_)), "{words:?}: {e}");
+        assert_eq!(e.exit_code(), exit::USAGE, "{words:?}");
+    }
+    let e = judge(POLICY, &["--cpu=5", "web"]).unwrap_err();
+    assert!(
+        e.to_string().contains("unknown or misplaced word --cpu=5;"),
+        "{e}"
+    );
+    for words in [&["--cpu", "5", "we/b"][..], &["--reset", "_web"]] {
+        let e = judge(POLICY, words).unwrap_err();
+        assert!(matches!(e, Error::InvalidInstance { .. }), "{words:?}: {e}");
+        assert_eq!(e.exit_code(), exit::DATA_ERR, "{words:?}");
     }
 }
 
@@ -149,17 +151,21 @@ fn the_policy_bounds_who_what_and_how_much() {
         judge(POLICY, &["--cpu", "5", "../x"]).unwrap_err(),
         Error::InvalidInstance { .. }
     ));
-    // An app without [limits].
+    // An app without [limits]: no limit, but a reset (of limits kept from
+    // before root removed the table).
     let bare = POLICY.split("[limits]").next().unwrap();
     let e = judge(bare, &["--cpu", "5", "web"]).unwrap_err();
     assert!(matches!(e, Error::NoLimits(_)), "{e}");
     assert_eq!(e.exit_code(), exit::NO_PERM);
+    assert_eq!(judge(bare, &["--reset", "web"]).unwrap().set, None);
     // An app whose callers may not enable and disable (a limit can stop an
     // instance as surely as disable).
     for actions in ["[\"enable\"]", "[\"disable\", \"show\"]"] {
         let p = POLICY.replace("[\"enable\", \"disable\"]", actions);
-        let e = judge(&p, &["--cpu", "5", "web"]).unwrap_err();
-        assert!(matches!(e, Error::NoLimits(_)), "{actions}: {e}");
+        for words in [&["--cpu", "5", "web"][..], &["--reset", "web"]] {
+            let e = judge(&p, words).unwrap_err();
+            assert!(matches!(e, Error::NoLimits(_)), "{actions} {words:?}: {e}");
+        }
     }
     // A caller the app does not list.
     let other = POLICY.replace("[\"daemon\"]", "[\"root\"]");

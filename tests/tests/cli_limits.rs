@@ -243,13 +243,53 @@ fn an_app_without_a_limits_table_allows_no_limit_and_delete_still_works() {
     let out = m.sh_as(USER, &format!("sudo -n {HELPER} demo limit --cpu 5 web1"));
     assert_eq!(out.code, NO_PERM, "{out}");
     assert!(out.stderr.contains("needs a [limits] table"), "{out}");
-    // Root set a property of its own: delete leaves it (it is root's).
-    m.sh("systemctl set-property demo@web1.service CPUWeight=50")
+    // Kept from before root removed [limits] (here: set by root), and a
+    // property of root's own: delete resets the first (a new instance of
+    // the name must not inherit it) and leaves the second.
+    m.sh("systemctl set-property demo@web1.service CPUWeight=50 TasksMax=8")
         .ok();
     assert_eq!(ug(&m, "delete web1").code, 0);
-    assert!(m
-        .sh(&format!(
-            "test -e {CONTROL}/demo@web1.service.d/50-CPUWeight.conf"
-        ))
-        .success());
+    let left = m
+        .sh(&format!("ls {CONTROL}/demo@web1.service.d/"))
+        .ok()
+        .stdout;
+    assert_eq!(left, "50-CPUWeight.conf\n");
+    // Only root's own left: a reset removes nothing, so it reloads nothing.
+    // (A loaded unit whose file changed needs a reload until one happens.)
+    m.write_file(
+        "/etc/systemd/system/sentinel.service",
+        b"[Service]\nType=oneshot\nRemainAfterExit=yes\nExecStart=/bin/true\n",
+        0o644,
+    );
+    m.sh("systemctl daemon-reload && systemctl start sentinel.service && echo '# changed' >> /etc/systemd/system/sentinel.service").ok();
+    let needs_reload = || show(&m, "sentinel.service", "NeedDaemonReload");
+    assert_eq!(needs_reload(), "yes");
+    ug(&m, "init web1").ok();
+    let out = m.sh_as(USER, &format!("sudo -n {HELPER} demo limit --reset web1"));
+    assert_eq!(out.code, 0, "{out}");
+    assert_eq!(needs_reload(), "yes", "the reset reloaded");
+    m.sh("systemctl daemon-reload").ok();
+    assert_eq!(needs_reload(), "no");
+}
+
+#[test]
+fn a_guarded_apps_reset_leaves_the_reload_to_its_reload_unit() {
+    let m = limits_machine("limits-guarded", true);
+    m.guard_template("demo@.service");
+    ug(&m, "init web1").ok();
+    ug(&m, "start web1").ok();
+    let unit = "demo@web1.service";
+    let before = limits_of(&m, unit);
+    ug(&m, "limit web1 --tasks 8").ok();
+    assert_eq!(limits_of(&m, unit)[2], "8");
+    m.sh("rm -f /run/unitgate/reload-pending").ok();
+    ug(&m, "limit web1 --reset").ok();
+    assert_eq!(kept_dirs(&m), "");
+    // Marked for the reload unit, which re-reads the unit files.
+    assert!(m.sh("test -e /run/unitgate/reload-pending").success());
+    assert!(audit_lines(&m)
+        .iter()
+        .any(|l| l.contains("instances=web1 reload=deferred limits=reset verdict=accepted")));
+    m.sh("systemctl start unitgate-reload.service").ok();
+    assert_eq!(limits_of(&m, unit), before);
 }
