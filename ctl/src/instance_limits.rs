@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Serialize;
-use unitgate_policy::action::Action;
+use unitgate_policy::instance_limits::CONTROL_DIR;
 use unitgate_policy::task as grammar;
 
 use crate::app::App;
@@ -20,9 +20,6 @@ use crate::lock::Waiter;
 use crate::name::InstanceName;
 use crate::output::Output;
 use crate::store::Store;
-
-/// Where PID 1 keeps what `set-property` set.
-const CONTROL_DIR: &str = "/etc/systemd/system.control";
 
 /// What `limit` asks for; `reset` clears all three.
 #[derive(Debug, Default, Clone)]
@@ -101,7 +98,7 @@ pub fn run(app: &App, names: &[String], req: &Request, waiter: Waiter, out: Outp
 pub fn forget(app: &App, name: &InstanceName, wait: Duration) -> Result<()> {
     // Kept ones go even where root removed `[limits]` since; an app whose
     // callers may not enable and disable may not reset (the helper says so).
-    if !may_stop(app) || kept(&app.unit(name)) == Kept::default() {
+    if !app.policy.callers_may_stop() || kept(&app.unit(name)) == Kept::default() {
         return Ok(());
     }
     let words = vec![OsString::from("limit"), "--reset".into()];
@@ -172,14 +169,6 @@ fn limit_one(app: &App, name: &InstanceName, words: &[OsString], wait: Duration)
     })
 }
 
-/// Whether the app's callers may enable and disable instances: a limit
-/// can stop one as surely.
-fn may_stop(app: &App) -> bool {
-    [Action::Enable, Action::Disable]
-        .iter()
-        .all(|a| app.policy.allows_action(*a))
-}
-
 /// `limit [--cpu P] [--memory S] [--tasks N] | --reset`, each value
 /// checked by the shared grammar and against the app's `[limits]` here
 /// first (the helper checks again).
@@ -194,12 +183,12 @@ fn helper_words(app: &App, req: &Request) -> Result<Vec<OsString>> {
         ));
     }
     let mut words: Vec<OsString> = vec!["limit".into()];
-    if req.reset && may_stop(app) {
+    if req.reset && app.policy.callers_may_stop() {
         // Also where root removed `[limits]`: what was kept can still go.
         words.push("--reset".into());
         return Ok(words);
     }
-    let Some(max) = app.policy.limits.filter(|_| may_stop(app)) else {
+    let Some(max) = app.policy.limits.filter(|_| app.policy.callers_may_stop()) else {
         return Err(Error::NotPermitted {
             what: format!("app {} allows no instance limits", app.name),
             hint: "its policy needs a [limits] table, and enable and disable among its actions \

@@ -16,8 +16,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 use unitgate_policy::trusted;
 
-/// Where systemd keeps what `set-property` (without `--runtime`) set.
-pub const CONTROL_DIR: &str = "/etc/systemd/system.control";
+pub use unitgate_policy::instance_limits::CONTROL_DIR;
 
 const DIR_FLAGS: OFlag = OFlag::O_RDONLY
     .union(OFlag::O_DIRECTORY)

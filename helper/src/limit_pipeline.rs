@@ -16,23 +16,20 @@
 //! never does. One instance per call: `set-property` takes one unit.
 
 use crate::audit::{self, Record, Verdict};
-use crate::caller::{self, Caller};
 use crate::control_dir;
 use crate::error::Error;
 use crate::guard;
 use crate::lock;
 use crate::pipeline::{self, Paths, Process};
-use crate::task_pipeline::{exec, would_exec};
+use crate::task_pipeline::{self, exec, would_exec};
 use std::ffi::{OsStr, OsString};
 use std::io::Write;
 use std::time::Duration;
-use unitgate_policy::action::Action;
-use unitgate_policy::config::{self as policy, Policy};
+use unitgate_policy::config::Policy;
 use unitgate_policy::instance_limits::Set;
 use unitgate_policy::{exit, name, task as grammar};
 
-/// The properties `limit` sets, in the order they are given to systemctl.
-pub const PROPERTIES: [&str; 3] = ["CPUQuota", "MemoryMax", "TasksMax"];
+pub use unitgate_policy::instance_limits::PROPERTIES;
 
 const USAGE: &str = "APP limit (--reset | [--cpu PCT] [--memory SIZE] [--tasks N]) INSTANCE";
 
@@ -58,9 +55,9 @@ pub fn limit(
     paths: &Paths,
     record: &mut Record,
 ) -> u8 {
-    let load =
-        |app: &str| policy::load(&paths.policy_root, &paths.policy_dir, app).map_err(Error::Policy);
-    let plan = match judge_limit_with(app, rest, proc, record, load) {
+    let plan = match judge_limit_with(app, rest, proc, record, |app| {
+        task_pipeline::load(paths, app)
+    }) {
         Ok(plan) => plan,
         Err(e) => return pipeline::refuse(Some(record), &e),
     };
@@ -127,34 +124,15 @@ pub fn judge_limit_with(
     record: &mut Record,
     load_policy: impl FnOnce(&str) -> Result<Policy, Error>,
 ) -> Result<LimitPlan, Error> {
-    if proc.euid != 0 {
-        return Err(Error::NotRoot { euid: proc.euid });
-    }
-    let caller = caller::identify(&proc.invoker);
-    if let Ok(c) = &caller {
-        record.caller = Some(c.name.clone());
-        record.uid = c.uid.to_string().into_bytes();
-    }
-    let app = valid_app(app)?;
+    let (app, caller) = task_pipeline::who(app, proc, record)?;
     let (set, instance) = parse_limit(rest)?;
     record.instances = vec![instance.as_bytes().to_vec()];
     record.task = Some(fields(set));
     let policy = load_policy(app)?;
-    let caller: Caller = caller?;
-    if !caller.is_allowed(&policy.callers) {
-        return Err(Error::CallerNotAllowed {
-            caller: caller.name.clone(),
-            app: app.to_owned(),
-        });
-    }
-    // A limit can stop an instance as surely as `disable` (memory too small
-    // to run in): only an app whose callers may enable and disable
-    // instances anyway lets them set limits. A reset needs no `[limits]`:
-    // limits kept from before root removed the table can still go.
-    let may_stop = [Action::Enable, Action::Disable]
-        .iter()
-        .all(|a| policy.allows_action(*a));
-    if !may_stop || set.is_some() && policy.limits.is_none() {
+    pipeline::allowed_caller(&policy, &caller?, app)?;
+    // A reset needs no `[limits]`: limits kept from before root removed
+    // the table can still go.
+    if !policy.callers_may_stop() || set.is_some() && policy.limits.is_none() {
         return Err(Error::NoLimits(app.to_owned()));
     }
     if !policy.allows_instance(instance) {
@@ -202,10 +180,10 @@ pub fn parse_limit(args: &[OsString]) -> Result<(Option<Set>, &str), Error> {
     let mut rest = flags;
     while let Some((flag, tail)) = rest.split_first() {
         type Parse = fn(&str) -> Result<u64, String>;
-        let (slot, parse): (&mut Option<u64>, Parse) = match flag.to_str() {
-            Some("--cpu") => (&mut set.cpu_percent, grammar::parse_cpu),
-            Some("--memory") => (&mut set.memory, grammar::parse_size),
-            Some("--tasks") => (&mut set.tasks, grammar::parse_tasks),
+        let (what, slot, parse): (&'static str, &mut Option<u64>, Parse) = match flag.to_str() {
+            Some("--cpu") => ("--cpu", &mut set.cpu_percent, grammar::parse_cpu),
+            Some("--memory") => ("--memory", &mut set.memory, grammar::parse_size),
+            Some("--tasks") => ("--tasks", &mut set.tasks, grammar::parse_tasks),
             _ => return Err(usage(format!("unknown or misplaced word {}", shown(flag)))),
         };
         let Some((value, tail)) = tail.split_first() else {
@@ -217,7 +195,11 @@ pub fn parse_limit(args: &[OsString]) -> Result<(Option<Set>, &str), Error> {
         if slot.is_some() {
             return Err(usage(format!("{} given twice", shown(flag))));
         }
-        *slot = Some(parse(value).map_err(|why| invalid(flag, value, why))?);
+        *slot = Some(parse(value).map_err(|why| Error::InvalidTask {
+            what,
+            value: value.as_bytes().to_vec(),
+            why,
+        })?);
         rest = tail;
     }
     if set.is_empty() {
@@ -250,28 +232,6 @@ pub fn argv(plan: &LimitPlan) -> Vec<String> {
 }
 
 // ------------------------------------------------------------------ steps
-
-fn valid_app(app: &OsStr) -> Result<&str, Error> {
-    let bytes = app.as_encoded_bytes();
-    let app = app.to_str().ok_or_else(|| Error::NotUtf8(bytes.to_vec()))?;
-    if name::is_valid_app(app) {
-        Ok(app)
-    } else {
-        Err(Error::InvalidApp(bytes.to_vec()))
-    }
-}
-
-fn invalid(flag: &OsStr, value: &str, why: String) -> Error {
-    Error::InvalidTask {
-        what: match flag.to_str() {
-            Some("--cpu") => "--cpu",
-            Some("--memory") => "--memory",
-            _ => "--tasks",
-        },
-        value: value.as_bytes().to_vec(),
-        why,
-    }
-}
 
 fn shown(word: &OsStr) -> String {
     unitgate_policy::escape::quoted(word.as_encoded_bytes())

@@ -1,6 +1,7 @@
 use super::*;
 use crate::caller::Invoker;
 use std::os::unix::ffi::OsStringExt;
+use unitgate_policy::config as policy;
 
 fn os(args: &[&str]) -> Vec<OsString> {
     args.iter().map(OsString::from).collect()

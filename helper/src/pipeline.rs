@@ -417,7 +417,9 @@ fn allowed_action(policy: &Policy, action: Action, app: &str) -> Result<(), Erro
     }
 }
 
-fn allowed_caller(policy: &Policy, caller: &Caller, app: &str) -> Result<(), Error> {
+/// The caller, or one of its groups, among the policy's `callers` (every
+/// action's check: instances, tasks, limits).
+pub(crate) fn allowed_caller(policy: &Policy, caller: &Caller, app: &str) -> Result<(), Error> {
     if caller.is_allowed(&policy.callers) {
         Ok(())
     } else {

@@ -117,7 +117,7 @@ pub fn judge_run_with(
     record.instances = vec![req.id.as_bytes().to_vec()];
     let policy = load_policy(app)?;
     let caller = caller?;
-    allowed_caller(&policy, &caller, app)?;
+    pipeline::allowed_caller(&policy, &caller, app)?;
     let tasks = tasks_of(&policy, app)?;
     not_root(&caller)?;
     allowed_command(tasks, &req, app)?;
@@ -185,7 +185,7 @@ pub fn judge_kill(
     record.instances = ids.iter().map(|i| i.as_bytes().to_vec()).collect();
     let policy = load(paths, app)?;
     let caller = caller?;
-    allowed_caller(&policy, &caller, app)?;
+    pipeline::allowed_caller(&policy, &caller, app)?;
     tasks_of(&policy, app)?;
     not_root(&caller)?;
     let base = |id: &String| unitgate_policy::task::unit_base(app, caller.uid, id);
@@ -197,13 +197,13 @@ pub fn judge_kill(
 
 // ------------------------------------------------------------------ steps
 
-fn load(paths: &Paths, app: &str) -> Result<Policy, Error> {
+pub(crate) fn load(paths: &Paths, app: &str) -> Result<Policy, Error> {
     policy::load(&paths.policy_root, &paths.policy_dir, app).map_err(Error::Policy)
 }
 
 /// Root, then the caller (identified now so refusals name it; allowed or
 /// not once the policy is read), then the app's name.
-fn who<'a>(
+pub(crate) fn who<'a>(
     app: &'a OsStr,
     proc: &Process<'_>,
     record: &mut Record,
@@ -222,17 +222,6 @@ fn who<'a>(
         return Err(Error::InvalidApp(bytes.to_vec()));
     }
     Ok((app, caller))
-}
-
-fn allowed_caller(policy: &Policy, caller: &Caller, app: &str) -> Result<(), Error> {
-    if caller.is_allowed(&policy.callers) {
-        Ok(())
-    } else {
-        Err(Error::CallerNotAllowed {
-            caller: caller.name.clone(),
-            app: app.to_owned(),
-        })
-    }
 }
 
 fn tasks_of<'p>(policy: &'p Policy, app: &str) -> Result<&'p TaskPolicy, Error> {

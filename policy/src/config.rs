@@ -85,6 +85,15 @@ impl Policy {
         self.actions.contains(&action)
     }
 
+    /// Whether the app's callers may both enable and disable instances:
+    /// what `limit` needs, since a limit (memory too small to run in) can
+    /// stop an instance as surely as `disable`.
+    pub fn callers_may_stop(&self) -> bool {
+        [Action::Enable, Action::Disable]
+            .iter()
+            .all(|a| self.allows_action(*a))
+    }
+
     /// An instance is allowed if it passes the built-in rule AND the pattern:
     /// a pattern can only narrow.
     pub fn allows_instance(&self, instance: &str) -> bool {

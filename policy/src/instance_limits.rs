@@ -9,6 +9,15 @@ use crate::toml::Table;
 /// The table's name.
 pub const TABLE: &str = "limits";
 
+/// Where PID 1 keeps what `systemctl set-property` set: the helper
+/// writes there through systemd and resets it, the CLI reads it for
+/// `status`.
+pub const CONTROL_DIR: &str = "/etc/systemd/system.control";
+
+/// The properties `limit` sets, in the order they are given to systemctl;
+/// each kept by PID 1 as `<CONTROL_DIR>/<unit>.d/50-<Property>.conf`.
+pub const PROPERTIES: [&str; 3] = ["CPUQuota", "MemoryMax", "TasksMax"];
+
 /// The keys of `[limits]`.
 pub const KEYS: &[&str] = &["max_cpu_percent", "max_memory", "max_tasks"];
 
