@@ -35,14 +35,7 @@ pub fn check_judging(data: &[u8]) {
     let Ok(raw) = parse_args(&args) else { return };
     assert!(raw.wait.as_secs() <= MAX_WAIT_SECS);
     let mut record = Record::default();
-    let load = |_: &str| {
-        config::parse(policy_text).map_err(|why| {
-            Error::Policy(config::LoadError::Invalid {
-                path: "fuzz".into(),
-                why,
-            })
-        })
-    };
+    let load = |_: &str| policy_of(policy_text);
     match judge_with(&raw, &proc, &mut record, load) {
         Err(e) => {
             let line = audit::line(&record, Verdict::Refused(e.exit_code(), &e.to_string()));
@@ -72,23 +65,9 @@ pub fn check_judging(data: &[u8]) {
 /// unit name splitting back to the app, uid 1 and the id, every argument
 /// of a service with each `$` doubled (so systemd expands none).
 fn check_task(policy_text: &[u8], args: &[OsString]) {
-    let proc = Process {
-        args,
-        euid: 0,
-        invoker: Invoker {
-            sudo_uid: Some(OsStr::new("1")),
-            ..Invoker::default()
-        },
-    };
+    let proc = from_daemon(args);
     let mut record = Record::default();
-    let load = |_: &str| {
-        config::parse(policy_text).map_err(|why| {
-            Error::Policy(config::LoadError::Invalid {
-                path: "fuzz".into(),
-                why,
-            })
-        })
-    };
+    let load = |_: &str| policy_of(policy_text);
     let plan = match judge_run_with(&args[0], &args[2..], &proc, &mut record, load, |_| Ok(())) {
         Err(e) => {
             let line = audit::line(&record, Verdict::Refused(e.exit_code(), &e.to_string()));
@@ -133,24 +112,9 @@ fn check_task(policy_text: &[u8], args: &[OsString]) {
 /// `--`, then only `CPUQuota=N%`, `MemoryMax=N`, `TasksMax=N` (none for a
 /// reset), each within the policy's `[limits]`.
 fn check_limit(policy_text: &[u8], args: &[OsString]) {
-    let proc = Process {
-        args,
-        euid: 0,
-        invoker: Invoker {
-            sudo_uid: Some(OsStr::new("1")),
-            ..Invoker::default()
-        },
-    };
+    let proc = from_daemon(args);
     let mut record = Record::default();
-    let parsed = config::parse(policy_text);
-    let load = |_: &str| {
-        parsed.clone().map_err(|why| {
-            Error::Policy(config::LoadError::Invalid {
-                path: "fuzz".into(),
-                why,
-            })
-        })
-    };
+    let load = |_: &str| policy_of(policy_text);
     let plan = match judge_limit_with(&args[0], &args[2..], &proc, &mut record, load) {
         Err(e) => {
             let line = audit::line(&record, Verdict::Refused(e.exit_code(), &e.to_string()));
@@ -160,10 +124,10 @@ fn check_limit(policy_text: &[u8], args: &[OsString]) {
         Ok(plan) => plan,
     };
     assert!(!audit::line(&record, Verdict::Accepted).contains('\n'));
-    let maxima = parsed
+    // A reset is accepted without `[limits]`; a set never is.
+    let limits = config::parse(policy_text)
         .expect("accepted under a valid policy")
-        .limits
-        .expect("[limits]");
+        .limits;
     let argv = limit_argv(&plan);
     let sep = argv
         .iter()
@@ -179,6 +143,7 @@ fn check_limit(policy_text: &[u8], args: &[OsString]) {
         let (key, value) = a.split_once('=').expect("K=V");
         assert!(PROPERTIES.contains(&key), "{a}");
         assert!(plan.set.is_some(), "a reset sets nothing: {a}");
+        let maxima = limits.expect("a set only under [limits]");
         let n: u64 = value.trim_end_matches('%').parse().expect("a number");
         let max = match key {
             "CPUQuota" => maxima.max_cpu_percent,
@@ -186,5 +151,27 @@ fn check_limit(policy_text: &[u8], args: &[OsString]) {
             _ => maxima.max_tasks,
         };
         assert!(n >= 1 && n <= max, "{a}");
+    }
+}
+
+/// The policy text parsed as the helper would read it from its file.
+fn policy_of(text: &[u8]) -> Result<config::Policy, Error> {
+    config::parse(text).map_err(|why| {
+        Error::Policy(config::LoadError::Invalid {
+            path: "fuzz".into(),
+            why,
+        })
+    })
+}
+
+/// A call through sudo from uid 1 (`daemon`, on every system).
+fn from_daemon(args: &[OsString]) -> Process<'_> {
+    Process {
+        args,
+        euid: 0,
+        invoker: Invoker {
+            sudo_uid: Some(OsStr::new("1")),
+            ..Invoker::default()
+        },
     }
 }
