@@ -5,7 +5,7 @@
 //! `delete` resets it.
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -31,7 +31,7 @@ pub struct Request {
 }
 
 /// An instance's limits as kept by PID 1 (`status`); each `None` when
-/// not set through `limit`.
+/// none is kept.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Kept {
     pub cpu_percent: Option<u64>,
@@ -139,7 +139,7 @@ fn kept_in(dir: &Path, unit: &str) -> Kept {
 
 /// The value of the last `PROP=` line of a file PID 1 wrote (it is small:
 /// a comment, a section line, one setting).
-fn setting(file: &PathBuf, prop: &str) -> Option<String> {
+fn setting(file: &Path, prop: &str) -> Option<String> {
     let text = std::fs::read_to_string(file).ok()?;
     let head = format!("{prop}=");
     text.lines()

@@ -105,6 +105,15 @@ pub fn unit_state(m: &Machine, instance: &str) -> (String, String) {
     )
 }
 
+/// `systemctl show -P PROP UNIT` inside, trimmed.
+pub fn show(m: &Machine, unit: &str, prop: &str) -> String {
+    m.sh(&format!("systemctl show -P {prop} {unit}"))
+        .ok()
+        .stdout
+        .trim()
+        .to_owned()
+}
+
 /// Waits until `condition` (a shell condition, run as root inside) holds,
 /// polling every 20 ms; panics naming `what` after `limit_secs`.
 #[track_caller]

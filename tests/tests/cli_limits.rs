@@ -6,7 +6,7 @@
 
 mod common;
 use common::{demo_machine, status_json, ug, APP_CONFIG, USER};
-use unitgate_tests::fixture::{audit_lines, HELPER};
+use unitgate_tests::fixture::{audit_lines, show, HELPER};
 use unitgate_tests::Machine;
 
 const CONTROL: &str = "/etc/systemd/system.control";
@@ -24,14 +24,6 @@ fn limits_machine(label: &str, with_limits: bool) -> Machine {
     }
     m.write_file("/etc/unitgate/apps/demo.toml", config.as_bytes(), 0o644);
     m
-}
-
-fn show(m: &Machine, unit: &str, prop: &str) -> String {
-    m.sh(&format!("systemctl show -P {prop} {unit}"))
-        .ok()
-        .stdout
-        .trim()
-        .to_owned()
 }
 
 /// CPUQuota, MemoryMax and TasksMax as systemd has them for `unit`.

@@ -6,8 +6,8 @@
 //! every hostile request is refused with no unit created.
 
 use unitgate_tests::fixture::{
-    audit_lines, demo_machine, sudo_helper, sudo_helper_str, wait_until, wait_until_showing, CLI,
-    DEMO_POLICY, HELPER, POLICY_PATH,
+    audit_lines, demo_machine, show, sudo_helper, sudo_helper_str, wait_until, wait_until_showing,
+    CLI, DEMO_POLICY, HELPER, POLICY_PATH,
 };
 use unitgate_tests::Machine;
 
@@ -77,14 +77,6 @@ fn loaded_tasks(m: &Machine) -> String {
     m.sh("systemctl list-units --all --plain --no-legend --no-pager 'demo-task-*'")
         .ok()
         .stdout
-}
-
-fn show(m: &Machine, unit: &str, prop: &str) -> String {
-    m.sh(&format!("systemctl show -P {prop} {unit}"))
-        .ok()
-        .stdout
-        .trim()
-        .to_owned()
 }
 
 #[test]
