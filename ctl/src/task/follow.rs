@@ -163,6 +163,8 @@ struct Tracker {
     /// Whether it was seen activating or active: an inactive state before
     /// that is the new unit's, not its end.
     ran: bool,
+    /// The last `ActiveState` seen, for the message if the end is lost.
+    last_state: Option<String>,
 }
 
 impl Tracker {
@@ -184,9 +186,18 @@ impl Tracker {
                 *self = Tracker::default();
                 return Ok(None);
             }
+            // Gone without its last state change read (seen once, on a
+            // slow emulated machine): the main process's end, if systemd
+            // sent it, is the task's end all the same.
+            Some("UnitRemoved") if self.born && main_exited(&self.service) => {
+                return Ok(Some(end_of(&self.service)));
+            }
             Some("UnitRemoved") if self.born => {
                 return Err(Error::Dbus {
-                    what: format!("unit {unit} went away before systemd said how it ended"),
+                    what: format!(
+                        "unit {unit} went away before systemd said how it ended (last state seen: {}, no exit of its main process)",
+                        self.last_state.as_deref().unwrap_or("none")
+                    ),
                 });
             }
             _ => {}
@@ -210,6 +221,9 @@ impl Tracker {
         let state = changed
             .get("ActiveState")
             .and_then(|v| String::try_from(v.try_clone().ok()?).ok());
+        if state.is_some() {
+            self.last_state.clone_from(&state);
+        }
         match state.as_deref() {
             Some("inactive" | "failed") if self.ran || main_exited(&self.service) => {
                 Ok(Some(end_of(&self.service)))
