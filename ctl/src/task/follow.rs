@@ -274,6 +274,106 @@ fn end_of(service: &HashMap<String, OwnedValue>) -> End {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use zbus::zvariant::{OwnedObjectPath, Value};
+
+    const UNIT_NAME: &str = "demo-task-1000-j1.service";
+    const PATH: &str = "/org/freedesktop/systemd1/unit/demo_2dtask_2d1000_2dj1_2eservice";
+
+    fn manager(member: &str) -> zbus::Message {
+        let path = OwnedObjectPath::try_from(PATH).unwrap();
+        zbus::Message::signal(SYSTEMD_PATH, MANAGER, member)
+            .unwrap()
+            .build(&(UNIT_NAME, path))
+            .unwrap()
+    }
+
+    fn changed(iface: &str, props: &[(&str, Value<'_>)]) -> zbus::Message {
+        let map: HashMap<&str, &Value<'_>> = props.iter().map(|(k, v)| (*k, v)).collect();
+        let none: Vec<String> = Vec::new();
+        zbus::Message::signal(PATH, PROPS, "PropertiesChanged")
+            .unwrap()
+            .build(&(iface, map, none))
+            .unwrap()
+    }
+
+    /// The Service interface's change as systemd sends it at the main
+    /// process's exit with `status`.
+    fn exited(status: i32) -> zbus::Message {
+        let result = if status == 0 { "success" } else { "exit-code" };
+        changed(
+            SERVICE,
+            &[
+                ("Result", Value::from(result)),
+                ("ExecMainCode", Value::from(libc::CLD_EXITED)),
+                ("ExecMainStatus", Value::from(status)),
+            ],
+        )
+    }
+
+    fn state(s: &str) -> zbus::Message {
+        changed(UNIT, &[("ActiveState", Value::from(s))])
+    }
+
+    fn feed(t: &mut Tracker, msgs: &[zbus::Message]) -> Vec<Result<Option<End>>> {
+        msgs.iter().map(|m| t.feed(m, PATH, UNIT_NAME)).collect()
+    }
+
+    #[test]
+    fn a_placeholder_that_comes_and_goes_is_not_the_tasks_end() {
+        let mut t = Tracker::default();
+        let got = feed(
+            &mut t,
+            &[
+                manager("UnitNew"),
+                state("inactive"),
+                manager("UnitRemoved"),
+            ],
+        );
+        assert!(got.iter().all(|r| matches!(r, Ok(None))), "{got:?}");
+        // The task's own unit after it: its end is read.
+        let got = feed(
+            &mut t,
+            &[
+                manager("UnitNew"),
+                state("activating"),
+                state("active"),
+                exited(3),
+                state("failed"),
+            ],
+        );
+        let end = got.last().unwrap().as_ref().unwrap().as_ref().unwrap();
+        assert_eq!((end.exit_status, end.exit_code()), (Some(3), 3));
+    }
+
+    #[test]
+    fn a_unit_gone_before_its_last_state_ends_as_its_main_process_did() {
+        let mut t = Tracker::default();
+        let got = feed(
+            &mut t,
+            &[
+                manager("UnitNew"),
+                state("active"),
+                exited(0),
+                manager("UnitRemoved"),
+            ],
+        );
+        let end = got.last().unwrap().as_ref().unwrap().as_ref().unwrap();
+        assert_eq!((end.exit_status, end.exit_code()), (Some(0), 0));
+        // No exit of its main process seen: lost, and the message says what
+        // was seen.
+        let mut t = Tracker::default();
+        let got = feed(
+            &mut t,
+            &[manager("UnitNew"), state("active"), manager("UnitRemoved")],
+        );
+        let e = got.last().unwrap().as_ref().unwrap_err().to_string();
+        assert!(
+            e.contains("went away") && e.contains("last state seen: active"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn exit_codes_per_end() {
         use super::super::exit_code;
