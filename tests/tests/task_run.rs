@@ -920,3 +920,40 @@ fn a_waiting_run_reports_its_task_while_others_ask_systemd_about_it() {
     );
     assert_eq!(loaded_tasks(&m), "");
 }
+
+#[test]
+fn a_waiting_run_outlives_a_daemon_reload_during_its_task() {
+    // A daemon-reload frees every unit and builds it again from what it
+    // serialised, and announces each as removed on the bus: the CLI took
+    // that for its task's end and said it had lost track of it (1) while
+    // the task ran on (a deferred reload on the VM tier did this).
+    let m = task_machine("task-reload");
+    let uid = uid_of(&m, "ops");
+    m.write_file(
+        &format!("{JOBS}/waitfile"),
+        b"#!/bin/sh\nwhile [ ! -e \"$1\" ]; do sleep 0.05; done\nexit 7\n",
+        0o755,
+    );
+    let script = format!(
+        "su -s /bin/sh ops -c '{CLI} --app demo run --name r1 -- {JOBS}/waitfile /srv/out/go' \
+             </dev/null >/dev/null 2>/srv/out/r1.err &
+         run=$!
+         deadline=$(( $(date +%s) + 60 ))
+         until systemctl is-active --quiet demo-task-{uid}-r1.service; do
+           [ $(date +%s) -lt $deadline ] || {{ echo 'the task never ran'; exit 1; }}
+           sleep 0.05
+         done
+         systemctl daemon-reload
+         systemctl daemon-reload
+         touch /srv/out/go
+         wait $run
+         echo \"rc=$? $(cat /srv/out/r1.err)\""
+    );
+    let out = m.sh(&script).ok();
+    assert!(
+        out.stdout
+            .starts_with("rc=7 unitgate: task r1 exited with status 7 "),
+        "{out}"
+    );
+    assert_eq!(loaded_tasks(&m), "");
+}

@@ -6,6 +6,10 @@
 //! with `Result` and the main process's exit, then the Unit interface with
 //! the inactive or failed state) before it drops the unit, so a listener
 //! that subscribed before the task started sees its end.
+//!
+//! A daemon-reload frees every unit and builds it again, announcing each
+//! as removed: a removal before the end is read is checked with systemd
+//! (`GetUnit`, which loads nothing) before the task counts as lost.
 
 use std::collections::HashMap;
 
@@ -108,12 +112,39 @@ impl Watch {
     /// having run; its end.
     pub fn until_end(mut self) -> Result<End> {
         let mut task = Tracker::default();
+        // The serial of a `GetUnit` sent after a removal, until answered.
+        let mut asking = None;
         loop {
             let msg = self.next()?;
-            if let Some(end) = task.feed(&msg, &self.path, &self.unit)? {
-                return Ok(end);
+            if asking.is_some_and(|s| replies_to(&msg, s)) {
+                if msg.message_type() == MsgType::Error {
+                    return Err(task.lost(&self.unit));
+                }
+                // Built again by a reload: still running, still ours.
+                asking = None;
+                continue;
+            }
+            match task.feed(&msg, &self.path) {
+                Seen::End(end) => return Ok(end),
+                Seen::Dropped if asking.is_none() => {
+                    asking = Some(self.ask("GetUnit", &self.unit.clone())?);
+                }
+                Seen::Dropped | Seen::Nothing => {}
             }
         }
+    }
+
+    /// Sends a method call to systemd without waiting for its answer,
+    /// which comes in order with the signals sent before it; its serial.
+    fn ask(&mut self, method: &str, arg: &str) -> Result<std::num::NonZeroU32> {
+        let call = zbus::Message::method_call(SYSTEMD_PATH, method)
+            .and_then(|b| b.destination(SYSTEMD))
+            .and_then(|b| b.interface(MANAGER))
+            .and_then(|b| b.build(&(arg,)))
+            .map_err(dbus("building a call to systemd"))?;
+        let serial = call.primary_header().serial_num();
+        self._conn.send(&call).map_err(dbus("asking systemd"))?;
+        Ok(serial)
     }
 
     /// The task's end if systemd has already said it: what it sent before
@@ -131,11 +162,10 @@ impl Watch {
         let mut task = Tracker::default();
         loop {
             let msg = self.next()?;
-            let header = msg.header();
-            if msg.message_type() != MsgType::Signal && header.reply_serial() == Some(serial) {
+            if replies_to(&msg, serial) {
                 return Ok(None);
             }
-            if let Some(end) = task.feed(&msg, &self.path, &self.unit)? {
+            if let Seen::End(end) = task.feed(&msg, &self.path) {
                 return Ok(Some(end));
             }
         }
@@ -150,6 +180,22 @@ impl Watch {
             }),
         }
     }
+}
+
+/// Whether `msg` answers the call with `serial`.
+fn replies_to(msg: &zbus::Message, serial: std::num::NonZeroU32) -> bool {
+    msg.message_type() != MsgType::Signal && msg.header().reply_serial() == Some(serial)
+}
+
+/// What one message says of the task.
+#[derive(Debug)]
+enum Seen {
+    Nothing,
+    End(End),
+    /// Its unit was dropped before its end was read: by a daemon-reload,
+    /// which builds it again, or after an end this connection did not
+    /// get. Only systemd can say which.
+    Dropped,
 }
 
 /// What the signals read so far say of the task's unit.
@@ -169,54 +215,48 @@ struct Tracker {
 
 impl Tracker {
     /// Takes in one message; the task's end once it is known.
-    fn feed(&mut self, msg: &zbus::Message, path: &str, unit: &str) -> Result<Option<End>> {
+    fn feed(&mut self, msg: &zbus::Message, path: &str) -> Seen {
         if msg.message_type() != MsgType::Signal {
-            return Ok(None);
+            return Seen::Nothing;
         }
         let header = msg.header();
         match header.member().map(|m| m.as_str()) {
             Some("UnitNew") => {
                 self.born = true;
-                return Ok(None);
+                return Seen::Nothing;
             }
             // Anyone who asks systemd about the name (`systemctl status`,
             // `unitgate tasks`) makes it load a placeholder, announced and
             // dropped again: a unit that never ran is not the task's end.
             Some("UnitRemoved") if self.born && !self.ran && !main_exited(&self.service) => {
                 *self = Tracker::default();
-                return Ok(None);
+                return Seen::Nothing;
             }
-            // Gone without its last state change read (seen once, on a
-            // slow emulated machine): the main process's end, if systemd
-            // sent it, is the task's end all the same.
+            // Gone without its last state change read: the main process's
+            // end, if systemd sent it, is the task's end all the same.
             Some("UnitRemoved") if self.born && main_exited(&self.service) => {
-                return Ok(Some(end_of(&self.service)));
+                return Seen::End(end_of(&self.service));
             }
             Some("UnitRemoved") if self.born => {
-                return Err(Error::Dbus {
-                    what: format!(
-                        "unit {unit} went away before systemd said how it ended (last state seen: {}, no exit of its main process)",
-                        self.last_state.as_deref().unwrap_or("none")
-                    ),
-                });
+                return Seen::Dropped;
             }
             _ => {}
         }
         if !self.born || header.path().map(|p| p.as_str()) != Some(path) {
-            return Ok(None);
+            return Seen::Nothing;
         }
         let Ok((iface, changed, _)) = msg
             .body()
             .deserialize::<(String, HashMap<String, OwnedValue>, Vec<String>)>()
         else {
-            return Ok(None);
+            return Seen::Nothing;
         };
         if iface == SERVICE {
             self.service.extend(changed);
-            return Ok(None);
+            return Seen::Nothing;
         }
         if iface != UNIT {
-            return Ok(None);
+            return Seen::Nothing;
         }
         let state = changed
             .get("ActiveState")
@@ -226,14 +266,24 @@ impl Tracker {
         }
         match state.as_deref() {
             Some("inactive" | "failed") if self.ran || main_exited(&self.service) => {
-                Ok(Some(end_of(&self.service)))
+                Seen::End(end_of(&self.service))
             }
             // The state a new unit has before its start job runs.
-            Some("inactive" | "failed") | None => Ok(None),
+            Some("inactive" | "failed") | None => Seen::Nothing,
             Some(_) => {
                 self.ran = true;
-                Ok(None)
+                Seen::Nothing
             }
+        }
+    }
+
+    /// The error for a unit systemd no longer has, its end unread.
+    fn lost(&self, unit: &str) -> Error {
+        Error::Dbus {
+            what: format!(
+                "unit {unit} went away before systemd said how it ended (last state seen: {}, no exit of its main process)",
+                self.last_state.as_deref().unwrap_or("none")
+            ),
         }
     }
 }
@@ -315,8 +365,15 @@ mod tests {
         changed(UNIT, &[("ActiveState", Value::from(s))])
     }
 
-    fn feed(t: &mut Tracker, msgs: &[zbus::Message]) -> Vec<Result<Option<End>>> {
-        msgs.iter().map(|m| t.feed(m, PATH, UNIT_NAME)).collect()
+    fn feed(t: &mut Tracker, msgs: &[zbus::Message]) -> Vec<Seen> {
+        msgs.iter().map(|m| t.feed(m, PATH)).collect()
+    }
+
+    fn end(seen: &Seen) -> &End {
+        match seen {
+            Seen::End(end) => end,
+            other => panic!("no end: {other:?}"),
+        }
     }
 
     #[test]
@@ -330,7 +387,7 @@ mod tests {
                 manager("UnitRemoved"),
             ],
         );
-        assert!(got.iter().all(|r| matches!(r, Ok(None))), "{got:?}");
+        assert!(got.iter().all(|r| matches!(r, Seen::Nothing)), "{got:?}");
         // The task's own unit after it: its end is read.
         let got = feed(
             &mut t,
@@ -342,7 +399,7 @@ mod tests {
                 state("failed"),
             ],
         );
-        let end = got.last().unwrap().as_ref().unwrap().as_ref().unwrap();
+        let end = end(got.last().unwrap());
         assert_eq!((end.exit_status, end.exit_code()), (Some(3), 3));
     }
 
@@ -358,18 +415,34 @@ mod tests {
                 manager("UnitRemoved"),
             ],
         );
-        let end = got.last().unwrap().as_ref().unwrap().as_ref().unwrap();
+        let end = end(got.last().unwrap());
         assert_eq!((end.exit_status, end.exit_code()), (Some(0), 0));
-        // No exit of its main process seen: lost, and the message says what
-        // was seen.
+    }
+
+    #[test]
+    fn a_running_unit_dropped_and_built_again_by_a_reload_is_followed_to_its_end() {
         let mut t = Tracker::default();
         let got = feed(
             &mut t,
             &[manager("UnitNew"), state("active"), manager("UnitRemoved")],
         );
-        let e = got.last().unwrap().as_ref().unwrap_err().to_string();
+        // Not an end: the watch asks systemd whether the unit is still there.
+        assert!(matches!(got.last(), Some(Seen::Dropped)), "{got:?}");
+        let got = feed(
+            &mut t,
+            &[
+                manager("UnitNew"),
+                state("active"),
+                exited(7),
+                state("failed"),
+            ],
+        );
+        let end = end(got.last().unwrap());
+        assert_eq!((end.exit_status, end.exit_code()), (Some(7), 7));
+        // Where systemd no longer has it, the message says what was seen.
+        let e = t.lost(UNIT_NAME).to_string();
         assert!(
-            e.contains("went away") && e.contains("last state seen: active"),
+            e.contains("went away") && e.contains("last state seen: failed"),
             "{e}"
         );
     }
