@@ -227,6 +227,12 @@ pub struct NewAppArgs {
     // as a usage error; scaffold still parses the string.
     #[arg(long, value_name = "NETWORK", value_parser = ["none", "inet"])]
     pub network: Option<String>,
+    /// What the service needs beyond the sandbox: x11 (an X display's
+    /// socket), tmux (the account's tmux server), inet-in (listens),
+    /// inet-out (connects out, never listens); repeat or separate with commas.
+    #[arg(long, value_name = "PROFILE", value_delimiter = ',',
+          value_parser = ["x11", "tmux", "inet-in", "inet-out"])]
+    pub profile: Vec<String>,
     /// Directory to write the app's directory into.
     #[arg(long, value_name = "DIR", default_value = ".", value_hint = ValueHint::DirPath)]
     pub dir: PathBuf,

@@ -248,10 +248,20 @@ fn new_app(args: &cli::NewAppArgs, out: Output) -> Result<()> {
         cpu_quota: args.cpu_quota.clone(),
         tasks_max: args.tasks_max,
         network: args.network.as_deref().map(str::parse).transpose()?,
+        profiles: args
+            .profile
+            .iter()
+            .map(|p| p.parse())
+            .collect::<Result<_>>()?,
     };
     let dir = scaffold::run(&opts, &args.dir)?;
+    let score = scaffold::score::measure(&dir, &opts.name, &manual::default_prefix());
     if out.json {
-        return out.json(&serde_json::json!({ "app": opts.name, "dir": dir }));
+        return out.json(&serde_json::json!({
+            "app": opts.name,
+            "dir": dir,
+            "score": score.as_ref().ok(),
+        }));
     }
-    out.text(&scaffold::next_steps(&opts, &dir))
+    out.text(&scaffold::next_steps(&opts, &dir, &score))
 }

@@ -8,13 +8,15 @@
 //! ```text
 //! unitgate new-app NAME --exec 'CMD ARGS…' [--user U] [--port-range A-B]
 //!                  [--memory-max SIZE] [--cpu-quota PCT] [--tasks-max N]
-//!                  [--network none|inet] [--dir DIR]
+//!                  [--network none|inet] [--profile x11|tmux|inet-in|inet-out]…
+//!                  [--dir DIR]
 //! ```
 //!
 //! Names follow the helper's rules (`unitgate_policy::name`).
 //!
 //! The template scores ≤ 2.0 in `systemd-analyze security` with the defaults
-//! (0.2 with `--network none`, 1.1 with `inet`): no capabilities, a
+//! (0.2 with `--network none`, 1.1 with `inet`) and with every profile
+//! (x11 0.6, tmux 0.2, inet-out 1.1): no capabilities, a
 //! read-only OS with only the instance's directory writable, private
 //! /tmp, devices, IPC and users, a system-call allow list, and the other
 //! settings documented in docs/deploy.md.
@@ -23,6 +25,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{code, quoted, Error};
 
+pub mod score;
 mod template;
 
 /// A refusal of the options (64).
@@ -46,6 +49,47 @@ pub enum Network {
     None,
     /// IPv4 and IPv6 sockets on the host's network.
     Inet,
+    /// Unix sockets only, in the host's network namespace: where an X
+    /// server's abstract socket is (`--profile x11`).
+    Local,
+    /// IPv4 and IPv6 sockets that connect out; `bind()` refused
+    /// (`--profile inet-out`).
+    InetOut,
+}
+
+/// What a service needs beyond the default sandbox, for the common cases
+/// that would otherwise take a root drop-in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// A client of an X display.
+    X11,
+    /// A client of the account's tmux server.
+    Tmux,
+    /// Accepts connections from the network.
+    InetIn,
+    /// Connects out to the network, never listens.
+    InetOut,
+}
+
+impl Profile {
+    pub const NAMES: [&'static str; 4] = ["x11", "tmux", "inet-in", "inet-out"];
+}
+
+impl std::str::FromStr for Profile {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Profile, Error> {
+        match s {
+            "x11" => Ok(Profile::X11),
+            "tmux" => Ok(Profile::Tmux),
+            "inet-in" => Ok(Profile::InetIn),
+            "inet-out" => Ok(Profile::InetOut),
+            _ => Err(usage(format!(
+                "--profile must be one of {}, not '{}'",
+                Profile::NAMES.join(", "),
+                quoted(s)
+            ))),
+        }
+    }
 }
 
 impl std::str::FromStr for Network {
@@ -80,6 +124,8 @@ pub struct NewApp {
     pub tasks_max: Option<u32>,
     /// Network (default: none, or inet when a port range is given).
     pub network: Option<Network>,
+    /// `--profile`s, in any order.
+    pub profiles: Vec<Profile>,
 }
 
 /// One generated file, relative to the app's directory.
@@ -255,23 +301,17 @@ pub fn render(opts: &NewApp, resolve: &dyn Fn(&str) -> Option<PathBuf>) -> Resul
     if tasks_max == 0 {
         return Err(usage("--tasks-max must be at least 1"));
     }
-    let network = opts.network.unwrap_or(if opts.port_range.is_some() {
-        Network::Inet
-    } else {
-        Network::None
-    });
-    if network == Network::None && opts.port_range.is_some() {
-        return Err(usage(
-            "--port-range needs --network inet (a port on a private network reaches nobody)",
-        ));
-    }
+    let network = network_of(opts)?;
+    let tmux = opts.profiles.contains(&Profile::Tmux);
 
     let home = format!("/var/lib/{name}");
     let state_dir = format!("{home}/instances");
     let unit_file = format!("{name}@.service");
     let network_wants = match network {
-        Network::None => "",
-        Network::Inet => "After=network-online.target\nWants=network-online.target",
+        Network::None | Network::Local => "",
+        Network::Inet | Network::InetOut => {
+            "After=network-online.target\nWants=network-online.target"
+        }
     };
     let network_section = match (network, opts.port_range) {
         (Network::None, _) => "# Network: none (loopback in a namespace of its own).\n\
@@ -279,6 +319,23 @@ pub fn render(opts: &NewApp, resolve: &dyn Fn(&str) -> Option<PathBuf>) -> Resul
              RestrictAddressFamilies=AF_UNIX\n\
              IPAddressDeny=any"
             .to_owned(),
+        (Network::Local, _) => {
+            "# Network: Unix sockets only, in the host's network namespace, where\n\
+             # an X server's abstract socket (@/tmp/.X11-unix/XN) is; no IP at all.\n\
+             RestrictAddressFamilies=AF_UNIX\n\
+             IPAddressDeny=any"
+                .to_owned()
+        }
+        // SocketBindDeny= needs cgroup BPF: say where it does nothing rather
+        // than pretend.
+        (Network::InetOut, _) => {
+            "# Network: connects out over IPv4/IPv6, never listens: bind() is refused\n\
+             # where systemd can attach cgroup BPF programs (a VM or a host; a\n\
+             # container ignores SocketBindDeny= silently).\n\
+             RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6\n\
+             SocketBindDeny=any"
+                .to_owned()
+        }
         // Ports are a convention, not SocketBindAllow=: that needs systemd's
         // BPF support, which containers lack and then silently ignore.
         (Network::Inet, range) => {
@@ -301,6 +358,29 @@ pub fn render(opts: &NewApp, resolve: &dyn Fn(&str) -> Option<PathBuf>) -> Resul
         None => (String::new(), String::new()),
     };
     let tasks_max = tasks_max.to_string();
+    let tmux_dir = format!("{home}/tmux");
+    let (tmux_settings, extra_dirs) = if tmux {
+        (
+            format!(
+                "# tmux: the account's tmux server has its socket in {tmux_dir}, not in\n\
+                 # the private /tmp; attach with\n\
+                 #   sudo -u {user} env TMUX_TMPDIR={tmux_dir} tmux attach\n\
+                 Environment=TMUX_TMPDIR={tmux_dir}\n\
+                 ReadWritePaths={tmux_dir}"
+            ),
+            format!(" {tmux_dir}"),
+        )
+    } else {
+        (String::new(), String::new())
+    };
+    let profile_env = if opts.profiles.contains(&Profile::X11) {
+        "# The display and its cookie (readable by the account, outside /home), e.g.\n\
+         # DISPLAY = \":{instance}\"\n\
+         # XAUTHORITY = \"/run/mydisplay/{instance}/xauthority\""
+    } else {
+        ""
+    };
+    let profile_line = profile_summary(&opts.profiles, &user, &tmux_dir);
     let values: &[(&str, &str)] = &[
         ("name", name),
         ("user", &user),
@@ -315,6 +395,10 @@ pub fn render(opts: &NewApp, resolve: &dyn Fn(&str) -> Option<PathBuf>) -> Resul
         ("network", &network_section),
         ("port_range", &port_range),
         ("port_line", &port_line),
+        ("profile_settings", &tmux_settings),
+        ("extra_dirs", &extra_dirs),
+        ("profile_env", profile_env),
+        ("profile_line", &profile_line),
     ];
     let file = |path: &str, template: &str| File {
         path: PathBuf::from(path),
@@ -333,6 +417,83 @@ pub fn render(opts: &NewApp, resolve: &dyn Fn(&str) -> Option<PathBuf>) -> Resul
         ],
         user,
     })
+}
+
+/// The network the options ask for. `--network` is the older spelling:
+/// `inet` is `--profile inet-in`, `none` refuses every network profile.
+fn network_of(opts: &NewApp) -> Result<Network, Error> {
+    let wants = |p: Profile| opts.profiles.contains(&p);
+    let from_profiles = match (wants(Profile::InetIn), wants(Profile::InetOut)) {
+        (true, true) => {
+            return Err(usage(
+                "--profile inet-in and inet-out exclude each other (inet-in connects out too)",
+            ))
+        }
+        (true, false) => Some(Network::Inet),
+        (false, true) => Some(Network::InetOut),
+        (false, false) if wants(Profile::X11) => Some(Network::Local),
+        (false, false) => None,
+    };
+    let network = match (opts.network, from_profiles) {
+        (Some(Network::None), Some(_)) => {
+            return Err(usage(
+                "--network none refuses --profile x11, inet-in and inet-out (each needs the host's network namespace)",
+            ))
+        }
+        (Some(Network::Inet), Some(Network::InetOut)) => {
+            return Err(usage(
+                "--network inet listens, --profile inet-out never does: choose one",
+            ))
+        }
+        // x11 beside inet: Internet sockets include what x11 needs.
+        (Some(Network::Inet), _) => Network::Inet,
+        (Some(n), None) => n,
+        (_, Some(n)) => n,
+        (None, None) => Network::None,
+    };
+    match (network, opts.port_range) {
+        (_, None) | (Network::Inet, Some(_)) => Ok(network),
+        // A port range with no network asked for asks for a listening one.
+        (Network::None | Network::Local, Some(_)) if opts.network.is_none() => Ok(Network::Inet),
+        _ => Err(usage(
+            "--port-range needs --profile inet-in (a port nobody can reach, or one never listened on, serves nobody)",
+        )),
+    }
+}
+
+/// One line per profile for the README: what it gives and how it is used.
+fn profile_summary(profiles: &[Profile], user: &str, tmux_dir: &str) -> String {
+    let mut lines: Vec<String> = Vec::new();
+    for p in profiles {
+        let line = match p {
+            Profile::X11 => {
+                "- `x11`: reaches an X display through its abstract socket in the host's \
+                 network namespace (Unix sockets only, no IP); set `DISPLAY` and `XAUTHORITY` \
+                 in `app.toml`'s `[env]` or with `init --set`."
+                    .to_owned()
+            }
+            Profile::Tmux => format!(
+                "- `tmux`: the account's tmux server lives in `{tmux_dir}` (`TMUX_TMPDIR`), \
+                 not in the private /tmp; attach with \
+                 `sudo -u {user} env TMUX_TMPDIR={tmux_dir} tmux attach`."
+            ),
+            Profile::InetIn => {
+                "- `inet-in`: IPv4/IPv6 on the host's network, listening allowed.".to_owned()
+            }
+            Profile::InetOut => {
+                "- `inet-out`: connects out over IPv4/IPv6; `SocketBindDeny=any` refuses \
+                 `bind()` where systemd has cgroup BPF (not in containers)."
+                    .to_owned()
+            }
+        };
+        if !lines.contains(&line) {
+            lines.push(line);
+        }
+    }
+    if lines.is_empty() {
+        return String::new();
+    }
+    format!("\nProfiles:\n\n{}", lines.join("\n"))
 }
 
 /// Places a scaffold must never be written to directly: the live config and
@@ -456,11 +617,19 @@ pub fn run(opts: &NewApp, out_dir: &Path) -> Result<PathBuf, Error> {
     write(&scaffold, out_dir)
 }
 
-/// What to tell the operator after writing (human output of the command).
-pub fn next_steps(opts: &NewApp, app_dir: &Path) -> String {
+/// What to tell the operator after writing (human output of the command),
+/// with the template's measured exposure score.
+pub fn next_steps(opts: &NewApp, app_dir: &Path, score: &Result<f64, String>) -> String {
     let user = opts.user.clone().unwrap_or_else(|| opts.name.clone());
+    let score = match score {
+        Ok(level) => {
+            format!("systemd-analyze security (offline): {level:.1} (scaffolds stay at most 2.0)")
+        }
+        Err(why) => format!("systemd-analyze security: not measured: {why}"),
+    };
     format!(
         "wrote {dir}/ (app.toml, {name}@.service, install.conf, skeleton/, README.md)\n\
+         {score}\n\
          next: review them, then\n  sudo deploy/install.sh --app-only --app {dir}\n  \
          unitgate --app {name} init one && unitgate --app {name} start one   # as {user}\n",
         dir = app_dir.display(),
@@ -565,6 +734,94 @@ mod tests {
         assert!(unit.contains("PORT from 4000-4010"));
         assert!(!unit.contains("PrivateNetwork=yes"));
         assert!(file(&s, "app.toml").contains("port_range = [4000, 4010]\n"));
+    }
+
+    fn with_profiles(profiles: &[Profile]) -> NewApp {
+        NewApp {
+            profiles: profiles.to_vec(),
+            ..opts("prof", "/bin/sleep infinity")
+        }
+    }
+
+    #[test]
+    fn each_profile_opens_only_what_it_names() {
+        let x11 = render(&with_profiles(&[Profile::X11]), &no_path).unwrap();
+        let unit = file(&x11, "prof@.service");
+        assert!(!unit.contains("PrivateNetwork=yes"), "{unit}");
+        assert!(unit.contains("RestrictAddressFamilies=AF_UNIX\nIPAddressDeny=any\n"));
+        assert!(
+            unit.contains("PrivateTmp=yes"),
+            "x11 keeps its private /tmp"
+        );
+        assert!(file(&x11, "app.toml").contains("# DISPLAY = \":{instance}\""));
+
+        let tmux = render(&with_profiles(&[Profile::Tmux]), &no_path).unwrap();
+        let unit = file(&tmux, "prof@.service");
+        assert!(unit.contains("PrivateNetwork=yes") && unit.contains("PrivateTmp=yes"));
+        assert!(unit.contains("Environment=TMUX_TMPDIR=/var/lib/prof/tmux\n"));
+        assert!(unit.contains("ReadWritePaths=/var/lib/prof/tmux\n"));
+        assert!(file(&tmux, "install.conf")
+            .contains("dirs=/var/lib/prof /var/lib/prof/instances /var/lib/prof/tmux\n"));
+        assert!(file(&tmux, "README.md").contains("TMUX_TMPDIR=/var/lib/prof/tmux tmux attach"));
+
+        let out = render(&with_profiles(&[Profile::InetOut]), &no_path).unwrap();
+        let unit = file(&out, "prof@.service");
+        assert!(
+            unit.contains("RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6\nSocketBindDeny=any\n")
+        );
+        assert!(!unit.contains("PrivateNetwork=yes") && !unit.contains("TMUX_TMPDIR"));
+
+        let inet = render(&with_profiles(&[Profile::InetIn, Profile::X11]), &no_path).unwrap();
+        let unit = file(&inet, "prof@.service");
+        assert!(unit.contains("RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6\n"));
+        assert!(!unit.contains("SocketBindDeny") && !unit.contains("IPAddressDeny"));
+
+        // Without a profile, nothing of theirs.
+        let plain = render(&opts("prof", "/bin/true"), &no_path).unwrap();
+        let unit = file(&plain, "prof@.service");
+        assert!(!unit.contains("TMUX_TMPDIR") && !unit.contains("SocketBindDeny"));
+        assert!(!file(&plain, "README.md").contains("Profiles:"));
+        assert!(
+            file(&plain, "install.conf").contains("dirs=/var/lib/prof /var/lib/prof/instances\n")
+        );
+    }
+
+    #[test]
+    fn contradicting_profiles_are_usage_errors() {
+        let cases = [
+            with_profiles(&[Profile::InetIn, Profile::InetOut]),
+            NewApp {
+                network: Some(Network::None),
+                ..with_profiles(&[Profile::X11])
+            },
+            NewApp {
+                network: Some(Network::Inet),
+                ..with_profiles(&[Profile::InetOut])
+            },
+            NewApp {
+                port_range: Some((4000, 4001)),
+                ..with_profiles(&[Profile::InetOut])
+            },
+        ];
+        for o in cases {
+            let e = render(&o, &no_path).unwrap_err();
+            assert_eq!(e.code(), code::USAGE, "{o:?}: {e}");
+        }
+        // A port range beside x11 asks for a listening network, which x11's
+        // needs are part of.
+        let o = NewApp {
+            port_range: Some((4000, 4001)),
+            ..with_profiles(&[Profile::X11])
+        };
+        let unit = file(&render(&o, &no_path).unwrap(), "prof@.service").to_owned();
+        assert!(
+            unit.contains("AF_INET6\n# Each instance listens on its PORT"),
+            "{unit}"
+        );
+        assert!("wifi".parse::<Profile>().is_err());
+        for name in Profile::NAMES {
+            assert!(name.parse::<Profile>().is_ok());
+        }
     }
 
     #[test]

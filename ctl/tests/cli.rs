@@ -299,6 +299,15 @@ fn tab_offers_commands_value_lists_and_never_file_names_for_an_app() {
         words(&["unitgate", "new-app", "x", "--network", ""]),
         set(vec!["none".into(), "inet".into()])
     );
+    assert_eq!(
+        words(&["unitgate", "new-app", "x", "--profile", ""]),
+        set(vec![
+            "x11".into(),
+            "tmux".into(),
+            "inet-in".into(),
+            "inet-out".into()
+        ])
+    );
     let shells = words(&["unitgate", "completions", ""]);
     for shell in ["bash", "zsh", "fish"] {
         assert!(shells.contains(shell), "{shells:?}");

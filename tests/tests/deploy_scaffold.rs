@@ -6,7 +6,7 @@
 use std::process::Command;
 use std::sync::OnceLock;
 
-use unitgate_tests::{paths, Machine};
+use unitgate_tests::{fixture, paths, Machine};
 
 /// A native (64-bit) build of the L4D2 stand-in: binds UDP+TCP ${PORT}.
 fn native_listener() -> &'static str {
@@ -138,4 +138,131 @@ fn new_app_inet_with_port_range_scores_at_most_2_and_serves_each_port() {
         format!("srcds-standin port={} hostname=b", ports[1]),
         "{hello}"
     );
+}
+
+/// Scaffolds `name` with `options` as root and installs it; the score
+/// `new-app` printed (measured offline before the install).
+fn scaffold(m: &Machine, name: &str, exec: &str, options: &str) -> f64 {
+    let wrote = m
+        .sh(&format!(
+            "mkdir -p /root/apps && unitgate new-app {name} --exec '{exec}' {options} --dir /root/apps && \
+             cd /mnt/src && sh deploy/install.sh --app-only --app /root/apps/{name} >/dev/null"
+        ))
+        .ok();
+    let printed = wrote
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("systemd-analyze security (offline): "))
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok());
+    printed.unwrap_or_else(|| panic!("new-app printed no score: {wrote}"))
+}
+
+/// Verify clean, scored at most 2.0 live, and the score `new-app` printed.
+fn verified_and_scored(m: &Machine, unit: &str, printed: f64) {
+    let verify = m.sh(&format!("systemd-analyze verify {unit}"));
+    assert!(
+        verify.success() && verify.stderr.trim().is_empty(),
+        "{verify}"
+    );
+    let live = m.security_exposure(unit);
+    eprintln!("{unit}: {live} (new-app printed {printed})");
+    assert!(live <= 2.0, "{unit} scores {live}");
+    assert!(
+        (live - printed).abs() < 0.05,
+        "{unit}: live {live}, printed {printed}"
+    );
+}
+
+/// What an instance's program wrote into `seen` in its directory, once it
+/// has.
+fn seen(m: &Machine, app: &str, user: &str, instance: &str) -> String {
+    let file = format!("/var/lib/{app}/instances/{instance}/seen");
+    fixture::wait_until(m, &format!("{file} written"), &format!("[ -s {file} ]"), 60);
+    m.sh_as(user, &format!("cat {file}")).ok().stdout
+}
+
+#[test]
+fn new_app_profiles_reach_a_display_a_tmux_server_and_the_network_where_the_default_cannot() {
+    let m = Machine::boot("deploy-newapp-profiles");
+    m.install_unitgate();
+
+    // x11: a display on the machine, reached through its abstract socket;
+    // the default profile's network namespace of its own has none.
+    m.sh("systemd-run --unit=xvfb7 /usr/bin/Xvfb :7 -nolisten tcp")
+        .ok();
+    fixture::wait_until(&m, "Xvfb :7", "xdpyinfo -display :7 >/dev/null 2>&1", 60);
+    let ask_x = "/bin/sh -c \"xdpyinfo -display :7 >seen 2>&1; exec sleep infinity\"";
+    let printed = scaffold(&m, "xcli", ask_x, "--profile x11");
+    verified_and_scored(&m, "xcli@one.service", printed);
+    scaffold(&m, "xnone", ask_x, "--user xcli");
+    for app in ["xcli", "xnone"] {
+        init(&m, app, "xcli", "one");
+        start(&m, app, "xcli", "one");
+    }
+    let shown = seen(&m, "xcli", "xcli", "one");
+    assert!(shown.contains("dimensions:"), "{shown}");
+    let shown = seen(&m, "xnone", "xcli", "one");
+    assert!(shown.contains("unable to open display"), "{shown}");
+
+    // tmux: the account's server (here a unit of its own, as a login
+    // session would be), found through TMUX_TMPDIR; with the default
+    // profile tmux looks in the private /tmp, the seed's failure.
+    let tell_tmux =
+        "/bin/sh -c \"tmux set-environment -g FROM_UNIT yes >seen 2>&1 && echo reached >>seen; exec sleep infinity\"";
+    let printed = scaffold(&m, "tcli", tell_tmux, "--profile tmux");
+    verified_and_scored(&m, "tcli@one.service", printed);
+    scaffold(&m, "tnone", tell_tmux, "--user tcli");
+    m.sh("systemd-run --unit=tcli-tmux --uid=tcli -p Type=forking \
+          -E TMUX_TMPDIR=/var/lib/tcli/tmux /usr/bin/tmux new-session -d -s main sleep infinity")
+        .ok();
+    for app in ["tcli", "tnone"] {
+        init(&m, app, "tcli", "one");
+        start(&m, app, "tcli", "one");
+    }
+    assert_eq!(seen(&m, "tcli", "tcli", "one").trim(), "reached");
+    let shown = m
+        .sh_as(
+            "tcli",
+            "TMUX_TMPDIR=/var/lib/tcli/tmux tmux show-environment -g FROM_UNIT",
+        )
+        .ok();
+    assert_eq!(shown.stdout.trim(), "FROM_UNIT=yes", "{shown}");
+    let shown = seen(&m, "tnone", "tcli", "one");
+    assert!(
+        shown.contains("no server running") || shown.contains("error connecting"),
+        "{shown}"
+    );
+
+    // inet-out: connects out; never listening is SocketBindDeny=any, which
+    // needs cgroup BPF: a container ignores it, so here it is checked as
+    // configured, not enforced.
+    m.sh(&format!(
+        "mkdir -p /srv/hello/cfg && echo 'hostname \"out\"' > /srv/hello/cfg/server.cfg && \
+         systemd-run --unit=hello-4100 -p WorkingDirectory=/srv/hello {} -game . -port 4100",
+        native_listener()
+    ))
+    .ok();
+    fixture::wait_until(
+        &m,
+        "the listener on 4100",
+        "bash -c 'exec 3<>/dev/tcp/127.0.0.1/4100' 2>/dev/null",
+        60,
+    );
+    let call_out =
+        "/bin/bash -c \"(exec 3<>/dev/tcp/127.0.0.1/4100 && head -n1 <&3) >seen 2>&1; exec sleep infinity\"";
+    let printed = scaffold(&m, "ocli", call_out, "--profile inet-out");
+    verified_and_scored(&m, "ocli@one.service", printed);
+    scaffold(&m, "onone", call_out, "--user ocli");
+    for app in ["ocli", "onone"] {
+        init(&m, app, "ocli", "one");
+        start(&m, app, "ocli", "one");
+    }
+    let shown = seen(&m, "ocli", "ocli", "one");
+    assert_eq!(shown.trim(), "srcds-standin port=4100 hostname=out");
+    let shown = seen(&m, "onone", "ocli", "one");
+    assert!(shown.contains("Address family not supported"), "{shown}");
+    let bind = m
+        .sh("systemctl show -P SocketBindDeny ocli@one.service")
+        .ok();
+    assert_eq!(bind.stdout.trim(), "any", "{bind}");
 }

@@ -47,7 +47,7 @@ pub fn fill(template: &str, values: &[(&str, &str)]) -> String {
 mod tests {
     use super::*;
 
-    const KEYS: [&str; 13] = [
+    const KEYS: [&str; 17] = [
         "name",
         "user",
         "home",
@@ -61,6 +61,10 @@ mod tests {
         "network",
         "port_range",
         "port_line",
+        "profile_settings",
+        "extra_dirs",
+        "profile_env",
+        "profile_line",
     ];
 
     #[test]
