@@ -12,6 +12,7 @@
 //! root refuses, saying what to run instead.
 
 use std::ffi::CString;
+use std::os::unix::fs::MetadataExt;
 
 use nix::unistd::{getresgid, getresuid, initgroups, setresgid, setresuid, Gid, Uid, User};
 
@@ -52,6 +53,33 @@ pub fn act_for_state_of(app: &App) -> Result<Option<Became>> {
                 .into(),
         }),
     }
+}
+
+/// For a caller who is neither root nor the account that controls `app`'s
+/// state directory (an operator): that account's uid, the owner of the
+/// topmost directory on the way that is not root's. The caller's own
+/// process must then not open the state (see `handover`). Judged by
+/// `lstat` alone: the account's directories are often closed to others.
+/// It only chooses whom sudo is asked to run the command as; sudo's rules
+/// decide whether it may.
+pub fn other_controller_of(app: &App) -> Option<u32> {
+    let me = nix::unistd::geteuid();
+    if me.is_root() {
+        return None;
+    }
+    let mut path = std::path::PathBuf::from("/");
+    for part in app.state_dir.components().skip(1) {
+        path.push(part);
+        match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.uid() != 0 => {
+                return (meta.uid() != me.as_raw()).then_some(meta.uid())
+            }
+            Ok(_) => {}
+            // Absent or hidden: the command itself says what is wrong.
+            Err(_) => return None,
+        }
+    }
+    None
 }
 
 fn become_user(uid: u32, dir: &str) -> Result<Became> {

@@ -16,6 +16,7 @@ pub mod completion;
 pub mod dirfd;
 pub mod envfile;
 pub mod error;
+pub mod handover;
 pub mod helper;
 pub mod install;
 pub mod instance_limits;
@@ -144,6 +145,12 @@ fn run(cli: Cli, out: Output) -> Result<()> {
     ) {
         // Root acts on an app's state only as the account that controls it.
         account::act_for_state_of(&app)?;
+        // An operator's command runs as that account, once the operator
+        // is known to be among the app's callers.
+        if let Some(account) = account::other_controller_of(&app) {
+            app::check_may_drive(&app::caller()?, &app)?;
+            return handover::run_as(account, &app, cli.app.is_some());
+        }
     }
     // Judged before anything is touched: a caller the app does not list
     // is told so, not that some directory is unreadable.

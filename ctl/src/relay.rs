@@ -66,6 +66,11 @@ pub fn spawn(mut cmd: Command, stdout_to: Out) -> io::Result<Relayed> {
 }
 
 impl Relayed {
+    /// The program's process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Waits for the program, calling `tick` every `every` while it runs,
     /// then lets the copiers finish what is left in the pipes, for at most
     /// [`DRAIN`].

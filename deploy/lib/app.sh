@@ -8,7 +8,9 @@
 #   *.target
 #   lib/*          -> $PREFIX/lib/unitgate/apps/NAME/      (root:root 0755)
 #   skeleton/...   -> /etc/unitgate/skel/NAME/...          (root:root 0644; config)
-#   install.conf   account=, home=, dirs= (KEY=VALUE; read, never sourced)
+#   install.conf   account=, home=, dirs=, operators= (KEY=VALUE; read, never
+#                  sourced). operators=: groups whose members run unitgate as
+#                  the account: /etc/sudoers.d/unitgate-app-NAME
 # "@PREFIX@" in app.toml, units and lib files becomes $PREFIX.
 #
 # Bookkeeping in /var/lib/unitgate/apps/NAME/:
@@ -509,8 +511,14 @@ install_app() {
     account=$(app_conf account "$src/install.conf")
     home=$(app_conf home "$src/install.conf")
     dirs=$(app_conf dirs "$src/install.conf")
+    operators=$(app_conf operators "$src/install.conf")
     [ -n "$account" ] || die "$src/install.conf names no account="
     case $account in ''|-*|*[!a-z0-9_-]*) die "invalid account name '$account' in $src/install.conf" ;; esac
+    # Group names only, each checked: they are written into a sudoers file.
+    for g in $operators; do
+        case $g in [a-z_]*) ;; *) die "invalid operators group '$g' in $src/install.conf" ;; esac
+        case $g in *[!a-z0-9_-]*) die "invalid operators group '$g' in $src/install.conf" ;; esac
+    done
     # Checked before the words are split: no glob or other shell character
     # can reach the loops below.
     [ -z "$(printf '%s' "$home $dirs" | tr -d 'A-Za-z0-9._/@+ -')" ] \
@@ -546,6 +554,16 @@ $dest: $(walk_why) (root writes only where every directory from / is root's and 
             why=$(app_dir "$d" "$uid" "$gid" check) || problems="$problems
 $why"
         done
+    fi
+    if [ $live = yes ]; then
+        for g in $operators; do
+            getent group "$g" >/dev/null || problems="$problems
+operators=$g: no such group (create it and add the operators first)"
+        done
+    fi
+    if [ -n "$operators" ]; then
+        root_dir_ok "$DESTDIR$sudoers_dir" || problems="$problems
+$DESTDIR$sudoers_dir: $(walk_why)"
     fi
     if [ -n "$problems" ]; then
         printf '%s\n' "$problems" | sed '/^$/d; s/^/unitgate install: refusing /' >&2
@@ -618,6 +636,8 @@ $why"
         done
     fi
 
+    install_operators "$name" "$account" "$operators" "$state"
+
     root_dir "$DESTDIR/etc/unitgate/apps"
     install_config "$src/app.toml" "$DESTDIR/etc/unitgate/apps/$name.toml" "$state"
     if [ -d "$src/skeleton" ]; then
@@ -634,6 +654,44 @@ $why"
         systemctl daemon-reload
     fi
     say "app $name done (config /etc/unitgate/apps/$name.toml; units run as $account; nothing enabled)"
+}
+
+# install_operators NAME ACCOUNT GROUPS STATE: the sudo rule that lets the
+# members of GROUPS run unitgate as ACCOUNT (an operator's command runs as
+# the account, so that no operator ever opens what the account can write:
+# ctl/src/handover.rs). The reverse is never granted. Written like the core
+# drop-in: validated under a name sudo ignores, then renamed into place;
+# recorded in files, so that uninstall removes it. No groups: no file (one
+# an earlier install of the app wrote is removed).
+install_operators() {
+    dest=$sudoers_dir/unitgate-app-$1
+    if [ -z "$3" ]; then
+        if [ -f "$DESTDIR$dest" ] && grep -qxF "$dest" "$4/files" 2>/dev/null; then
+            rm -f -- "$DESTDIR$dest"
+            say "removed $DESTDIR$dest (no operators= any more)"
+        fi
+        return 0
+    fi
+    tmp=$(mktemp "$DESTDIR$sudoers_dir/.unitgate-app.XXXXXX")
+    {
+        echo "# unitgate app $1: its operators run unitgate as its account $2"
+        echo "# (written by deploy/install.sh --app from operators= in install.conf)."
+        for g in $3; do
+            echo "%$g ALL=($2) NOPASSWD: $bindir/unitgate"
+        done
+    } > "$tmp"
+    chmod 0440 "$tmp"
+    [ -n "$DESTDIR" ] || chown root:root "$tmp"
+    if [ -n "$(sudoers_checkers)" ]; then
+        sudoers_valid "$tmp" || { rm -f "$tmp"; die "the operators' sudoers rule for app $1 failed $(sudoers_checkers | paste -sd/ -) -c"; }
+    fi
+    if [ -f "$DESTDIR$dest" ] && cmp -s "$tmp" "$DESTDIR$dest"; then
+        rm -f "$tmp"
+    else
+        mv -f "$tmp" "$DESTDIR$dest"
+        say "installed $DESTDIR$dest: members of $3 run unitgate as $2"
+    fi
+    echo "$dest" >> "$4/files.next"
 }
 
 # account_processes UID: "PID UNIT COMMAND" for each process whose real,

@@ -1,0 +1,175 @@
+//! An operator's command, run as the app's account.
+//!
+//! Operators (humans listed in an app's `callers`, usually as an `@group`)
+//! drive instances whose state belongs to the app's service account. If
+//! their own process opened that state, the account could steer it with
+//! links or swapped entries, and act as the operator. So the whole command
+//! runs as the account instead, through a sudo rule the app's installer
+//! writes for the groups in its `operators=` (`%GROUP ALL=(ACCOUNT)
+//! NOPASSWD: PREFIX/bin/unitgate`), and the operator's process only copies
+//! its output (`relay`: a session of its own, pipes and `/dev/null`, control
+//! characters dropped). The account's process never gets the operator's
+//! terminal: one in the account's hands could be written to, or have
+//! keystrokes pushed into it (`TIOCSTI`).
+
+use std::ffi::OsString;
+use std::process::{Command, Stdio};
+
+use nix::sys::signal::{kill, sigprocmask, SigSet, SigmaskHow, Signal};
+use nix::unistd::{Pid, Uid, User};
+
+use crate::app::App;
+use crate::error::{Error, Result};
+use crate::helper::SUDO;
+use crate::relay;
+use crate::system;
+
+/// What ends the operator's command, passed on to the account's.
+const ENDING: [Signal; 4] = [
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+];
+
+/// Runs this same command as `account` (the owner of `app`'s state) and
+/// ends as it does. `app_given`: whether `--app` is among the arguments
+/// already (otherwise it is added: sudo clears `UNITGATE_APP`).
+pub fn run_as(account: u32, app: &App, app_given: bool) -> Result<()> {
+    let user = User::from_uid(Uid::from_raw(account))
+        .ok()
+        .flatten()
+        .ok_or_else(|| Error::NotPermitted {
+            what: format!(
+                "the state of app '{}' belongs to uid {account}, which has no passwd entry",
+                app.name
+            ),
+            hint: "fix the owner of the app's state directory (deploy/install.sh --app sets it)"
+                .into(),
+        })?;
+    let exe =
+        std::env::current_exe().map_err(|e| Error::io("cannot find the unitgate executable", e))?;
+    check_allowed(&user.name, &exe, &app.name)?;
+
+    // The output comes through `relay`, which drops control characters:
+    // colour would arrive as debris, so the account's process writes none.
+    let mut args: Vec<OsString> = vec!["--color=never".into()];
+    if !app_given {
+        args.extend(["--app".into(), app.name.clone().into()]);
+    }
+    args.extend(without_colour(std::env::args_os().skip(1)));
+
+    // In a session of its own, sudo hears no keyboard signal and no hangup
+    // of the operator's terminal: they are passed on (sudo relays them to
+    // the command), or an interrupted `watch` would run on as the account.
+    // Blocked before any thread or child exists, so none is lost.
+    let mut ending = SigSet::empty();
+    for sig in ENDING {
+        ending.add(sig);
+    }
+    sigprocmask(SigmaskHow::SIG_BLOCK, Some(&ending), None)
+        .map_err(|e| Error::io("cannot block signals", e.into()))?;
+    let mut cmd = Command::new(SUDO);
+    cmd.args(["-n", "-u"])
+        .arg(&user.name)
+        .arg("--")
+        .arg(&exe)
+        .args(&args);
+    system::with_signals_unblocked(&mut cmd);
+    let running = relay::spawn(cmd, relay::Out::Stdout)
+        .map_err(|e| Error::io(format!("cannot run {SUDO}"), e))?;
+    let sudo = Pid::from_raw(i32::try_from(running.id()).unwrap_or(i32::MAX));
+    // Told to end: the signal goes on to sudo, and this process ends as
+    // it would have. The account's command stops with the signal, or when
+    // it next writes to the closed pipe (`watch` sees that at once).
+    std::thread::spawn(move || {
+        if let Ok(sig) = ending.wait() {
+            let _ = kill(sudo, sig);
+            std::process::exit(128 + sig as i32);
+        }
+    });
+    let status = running
+        .wait(std::time::Duration::from_secs(3600), || {})
+        .map_err(|e| Error::io(format!("cannot wait for {SUDO}"), e))?;
+    match status.code() {
+        Some(0) => Ok(()),
+        Some(code) => Err(Error::Exit(u8::try_from(code).unwrap_or(1))),
+        // Killed by a signal: as a shell reports it.
+        None => Err(Error::Exit(
+            128u8.saturating_add(
+                std::os::unix::process::ExitStatusExt::signal(&status)
+                    .and_then(|s| u8::try_from(s).ok())
+                    .unwrap_or(0),
+            ),
+        )),
+    }
+}
+
+/// Whether sudo lets the caller run `exe` as `account` without a password
+/// (`sudo -n -l`, which runs nothing); a refusal says what to ask for.
+fn check_allowed(account: &str, exe: &std::path::Path, app: &str) -> Result<()> {
+    let allowed = Command::new(SUDO)
+        .args(["-n", "-l", "-u", account, "--"])
+        .arg(exe)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if allowed {
+        return Ok(());
+    }
+    Err(Error::NotPermitted {
+        what: format!(
+            "the state of app '{app}' belongs to its account {account}: an operator's commands run as {account}, and sudo does not let you run {} as {account}",
+            exe.display()
+        ),
+        hint: format!(
+            "ask an administrator to list one of your groups in operators= of the app's install.conf and re-run deploy/install.sh --app, or run it as {account}"
+        ),
+    })
+}
+
+/// The arguments without a `--color` choice before a `--` (`--color=never`
+/// goes first instead: a second `--color` would be a usage error).
+fn without_colour(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
+    let mut kept = Vec::new();
+    let mut args = args.into_iter();
+    while let Some(a) = args.next() {
+        match a.to_str() {
+            Some("--") => {
+                kept.push(a);
+                kept.extend(args);
+                break;
+            }
+            Some("--color") => {
+                args.next();
+            }
+            Some(s) if s.starts_with("--color=") => {}
+            _ => kept.push(a),
+        }
+    }
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_colour_choice_is_dropped_before_the_end_of_options_only() {
+        let args = |a: &[&str]| a.iter().map(OsString::from).collect::<Vec<_>>();
+        assert_eq!(
+            without_colour(args(&["status", "--color", "always", "--json"])),
+            args(&["status", "--json"])
+        );
+        assert_eq!(
+            without_colour(args(&["--color=always", "status"])),
+            args(&["status"])
+        );
+        assert_eq!(
+            without_colour(args(&["init", "a", "--", "--color"])),
+            args(&["init", "a", "--", "--color"])
+        );
+    }
+}
