@@ -101,7 +101,7 @@ background "fuzzing" bash tests/fuzz-smoke.sh
 # the 30 the whole command may take). The suites that pin static properties
 # (hostile input, tampered trees, the installer's layout, the test bed) run
 # here: load changes nothing they check.
-under_load=(cli_lifecycle cli_errors cli_robustness cli_watch cli_json_contract helper_e2e deploy_apps deploy_deb task_run cli_limits)
+under_load=(cli_lifecycle cli_errors cli_robustness cli_watch cli_json_contract helper_e2e deploy_apps deploy_deb task_run cli_limits operators)
 # Every crate's integration tests but those (and the VM tier's). Always
 # --workspace: one feature set, so nothing is built twice.
 host_suites=()
@@ -135,7 +135,7 @@ run_tier trixie helper_e2e helper_hostile helper_deferred_reload cli_lifecycle c
     cli_robustness cli_hostile_account cli_watch task_run cli_limits
 
 step "the helper and lifecycle suites on Debian 13 with sudo-rs as /usr/bin/sudo"
-run_tier trixie-sudo-rs helper_e2e helper_hostile cli_lifecycle cli_errors task_run
+run_tier trixie-sudo-rs helper_e2e helper_hostile cli_lifecycle cli_errors task_run operators
 
 step "the VM tier (it ran in the background)"
 finish "VM tier"
