@@ -26,6 +26,11 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
 
+    /// Set by an operator's command handed over to the app's account
+    /// (docs/deploy.md, operators): read no cache the account could forge.
+    #[arg(long, global = true, hide = true)]
+    pub for_operator: bool,
+
     /// Seconds to wait for another command's lock (exit 75), and for the system bus
     /// when it is not up yet, as early in boot (exit 69), before giving up.
     #[arg(long, global = true, value_name = "SECONDS", default_value_t = 30)]

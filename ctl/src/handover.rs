@@ -53,7 +53,8 @@ pub fn run_as(account: u32, app: &App, app_given: bool) -> Result<()> {
 
     // The output comes through `relay`, which drops control characters:
     // colour would arrive as debris, so the account's process writes none.
-    let mut args: Vec<OsString> = vec!["--color=never".into()];
+    // `--for-operator`: it reads no cache the account could have forged.
+    let mut args: Vec<OsString> = vec!["--color=never".into(), "--for-operator".into()];
     if !app_given {
         args.extend(["--app".into(), app.name.clone().into()]);
     }

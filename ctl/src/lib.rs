@@ -83,6 +83,9 @@ pub fn main() -> ExitCode {
         }
     };
     output::set_colour(cli.color);
+    if cli.for_operator {
+        systemd::distrust_cache();
+    }
     let out = Output { json: cli.json };
     let result = run(cli, out);
     if let Err(e) = &result {

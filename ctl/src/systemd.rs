@@ -772,9 +772,22 @@ fn cache_file() -> std::ffi::OsString {
 /// Ample for 10,000 running units (about 200 bytes each).
 const MAX_CACHE_SIZE: u64 = 16 << 20;
 
+/// Set for a command run as the account on an operator's behalf: the
+/// account's own cache is one it could have forged, and the operator must
+/// be shown what systemd says.
+static DISTRUST_CACHE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// From now on no status cache is read (it is still written).
+pub fn distrust_cache() {
+    DISTRUST_CACHE.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
 /// An unreadable, damaged or foreign cache is an empty one: it only saves
 /// calls.
 fn load_cache(dir: &DirFd) -> HashMap<String, CacheEntry> {
+    if DISTRUST_CACHE.load(std::sync::atomic::Ordering::Relaxed) {
+        return HashMap::new();
+    }
     let me = nix::unistd::geteuid().as_raw();
     dir.read_own_file(&cache_file(), MAX_CACHE_SIZE, me)
         .ok()
