@@ -8,7 +8,7 @@
 #   *.target
 #   lib/*          -> $PREFIX/lib/unitgate/apps/NAME/      (root:root 0755)
 #   skeleton/...   -> /etc/unitgate/skel/NAME/...          (root:root 0644; config)
-#   install.conf   account=, home=, dirs= (KEY=VALUE; read, never sourced)
+#   install.conf   account=, home=, dirs=, guard=no (KEY=VALUE; read, never sourced)
 # "@PREFIX@" in app.toml, units and lib files becomes $PREFIX.
 #
 # Bookkeeping in /var/lib/unitgate/apps/NAME/:
@@ -487,8 +487,12 @@ app_guard_path() {
 # same section more than once), are exactly WantedBy=multi-user.target: the
 # guard's condition is the link that install makes, so with any other
 # (another target, Alias=, Also=, RequiredBy=) the helper's fast path would
-# enable an instance the guard then skips, or leave a link behind.
+# enable an instance the guard then skips, or leave a link behind. Nor one
+# whose install.conf says guard=no: an app whose instances other units
+# start as a dependency (drdr-x's displays, pulled in by drdr-main@ and
+# drdr-render@), which the guard would skip for not being enabled.
 app_guard_wanted() {
+    [ "$(app_conf guard "$1/install.conf")" != no ] || return 1
     g_template=$1/$(basename "$(dirname "$2")" .d)
     [ -f "$g_template" ] && [ -f "$guard_src" ] || return 1
     g_install=$(awk '{ sub(/^[[:space:]]+/, ""); sub(/[[:space:]]+$/, "") }
