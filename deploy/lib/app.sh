@@ -682,13 +682,17 @@ wait_account_idle() {
 }
 
 # Instance units of the templates an app installed: loaded ones and the
-# ones enabled on disk (a crashed delete can leave either alone).
+# ones enabled on disk (a crashed delete can leave either alone). Timer
+# templates too (drdr-x's periodic restart): an operator's enabled timer
+# must not be left linked to a removed unit.
 app_instances() { # state-dir
-    cat "$1/templates" "$1/files" 2>/dev/null | grep '@\.service$' | while IFS= read -r path; do
-        prefix=$(basename "$path" .service)   # NAME@
-        systemctl list-units --all --plain --no-legend --full "${prefix}*.service" 2>/dev/null \
+    cat "$1/templates" "$1/files" 2>/dev/null | grep -E '@\.(service|timer)$' | while IFS= read -r path; do
+        i_base=$(basename "$path")
+        suffix=${i_base##*.}
+        prefix=${i_base%.*}   # NAME@
+        systemctl list-units --all --plain --no-legend --full "${prefix}*.$suffix" 2>/dev/null \
             | awk '{ print $1 }'
-        find /etc/systemd/system -name "${prefix}?*.service" -exec basename {} \; 2>/dev/null
+        find /etc/systemd/system -name "${prefix}?*.$suffix" -exec basename {} \; 2>/dev/null
     done | grep -v '^●' | sort -u
 }
 
