@@ -163,10 +163,19 @@ fn drdr_main_and_render_follow_their_display() {
 
     // The X server dies: systemd starts a new one (Restart=on-failure) and
     // main and render come back to it on their own.
+    let wm = main_pid(&m, "drdr-wm@91.service");
     m.sh("systemctl kill --kill-whom=main --signal=KILL drdr-xvfb@91.service")
         .ok();
     let server = wait_new_server(&m, &server, "the server was killed");
     wait_both_current(&m, "the server was killed");
+    wait(
+        &m,
+        "a new window manager on :91",
+        &format!(
+            "systemctl is-active -q drdr-wm@91.service && \
+             [ \"$(systemctl show -P MainPID drdr-wm@91.service)\" != {wm} ]"
+        ),
+    );
 
     // The periodic restart: root's timer, made to fire now by a drop-in.
     m.write_file(
@@ -199,6 +208,24 @@ fn drdr_main_and_render_follow_their_display() {
         &m,
         "main to run with PARALLELISM=8",
         &format!("grep -q ' PARALLELISM=8$' {STATUS}"),
+    );
+
+    // The network exception is needed: a client in a network namespace of
+    // its own does not reach the display's abstract socket (the file socket
+    // is in the display's private /tmp). And PrivateNetwork= must not be
+    // trusted in a unit that joins the display's namespaces: systemd (252
+    // and 257) silently keeps it in the display's, the host's, namespace.
+    let client = |props: &str| {
+        m.sh(&format!(
+            "systemd-run --quiet --wait --pipe --collect -p User=drdr {props} \
+             -E DISPLAY=:91 -E XAUTHORITY=/run/drdr-x/91/xauthority xdpyinfo 2>&1"
+        ))
+    };
+    client("-p PrivateTmp=yes").ok();
+    let isolated = client("-p PrivateTmp=yes -p PrivateNetwork=yes");
+    assert!(
+        !isolated.success() && isolated.stdout.contains("unable to open display"),
+        "a client without the host's network namespace reached the display: {isolated}"
     );
 
     // Stopping the display stops everything on it.
