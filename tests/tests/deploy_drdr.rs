@@ -160,6 +160,11 @@ fn drdr_main_and_render_follow_their_display() {
         main,
         "main was not restarted with its display"
     );
+    // In order (PartOf=): stopped before its server went, not a crash that
+    // Restart= made good.
+    for unit in ["drdr-main@91.service", "drdr-render@91.service"] {
+        assert_eq!(show(&m, unit, "NRestarts"), "0", "{unit} lost its server");
+    }
 
     // The X server dies: systemd starts a new one (Restart=on-failure) and
     // main and render come back to it on their own.
@@ -240,6 +245,17 @@ fn drdr_main_and_render_follow_their_display() {
     }
     let procs = m.sh("ps -u drdr -o pid=,comm= || true").stdout;
     assert!(procs.trim().is_empty(), "processes of drdr left: {procs}");
+
+    // Uninstalling drdr-x disables the restart timers an operator enabled:
+    // no link is left to a unit file that is gone.
+    m.sh("systemctl enable drdr-x-restart@91.timer").ok();
+    m.sh("cd /mnt/src && sh deploy/uninstall.sh --app drdr-x")
+        .ok();
+    m.sh(
+        "test ! -e /etc/systemd/system/timers.target.wants/drdr-x-restart@91.timer \
+          && test ! -e /usr/local/lib/systemd/system/drdr-x-restart@.timer",
+    )
+    .ok();
 
     eprintln!(
         "exposure scores:\n{scores}boot and install: {:.1} s, whole test: {:.1} s",
