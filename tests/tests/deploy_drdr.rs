@@ -65,12 +65,12 @@ fn wait_both_current(m: &Machine, after: &str) {
     wait(
         m,
         &format!("drdr-main to render against the current server ({after})"),
-        &format!("/root/drdr-current {STATUS}"),
+        &format!("/usr/local/sbin/drdr-current {STATUS}"),
     );
     wait(
         m,
         &format!("drdr-render to render against the current server ({after})"),
-        &format!("/root/drdr-current {RENDERED}"),
+        &format!("/usr/local/sbin/drdr-current {RENDERED}"),
     );
 }
 
@@ -92,14 +92,14 @@ fn wait_new_server(m: &Machine, old: &str, after: &str) -> String {
 #[test]
 fn drdr_main_and_render_follow_their_display() {
     let began = Instant::now();
-    let m = Machine::boot("drdr");
+    let mut m = Machine::boot("drdr");
     m.install_unitgate();
     m.sh(
         "cd /mnt/src && sh deploy/install.sh --app-only --app deploy/apps/drdr-x \
           --app deploy/apps/drdr-main --app deploy/apps/drdr-render",
     )
     .ok();
-    m.write_file("/root/drdr-current", CURRENT.as_bytes(), 0o755);
+    m.write_file("/usr/local/sbin/drdr-current", CURRENT.as_bytes(), 0o755);
     let booted = began.elapsed();
 
     // The new templates: verify clean, and at most 2.0 in `security`.
@@ -214,6 +214,17 @@ fn drdr_main_and_render_follow_their_display() {
         "main to run with PARALLELISM=8",
         &format!("grep -q ' PARALLELISM=8$' {STATUS}"),
     );
+
+    // After a reboot: main is enabled, the display only needed by it, so
+    // main brings it up again, and renders against it.
+    // (The reports stay in /var/lib; a new server has a new cookie.)
+    m.reboot();
+    wait(
+        &m,
+        "main and its display to run after the reboot",
+        "systemctl is-active -q drdr-main@91.service && systemctl is-active -q drdr-xvfb@91.service",
+    );
+    wait_both_current(&m, "reboot");
 
     // The network exception is needed: a client in a network namespace of
     // its own does not reach the display's abstract socket (the file socket
