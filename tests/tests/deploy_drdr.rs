@@ -7,8 +7,10 @@
 //! stack and main renders against it; restarting the display, its server
 //! dying, and the periodic restart timer each give a new X server (a new
 //! cookie) that main and render come back to by themselves; an app-wide
-//! setting reaches the instances through `reconfigure --restart`; stopping
-//! the display stops everything on it.
+//! setting reaches the instances through `reconfigure --restart`; after a
+//! reboot the enabled clients bring their display back; a client in a
+//! network namespace of its own cannot open the display; stopping the
+//! display stops everything on it; uninstalling drdr-x disables its timer.
 //!
 //! Every lifecycle step goes through the CLI as the account `drdr` (real
 //! sudo, the helper); root installs, inspects, kills the X server, and
