@@ -37,7 +37,7 @@ command -v dpkg-deb >/dev/null || die "dpkg-deb not found"
 version=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version *= *"\(.*\)"/\1/p' "$here/Cargo.toml")
 [ -n "$version" ] || die "no version in Cargo.toml [workspace.package]"
 arch=$(dpkg --print-architecture)
-apps="left4me-server drdr-x runner-pool task-runner"
+apps="left4me-server drdr-x runner-pool task-runner drdr-main drdr-render"
 
 stage=$(mktemp -d "${TMPDIR:-/tmp}/unitgate-deb.XXXXXX")
 trap 'rm -rf "$stage"' EXIT
@@ -79,7 +79,8 @@ done
 # Reference apps: templates (not enabled), support programs, installer kit.
 for app in $apps; do
     src=$here/deploy/apps/$app
-    for unit in "$src"/*.service; do
+    for unit in "$src"/*.service "$src"/*.timer; do
+        [ -f "$unit" ] || continue
         install -d "$root$PREFIX/lib/systemd/system"
         sed "s|@PREFIX@|$PREFIX|g" "$unit" > "$root$PREFIX/lib/systemd/system/$(basename "$unit")"
         chmod 0644 "$root$PREFIX/lib/systemd/system/$(basename "$unit")"

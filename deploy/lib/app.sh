@@ -8,9 +8,9 @@
 #   *.target
 #   lib/*          -> $PREFIX/lib/unitgate/apps/NAME/      (root:root 0755)
 #   skeleton/...   -> /etc/unitgate/skel/NAME/...          (root:root 0644; config)
-#   install.conf   account=, home=, dirs=, operators= (KEY=VALUE; read, never
-#                  sourced). operators=: groups whose members run unitgate as
-#                  the account: /etc/sudoers.d/unitgate-app-NAME
+#   install.conf   account=, home=, dirs=, operators=, guard=no (KEY=VALUE;
+#                  read, never sourced). operators=: groups whose members run
+#                  unitgate as the account: /etc/sudoers.d/unitgate-app-NAME
 # "@PREFIX@" in app.toml, units and lib files becomes $PREFIX.
 #
 # Bookkeeping in /var/lib/unitgate/apps/NAME/:
@@ -489,8 +489,12 @@ app_guard_path() {
 # same section more than once), are exactly WantedBy=multi-user.target: the
 # guard's condition is the link that install makes, so with any other
 # (another target, Alias=, Also=, RequiredBy=) the helper's fast path would
-# enable an instance the guard then skips, or leave a link behind.
+# enable an instance the guard then skips, or leave a link behind. Nor one
+# whose install.conf says guard=no: an app whose instances other units
+# start as a dependency (drdr-x's displays, pulled in by drdr-main@ and
+# drdr-render@), which the guard would skip for not being enabled.
 app_guard_wanted() {
+    [ "$(app_conf guard "$1/install.conf")" != no ] || return 1
     g_template=$1/$(basename "$(dirname "$2")" .d)
     [ -f "$g_template" ] && [ -f "$guard_src" ] || return 1
     g_install=$(awk '{ sub(/^[[:space:]]+/, ""); sub(/[[:space:]]+$/, "") }
@@ -736,13 +740,17 @@ wait_account_idle() {
 }
 
 # Instance units of the templates an app installed: loaded ones and the
-# ones enabled on disk (a crashed delete can leave either alone).
+# ones enabled on disk (a crashed delete can leave either alone). Timer
+# templates too (drdr-x's periodic restart): an operator's enabled timer
+# must not be left linked to a removed unit.
 app_instances() { # state-dir
-    cat "$1/templates" "$1/files" 2>/dev/null | grep '@\.service$' | while IFS= read -r path; do
-        prefix=$(basename "$path" .service)   # NAME@
-        systemctl list-units --all --plain --no-legend --full "${prefix}*.service" 2>/dev/null \
+    cat "$1/templates" "$1/files" 2>/dev/null | grep -E '@\.(service|timer)$' | while IFS= read -r path; do
+        i_base=$(basename "$path")
+        suffix=${i_base##*.}
+        prefix=${i_base%.*}   # NAME@
+        systemctl list-units --all --plain --no-legend --full "${prefix}*.$suffix" 2>/dev/null \
             | awk '{ print $1 }'
-        find /etc/systemd/system -name "${prefix}?*.service" -exec basename {} \; 2>/dev/null
+        find /etc/systemd/system -name "${prefix}?*.$suffix" -exec basename {} \; 2>/dev/null
     done | grep -v '^●' | sort -u
 }
 
