@@ -300,6 +300,32 @@ echo "fork_refusals=$(refusals)"
 ug kill "$id"
 "#;
 
+/// A `new-app` scaffold with `--profile $1` whose program tries to listen
+/// on 127.0.0.1:$2 and writes what happened. `inet-out`'s
+/// `SocketBindDeny=any` needs cgroup BPF, which containers lack: this
+/// kernel is where it is enforced, or not.
+const NEWAPP_BIND: &str = r#"app=bind-$1
+cat > /usr/local/bin/try-bind <<'PROBE'
+#!/usr/bin/perl
+use IO::Socket::INET;
+my $s = IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => $ARGV[0], Listen => 1, ReuseAddr => 1);
+open my $f, ">", "seen.new" or die "seen.new: $!";
+print $f ($s ? "bound\n" : "refused: $!\n");
+close $f;
+rename "seen.new", "seen";
+sleep;
+PROBE
+chmod 0755 /usr/local/bin/try-bind
+mkdir -p /root/apps
+unitgate new-app "$app" --exec "/usr/local/bin/try-bind $2" --profile "$1" --dir /root/apps >/dev/null
+(cd /mnt/src && sh deploy/install.sh --app-only --app "/root/apps/$app" >/dev/null)
+as_user "$app" unitgate --app "$app" init one
+as_user "$app" unitgate --app "$app" start one
+wait_until 120 "the program's try" test -e "/var/lib/$app/instances/one/seen"
+echo "seen=$(cat "/var/lib/$app/instances/one/seen")"
+echo "socket_bind_deny=$(systemctl show -P SocketBindDeny "$app@one.service")"
+"#;
+
 /// `run --cpu $1 -- spin` as runner, its figures read from its journal.
 const TASK_CPU: &str = r#"id=cpu$1
 rc=0
@@ -358,6 +384,16 @@ static POOL: SharedBoot = SharedBoot::new(|| {
         .check("task-cpu-control", 120, &probe(TASK_CPU, "100000"))
         .check("cpu-quota", 180, &probe(CPU_PROBE, "cpu"))
         .check("cpu-quota-control", 180, &probe(CPU_PROBE, "nocpu"))
+        .check(
+            "newapp-inet-out",
+            300,
+            &format!("set -- inet-out 4200\n{NEWAPP_BIND}"),
+        )
+        .check(
+            "newapp-inet-in",
+            300,
+            &format!("set -- inet-in 4201\n{NEWAPP_BIND}"),
+        )
 });
 
 /// The `key=value` lines a check printed (shown with `--nocapture`, for
@@ -621,4 +657,23 @@ fn a_task_with_cpu_20_is_throttled_to_a_fifth_of_a_cpu() {
 fn a_task_with_a_quota_of_every_cpu_is_not_throttled() {
     let out = POOL.report().ok("task-cpu-control");
     assert!(cpu_throttled_to(out, 20).is_err(), "{out}");
+}
+
+#[test]
+fn new_app_inet_out_cannot_listen_where_the_kernel_enforces_it() {
+    let out = POOL.report().ok("newapp-inet-out");
+    let f = fields(out);
+    assert_eq!(f["socket_bind_deny"], "any", "{out}");
+    assert!(
+        f["seen"].starts_with("refused: ") && f["seen"].contains("Operation not permitted"),
+        "{out}"
+    );
+}
+
+#[test]
+fn new_app_inet_in_listens_on_the_same_kernel() {
+    let out = POOL.report().ok("newapp-inet-in");
+    let f = fields(out);
+    assert_eq!(f["seen"], "bound", "{out}");
+    assert_eq!(f["socket_bind_deny"], "", "{out}");
 }
