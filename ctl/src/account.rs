@@ -61,25 +61,44 @@ pub fn act_for_state_of(app: &App) -> Result<Option<Became>> {
 /// process must then not open the state (see `handover`). Judged by
 /// `lstat` alone: the account's directories are often closed to others.
 /// It only chooses whom sudo is asked to run the command as; sudo's rules
-/// decide whether it may.
-pub fn other_controller_of(app: &App) -> Option<u32> {
+/// decide whether it may. Where the owners cannot be told — a directory
+/// that cannot be looked at, a FUSE file system (whose owner says what
+/// owners it likes) — the caller is refused rather than let in.
+pub fn other_controller_of(app: &App) -> Result<Option<u32>> {
     let me = nix::unistd::geteuid();
     if me.is_root() {
-        return None;
+        return Ok(None);
     }
+    let unknown = |path: &std::path::Path, why: String| {
+        Error::NotPermitted {
+        what: format!(
+            "cannot tell who owns {} ({why}), so unitgate will not open app '{}''s state as you",
+            path.display(),
+            app.name
+        ),
+        hint: "run unitgate as the app's account, or ask an administrator to check the state directory"
+            .into(),
+    }
+    };
     let mut path = std::path::PathBuf::from("/");
     for part in app.state_dir.components().skip(1) {
         path.push(part);
-        match std::fs::symlink_metadata(&path) {
-            Ok(meta) if meta.uid() != 0 => {
-                return (meta.uid() != me.as_raw()).then_some(meta.uid())
-            }
-            Ok(_) => {}
-            // Absent or hidden: the command itself says what is wrong.
-            Err(_) => return None,
+        let meta = match std::fs::symlink_metadata(&path) {
+            Ok(meta) => meta,
+            // Not there yet: the command itself says so.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(unknown(&path, e.to_string())),
+        };
+        if nix::sys::statfs::statfs(&path)
+            .is_ok_and(|fs| fs.filesystem_type() == nix::sys::statfs::FUSE_SUPER_MAGIC)
+        {
+            return Err(unknown(&path, "it is on a FUSE file system".into()));
+        }
+        if meta.uid() != 0 {
+            return Ok((meta.uid() != me.as_raw()).then_some(meta.uid()));
         }
     }
-    None
+    Ok(None)
 }
 
 fn become_user(uid: u32, dir: &str) -> Result<Became> {
@@ -106,6 +125,10 @@ fn become_user(uid: u32, dir: &str) -> Result<Became> {
     setresgid(user.gid, user.gid, user.gid).map_err(|e| fail("setresgid", e))?;
     setresuid(user.uid, user.uid, user.uid).map_err(|e| fail("setresuid", e))?;
     verify(user.uid, user.gid).map_err(|e| fail("verify", e))?;
+    // Root's working directory may be one the account could not enter; a
+    // process of the account's own would give it a way in
+    // (/proc/PID/cwd), and the install command runs here.
+    nix::unistd::chdir("/").map_err(|e| fail("chdir /", e))?;
     // For the programs we run (the install command): the account's own
     // home and name, and nothing else of root's environment (its tokens,
     // its PATH, its SUDO_* and XDG_* are not the account's to see).

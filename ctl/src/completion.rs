@@ -122,6 +122,11 @@ pub fn instances(current: &OsStr) -> Vec<CompletionCandidate> {
     let Ok(app) = app::select(flag.as_deref()) else {
         return Vec::new();
     };
+    // An operator's commands run as the account; the completion would run
+    // as the operator, in the account's directory: none offered.
+    if !matches!(crate::account::other_controller_of(&app), Ok(None)) {
+        return Vec::new();
+    }
     // The state directory, reached as every command reaches it (no link
     // another account planted is followed); nothing is created.
     let Ok(names) = Store::open(&app).and_then(|s| s.list()) else {

@@ -14,6 +14,7 @@
 
 use std::ffi::OsString;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use nix::sys::signal::{kill, sigprocmask, SigSet, SigmaskHow, Signal};
 use nix::unistd::{Pid, Uid, User};
@@ -23,6 +24,10 @@ use crate::error::{Error, Result};
 use crate::helper::SUDO;
 use crate::relay;
 use crate::system;
+
+/// How long the account's command has to end once the operator's was told
+/// to: then the operator gets their prompt back whatever it does.
+const ENDING_GRACE: Duration = Duration::from_secs(5);
 
 /// What ends the operator's command, passed on to the account's.
 const ENDING: [Signal; 4] = [
@@ -58,14 +63,15 @@ pub fn run_as(account: u32, app: &App, app_given: bool) -> Result<()> {
     if !app_given {
         args.extend(["--app".into(), app.name.clone().into()]);
     }
-    args.extend(without_colour(std::env::args_os().skip(1)));
+    args.extend(without_our_options(std::env::args_os().skip(1)));
 
     // In a session of its own, sudo hears no keyboard signal and no hangup
     // of the operator's terminal: they are passed on (sudo relays them to
     // the command), or an interrupted `watch` would run on as the account.
-    // Blocked before any thread or child exists, so none is lost.
+    // Blocked before any thread or child exists, so none is lost; one
+    // ignored here (`nohup`, a script's `&`) stays ignored.
     let mut ending = SigSet::empty();
-    for sig in ENDING {
+    for sig in ENDING.into_iter().filter(|s| !system::is_ignored(*s)) {
         ending.add(sig);
     }
     sigprocmask(SigmaskHow::SIG_BLOCK, Some(&ending), None)
@@ -75,23 +81,39 @@ pub fn run_as(account: u32, app: &App, app_given: bool) -> Result<()> {
         .arg(&user.name)
         .arg("--")
         .arg(&exe)
-        .args(&args);
+        .args(&args)
+        // Nothing of the operator's for the account to read in /proc: not
+        // the directory they are in (a way into a tree closed to the
+        // account), not their environment (sudo keeps DISPLAY, XAUTHORITY,
+        // KRB5CCNAME), not a descriptor they left open.
+        .current_dir("/")
+        .env_clear()
+        .envs(kept_environment());
     system::with_signals_unblocked(&mut cmd);
+    system::with_only_std_fds(&mut cmd);
     let running = relay::spawn(cmd, relay::Out::Stdout)
         .map_err(|e| Error::io(format!("cannot run {SUDO}"), e))?;
     let sudo = Pid::from_raw(i32::try_from(running.id()).unwrap_or(i32::MAX));
-    // Told to end: the signal goes on to sudo, and this process ends as
-    // it would have. The account's command stops with the signal, or when
-    // it next writes to the closed pipe (`watch` sees that at once).
+    // Told to end: the signal goes on to sudo, and the account's command
+    // gets the time to end and say so (its output still copied); then this
+    // process ends by that signal, as it would have without us, whatever
+    // the account's process does with its pipes.
+    let told = std::sync::Arc::new(std::sync::OnceLock::<Signal>::new());
+    let heard = std::sync::Arc::clone(&told);
     std::thread::spawn(move || {
         if let Ok(sig) = ending.wait() {
+            let _ = heard.set(sig);
             let _ = kill(sudo, sig);
-            std::process::exit(128 + sig as i32);
+            std::thread::sleep(ENDING_GRACE);
+            system::die_by(sig);
         }
     });
     let status = running
-        .wait(std::time::Duration::from_secs(3600), || {})
+        .wait_to_end(Duration::from_secs(3600), || {})
         .map_err(|e| Error::io(format!("cannot wait for {SUDO}"), e))?;
+    if let Some(sig) = told.get() {
+        system::die_by(*sig);
+    }
     match status.code() {
         Some(0) => Ok(()),
         Some(code) => Err(Error::Exit(u8::try_from(code).unwrap_or(1))),
@@ -104,6 +126,18 @@ pub fn run_as(account: u32, app: &App, app_given: bool) -> Result<()> {
             ),
         )),
     }
+}
+
+/// The operator's environment the account's command gets: how to print.
+fn kept_environment() -> Vec<(OsString, OsString)> {
+    let mut kept: Vec<(OsString, OsString)> = std::env::vars_os()
+        .filter(|(k, _)| {
+            k.to_str()
+                .is_some_and(|k| matches!(k, "LANG" | "LANGUAGE" | "TZ") || k.starts_with("LC_"))
+        })
+        .collect();
+    kept.push(("PATH".into(), "/usr/local/bin:/usr/bin:/bin".into()));
+    kept
 }
 
 /// Whether sudo lets the caller run `exe` as `account` without a password
@@ -131,9 +165,10 @@ fn check_allowed(account: &str, exe: &std::path::Path, app: &str) -> Result<()> 
     })
 }
 
-/// The arguments without a `--color` choice before a `--` (`--color=never`
-/// goes first instead: a second `--color` would be a usage error).
-fn without_colour(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
+/// The arguments without what the handover sets itself, before a `--`: a
+/// `--color` choice (`--color=never` goes first) and `--for-operator`
+/// (either given twice would be a usage error).
+fn without_our_options(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
     let mut kept = Vec::new();
     let mut args = args.into_iter();
     while let Some(a) = args.next() {
@@ -146,7 +181,7 @@ fn without_colour(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
             Some("--color") => {
                 args.next();
             }
-            Some(s) if s.starts_with("--color=") => {}
+            Some(s) if s.starts_with("--color=") || s == "--for-operator" => {}
             _ => kept.push(a),
         }
     }
@@ -158,18 +193,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_colour_choice_is_dropped_before_the_end_of_options_only() {
+    fn our_own_options_are_dropped_before_the_end_of_options_only() {
         let args = |a: &[&str]| a.iter().map(OsString::from).collect::<Vec<_>>();
         assert_eq!(
-            without_colour(args(&["status", "--color", "always", "--json"])),
+            without_our_options(args(&["status", "--color", "always", "--json"])),
             args(&["status", "--json"])
         );
         assert_eq!(
-            without_colour(args(&["--color=always", "status"])),
+            without_our_options(args(&["--color=always", "--for-operator", "status"])),
             args(&["status"])
         );
         assert_eq!(
-            without_colour(args(&["init", "a", "--", "--color"])),
+            without_our_options(args(&["init", "a", "--", "--color"])),
             args(&["init", "a", "--", "--color"])
         );
     }

@@ -134,6 +134,17 @@ fn run(cli: Cli, out: Output) -> Result<()> {
         // Before anything changes the process: the program inherits it.
         Command::Launch { instance, command } => {
             let app = app::select(cli.app.as_deref())?;
+            // What launch reads and runs is the account's: never as an
+            // operator (the account would choose what they run).
+            if let Some(account) = account::other_controller_of(&app)? {
+                return Err(Error::NotPermitted {
+                    what: format!(
+                        "launch runs what the instance's files say, and app '{}''s belong to uid {account}: not as you",
+                        app.name
+                    ),
+                    hint: "launch is for the unit's ExecStart=, which runs as the account".into(),
+                });
+            }
             return launch::run(&app, instance, command);
         }
         _ => {}
@@ -150,7 +161,7 @@ fn run(cli: Cli, out: Output) -> Result<()> {
         account::act_for_state_of(&app)?;
         // An operator's command runs as that account, once the operator
         // is known to be among the app's callers.
-        if let Some(account) = account::other_controller_of(&app) {
+        if let Some(account) = account::other_controller_of(&app)? {
             app::check_may_drive(&app::caller()?, &app)?;
             return handover::run_as(account, &app, cli.app.is_some());
         }

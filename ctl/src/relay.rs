@@ -74,7 +74,24 @@ impl Relayed {
     /// Waits for the program, calling `tick` every `every` while it runs,
     /// then lets the copiers finish what is left in the pipes, for at most
     /// [`DRAIN`].
-    pub fn wait(self, every: Duration, mut tick: impl FnMut()) -> io::Result<ExitStatus> {
+    pub fn wait(self, every: Duration, tick: impl FnMut()) -> io::Result<ExitStatus> {
+        self.wait_draining(every, tick, Some(DRAIN))
+    }
+
+    /// As [`Relayed::wait`], but the copiers finish whatever time that
+    /// takes: for a program whose whole output is the answer (a slow
+    /// reader, `| less`, must not lose its end), and which starts nothing
+    /// that keeps the pipes open.
+    pub fn wait_to_end(self, every: Duration, tick: impl FnMut()) -> io::Result<ExitStatus> {
+        self.wait_draining(every, tick, None)
+    }
+
+    fn wait_draining(
+        self,
+        every: Duration,
+        mut tick: impl FnMut(),
+        drain: Option<Duration>,
+    ) -> io::Result<ExitStatus> {
         let Relayed {
             mut child,
             copied,
@@ -95,10 +112,15 @@ impl Relayed {
                 }
             }
         };
-        let deadline = Instant::now() + DRAIN;
+        let deadline = drain.map(|d| Instant::now() + d);
         for _ in 0..copiers {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if copied.recv_timeout(left).is_err() {
+            let copied = match deadline {
+                Some(at) => copied
+                    .recv_timeout(at.saturating_duration_since(Instant::now()))
+                    .is_ok(),
+                None => copied.recv().is_ok(),
+            };
+            if !copied {
                 break;
             }
         }

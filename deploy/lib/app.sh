@@ -519,6 +519,9 @@ install_app() {
     [ -n "$account" ] || die "$src/install.conf names no account="
     case $account in ''|-*|*[!a-z0-9_-]*) die "invalid account name '$account' in $src/install.conf" ;; esac
     # Group names only, each checked: they are written into a sudoers file.
+    # The characters first, before the words are split: no glob can expand.
+    [ -z "$(printf '%s' "$operators" | tr -d 'a-z0-9_ -')" ] \
+        || die "install.conf: operators= holds group names (a-z 0-9 _ -) separated by spaces (got '$operators')"
     for g in $operators; do
         case $g in [a-z_]*) ;; *) die "invalid operators group '$g' in $src/install.conf" ;; esac
         case $g in *[!a-z0-9_-]*) die "invalid operators group '$g' in $src/install.conf" ;; esac
@@ -566,8 +569,22 @@ operators=$g: no such group (create it and add the operators first)"
         done
     fi
     if [ -n "$operators" ]; then
-        root_dir_ok "$DESTDIR$sudoers_dir" || problems="$problems
-$DESTDIR$sudoers_dir: $(walk_why)"
+        # The rule names our CLI: it must be root's alone, and there.
+        for d in "$DESTDIR$sudoers_dir" "$DESTDIR$bindir"; do
+            root_dir_ok "$d" || problems="$problems
+$d: $(walk_why)"
+        done
+        if [ $live = yes ] && [ ! -x "$bindir/unitgate" ]; then
+            problems="$problems
+operators=: $bindir/unitgate is not installed (PREFIX=$PREFIX: the rule would name it; use the PREFIX unitgate is installed under)"
+        fi
+        if [ $live = yes ] && [ -z "$(sudoers_checkers)" ]; then
+            problems="$problems
+operators=: neither visudo nor visudo-rs found to check the sudoers rule"
+        fi
+        for g in $operators; do
+            grep -q "\"@$g\"" "$src/app.toml" || say "note: operators=$g, but \"@$g\" is not in app.toml's callers: sudo lets its members act as $account all the same; list it there too, so that the CLI and the helper agree"
+        done
     fi
     if [ -n "$problems" ]; then
         printf '%s\n' "$problems" | sed '/^$/d; s/^/unitgate install: refusing /' >&2
@@ -640,8 +657,6 @@ $DESTDIR$sudoers_dir: $(walk_why)"
         done
     fi
 
-    install_operators "$name" "$account" "$operators" "$state"
-
     root_dir "$DESTDIR/etc/unitgate/apps"
     install_config "$src/app.toml" "$DESTDIR/etc/unitgate/apps/$name.toml" "$state"
     if [ -d "$src/skeleton" ]; then
@@ -653,6 +668,8 @@ $DESTDIR$sudoers_dir: $(walk_why)"
     fi
     mv -f "$state/files.next" "$state/files"
     mv -f "$state/configs.next" "$state/configs"
+    # After the record: a rule that goes live is one uninstall knows of.
+    install_operators "$name" "$account" "$operators" "$state"
 
     if [ $live = yes ] && [ -d /run/systemd/system ]; then
         systemctl daemon-reload
@@ -665,17 +682,21 @@ $DESTDIR$sudoers_dir: $(walk_why)"
 # the account, so that no operator ever opens what the account can write:
 # ctl/src/handover.rs). The reverse is never granted. Written like the core
 # drop-in: validated under a name sudo ignores, then renamed into place;
-# recorded in files, so that uninstall removes it. No groups: no file (one
-# an earlier install of the app wrote is removed).
+# recorded in files (written already: the rule is added to it before it
+# goes live), so that uninstall removes it. No groups: no file (one an
+# earlier install of the app wrote is removed, as root_dir_ok'd /etc).
 install_operators() {
     dest=$sudoers_dir/unitgate-app-$1
     if [ -z "$3" ]; then
-        if [ -f "$DESTDIR$dest" ] && grep -qxF "$dest" "$4/files" 2>/dev/null; then
-            rm -f -- "$DESTDIR$dest"
+        if [ -f "$DESTDIR$dest" ] && [ -f "$4/rule" ] && root_dir_ok "$DESTDIR$sudoers_dir"; then
+            rm -f -- "$DESTDIR$dest" "$4/rule"
             say "removed $DESTDIR$dest (no operators= any more)"
         fi
         return 0
     fi
+    root_dir "$DESTDIR$sudoers_dir"
+    echo "$dest" >> "$4/files"
+    : > "$4/rule"
     tmp=$(mktemp "$DESTDIR$sudoers_dir/.unitgate-app.XXXXXX")
     {
         echo "# unitgate app $1: its operators run unitgate as its account $2"
@@ -691,11 +712,15 @@ install_operators() {
     fi
     if [ -f "$DESTDIR$dest" ] && cmp -s "$tmp" "$DESTDIR$dest"; then
         rm -f "$tmp"
-    else
-        mv -f "$tmp" "$DESTDIR$dest"
-        say "installed $DESTDIR$dest: members of $3 run unitgate as $2"
+        return 0
     fi
-    echo "$dest" >> "$4/files.next"
+    mv -f "$tmp" "$DESTDIR$dest"
+    # The whole configuration must still parse, or the rule goes again.
+    if [ -z "$DESTDIR" ] && ! sudoers_valid; then
+        rm -f "$DESTDIR$dest"
+        die "sudo configuration invalid after adding $dest; removed it again"
+    fi
+    say "installed $DESTDIR$dest: members of $3 run unitgate as $2"
 }
 
 # account_processes UID: "PID UNIT COMMAND" for each process whose real,
@@ -870,7 +895,7 @@ EOF
             say "kept instance data and account $account: $(tr '\n' ' ' < "$state/dirs")(uninstall --app $name --purge removes them)"
         fi
         # Only what a later --purge needs stays (configs: edited files kept).
-        rm -f -- "$state/files"
+        rm -f -- "$state/files" "$state/rule"
     fi
     rmdir "$DESTDIR$app_state_root" "$DESTDIR/var/lib/unitgate" 2>/dev/null || true
     if [ $live = yes ] && [ -d /run/systemd/system ]; then

@@ -74,6 +74,23 @@ fn an_operator_runs_the_whole_lifecycle_on_the_accounts_instances_as_the_account
 #[test]
 fn the_account_gets_no_way_to_act_as_an_operator() {
     let m = machine("operators-account");
+    // What install.conf's operators= may name: groups that exist, never a
+    // glob (the installer splits the words; from / a `*` would have been
+    // bin, root, sys…). Refused with nothing changed.
+    for (bad, says) in [
+        ("*", "operators= holds group names"),
+        ("nosuch", "no such group"),
+    ] {
+        let out = m.sh(&format!(
+            "cd / && cp -r /root/apps/opsapp /root/apps/bad && \
+             sed -i 's/^operators=.*/operators={bad}/' /root/apps/bad/install.conf && \
+             sh /mnt/src/deploy/install.sh --app-only --app /root/apps/bad; rc=$?; \
+             rm -rf /root/apps/bad; exit $rc"
+        ));
+        assert!(!out.success() && out.stderr.contains(says), "{out}");
+        m.sh("test ! -e /etc/sudoers.d/unitgate-app-bad && test ! -e /etc/unitgate/apps/bad.toml")
+            .ok();
+    }
     // No rule towards alice for the account, and none for a non-operator.
     let towards = m.sh_as("opsapp", "sudo -n -u alice true");
     assert!(!towards.success(), "{towards}");
@@ -99,7 +116,8 @@ fn the_account_gets_no_way_to_act_as_an_operator() {
     // on a terminal, reaches it through pipes, in a session of its own.
     let fds = m
         .sh(
-            "su -s /bin/sh alice -c \"script -qfc 'unitgate --app opsapp watch' /dev/null\" \
+            "cd /home/alice/keep && \
+             su -s /bin/sh alice -c \"DISPLAY=:9 script -qfc 'unitgate --app opsapp watch' /dev/null\" \
                </dev/null >/dev/null 2>&1 &
              deadline=$(( $(date +%s) + 60 ))
              until pid=$(pgrep -u opsapp -f 'unitgate.* watch'); do
@@ -108,11 +126,15 @@ fn the_account_gets_no_way_to_act_as_an_operator() {
              done
              for fd in 0 1 2; do readlink /proc/$pid/fd/$fd | sed 's/:.*//'; done
              ps -o tty= -p $pid
+             # Nor her directory (a way into her tree through /proc), nor
+             # her environment (sudo keeps DISPLAY).
+             readlink /proc/$pid/cwd
+             tr '\\0' '\\n' < /proc/$pid/environ | grep -c '^DISPLAY=' || true
              # The terminal goes away: script ends, its session hangs up.
              kill $(pgrep -u alice -x script)",
         )
         .ok();
-    assert_eq!(fds.stdout, "/dev/null\npipe\npipe\n?\n", "{fds}");
+    assert_eq!(fds.stdout, "/dev/null\npipe\npipe\n?\n/\n0\n", "{fds}");
     fixture::wait_until_showing(
         &m,
         "the watch gone with its terminal",
