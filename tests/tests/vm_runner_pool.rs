@@ -324,6 +324,9 @@ as_user "$app" unitgate --app "$app" start one
 wait_until 120 "the program's try" test -e "/var/lib/$app/instances/one/seen"
 echo "seen=$(cat "/var/lib/$app/instances/one/seen")"
 echo "socket_bind_deny=$(systemctl show -P SocketBindDeny "$app@one.service")"
+echo "kernel=$(uname -r) btf=$(test -e /sys/kernel/btf/vmlinux && echo yes || echo no)"
+echo "features=$(systemctl --version | tail -n 1 | tr ' ' '\n' | grep -i bpf)"
+journalctl -b --no-pager -o cat | grep -iE 'bpf|socket.bind|bind4' | tail -n 5 | sed 's/^/journal: /'
 "#;
 
 /// `run --cpu $1 -- spin` as runner, its figures read from its journal.
