@@ -37,7 +37,7 @@ command -v dpkg-deb >/dev/null || die "dpkg-deb not found"
 version=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version *= *"\(.*\)"/\1/p' "$here/Cargo.toml")
 [ -n "$version" ] || die "no version in Cargo.toml [workspace.package]"
 arch=$(dpkg --print-architecture)
-apps="left4me-server drdr-x runner-pool task-runner drdr-main drdr-render"
+apps="left4me-server drdr-x runner-pool task-runner drdr-main drdr-render orchestrator"
 
 stage=$(mktemp -d "${TMPDIR:-/tmp}/unitgate-deb.XXXXXX")
 trap 'rm -rf "$stage"' EXIT
@@ -146,7 +146,8 @@ Description: run the lifecycle of templated systemd services without root
  validated against root-owned per-app policies in /etc/unitgate/apps/.
  .
  Ships reference apps (Left 4 Dead 2 servers, Xvfb displays, a job-runner
- pool) as hardened unit templates that are never enabled by the package.
+ pool, a task dispatcher, a tmux orchestrator's scheduler) as hardened unit
+ templates that are never enabled by the package.
 CONTROL
 for script in postinst prerm postrm; do
     install -m 0755 "$here/deploy/deb/$script" "$root/DEBIAN/$script"

@@ -85,7 +85,7 @@ fn deb_installs_runs_an_app_lifecycle_and_purges_without_a_trace() {
         .ok();
     // Templates shipped, none enabled, no app active.
     let enabled = m
-        .sh("ls /etc/systemd/system/*.wants/ | grep -E 'left4me|drdr|runner' || true")
+        .sh("ls /etc/systemd/system/*.wants/ | grep -E 'left4me|drdr|runner|orchestrator' || true")
         .stdout;
     assert!(
         enabled.trim().is_empty(),
@@ -96,6 +96,7 @@ fn deb_installs_runs_an_app_lifecycle_and_purges_without_a_trace() {
         "left4me-server@1.service",
         "drdr-xvfb@1.service",
         "runner-pool@w1.service",
+        "orchestrator@o1.service",
     ] {
         let state = m.sh(&format!("systemctl is-enabled {unit} || true")).stdout;
         assert_eq!(state.trim(), "disabled", "{unit}");
