@@ -101,7 +101,7 @@ background "fuzzing" bash tests/fuzz-smoke.sh
 # the 30 the whole command may take). The suites that pin static properties
 # (hostile input, tampered trees, the installer's layout, the test bed) run
 # here: load changes nothing they check.
-under_load=(cli_lifecycle cli_errors cli_robustness cli_watch cli_json_contract helper_e2e deploy_apps deploy_drdr deploy_deb task_run cli_limits operators)
+under_load=(cli_lifecycle cli_errors cli_robustness cli_watch cli_json_contract helper_e2e deploy_apps deploy_drdr deploy_orchestrator deploy_deb task_run cli_limits operators)
 # Every crate's integration tests but those (and the VM tier's). Always
 # --workspace: one feature set, so nothing is built twice.
 host_suites=()
