@@ -19,7 +19,8 @@
 //!   beside them, past every unitgate lock): never two schedulers at once,
 //!   one tmux server all along, the same agent window, the scheduler active;
 //! - both templates verify clean and score ≤ 2.0;
-//! - a stop leaves no process of the account.
+//! - a stop, and a delete of a running instance, leave no process of the
+//!   account.
 
 use std::time::Instant;
 
@@ -320,8 +321,11 @@ fn orchestrator_runs_24_7_beside_its_own_tmux_server() {
     let waited = crash_loop.elapsed();
 
     // A stop takes the scheduler and, with it no longer needing it, tmux
-    // and the agents: nothing of the account is left.
-    ug(&m, "stop a b").ok();
+    // and the agents: nothing of the account is left. `delete` of a running
+    // instance too, though systemd stops its tmux unit only after the
+    // scheduler, while the CLI purges the directory with the socket in it.
+    ug(&m, "delete a").ok();
+    ug(&m, "stop b").ok();
     wait_until_showing(
         &m,
         "every process of the account to end",
@@ -332,6 +336,8 @@ fn orchestrator_runs_24_7_beside_its_own_tmux_server() {
     for unit in ["orchestrator-tmux@a.service", "orchestrator-tmux@b.service"] {
         assert_eq!(show(&m, unit, "ActiveState"), "inactive", "{unit}");
     }
+    m.sh(&format!("test ! -e {STATE}/a && test -d {STATE}/b"))
+        .ok();
     eprintln!(
         "set-up {:.1} s, waited for b's crash loop {:.1} s after the rest, total {:.1} s",
         set_up.as_secs_f64(),
