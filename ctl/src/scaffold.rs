@@ -330,9 +330,14 @@ pub fn render(opts: &NewApp, resolve: &dyn Fn(&str) -> Option<PathBuf>) -> Resul
         // than pretend.
         (Network::InetOut, _) => {
             "# Network: connects out over IPv4/IPv6, never listens: bind() is refused\n\
-             # where systemd can attach cgroup BPF programs (a VM or a host; a\n\
-             # container ignores SocketBindDeny= silently).\n\
+             # where systemd can attach cgroup BPF programs: systemd 250 or later\n\
+             # built with them and libbpf installed (Debian 13: libbpf1), on a VM\n\
+             # or a host. Elsewhere (Debian 12's systemd, a container) it is\n\
+             # ignored, silently. systemd 250-255 enforce a deny list only beside\n\
+             # an allow rule (systemd issue 30556): the one allowed, TCP port 1\n\
+             # over IPv4, is a privileged port this unit cannot bind anyway.\n\
              RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6\n\
+             SocketBindAllow=ipv4:tcp:1\n\
              SocketBindDeny=any"
                 .to_owned()
         }
@@ -767,7 +772,7 @@ mod tests {
         let out = render(&with_profiles(&[Profile::InetOut]), &no_path).unwrap();
         let unit = file(&out, "prof@.service");
         assert!(
-            unit.contains("RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6\nSocketBindDeny=any\n")
+            unit.contains("RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6\nSocketBindAllow=ipv4:tcp:1\nSocketBindDeny=any\n")
         );
         assert!(!unit.contains("PrivateNetwork=yes") && !unit.contains("TMUX_TMPDIR"));
 
