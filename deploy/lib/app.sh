@@ -723,6 +723,17 @@ install_operators() {
     say "installed $DESTDIR$dest: members of $3 run unitgate as $2"
 }
 
+# other_apps_of ACCOUNT NAME: the installed apps but NAME that run as
+# ACCOUNT, by our own records (in the trusted $app_state_root).
+other_apps_of() {
+    for o_file in "$DESTDIR$app_state_root"/*/account; do
+        [ -f "$o_file" ] || continue
+        o_app=$(basename "$(dirname "$o_file")")
+        [ "$o_app" != "$2" ] || continue
+        [ "$(cat "$o_file")" != "$1" ] || printf '%s\n' "$o_app"
+    done
+}
+
 # account_processes UID: "PID UNIT COMMAND" for each process whose real,
 # effective or saved uid is UID (what userdel counts as the account being in
 # use), a zombie's command in brackets. UNIT is the last part of the
@@ -856,11 +867,15 @@ $dir: $(walk_why)"
     rmdir "$DESTDIR/etc/unitgate/skel" 2>/dev/null || true
 
     account=$(cat "$state/account" 2>/dev/null || true)
+    # Another installed app that runs as the same account (DrDr's three
+    # do): the account stays for it, whoever created it.
+    sharing=
+    [ -z "$account" ] || sharing=$(other_apps_of "$account" "$name" | head -n 1)
     if [ "$2" = yes ]; then
         # The account's last processes are gone before its data is removed
         # (as the account) and the account itself.
         if [ $live = yes ] && [ -e "$state/created-account" ] && [ -n "$account" ] \
-            && getent passwd "$account" >/dev/null; then
+            && [ -z "$sharing" ] && getent passwd "$account" >/dev/null; then
             wait_account_idle "$account"
         fi
         # Deepest first. Each directory is purged without following a link,
@@ -883,7 +898,11 @@ EOF
             die "app $name: some data was kept (see above); its account and $state stay, so that a re-run can finish"
         fi
         # Only now: until its data is gone, the account is what it is removed as.
-        if [ $live = yes ] && [ -e "$state/created-account" ] && [ -n "$account" ] \
+        if [ -n "$sharing" ] && [ -e "$state/created-account" ]; then
+            # The app that stays inherits the marker: its purge removes it.
+            : > "$DESTDIR$app_state_root/$sharing/created-account"
+            say "kept service account $account: app $sharing runs as it too (its uninstall --purge removes it)"
+        elif [ $live = yes ] && [ -e "$state/created-account" ] && [ -n "$account" ] \
             && getent passwd "$account" >/dev/null; then
             userdel "$account"
             if getent group "$account" >/dev/null; then groupdel "$account" 2>/dev/null || true; fi

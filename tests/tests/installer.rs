@@ -274,3 +274,41 @@ fn install_and_uninstall_refuse_a_helper_directory_another_account_owns() {
         "{out}"
     );
 }
+
+#[test]
+fn an_account_two_apps_share_outlives_the_purge_of_the_one_that_made_it() {
+    // DrDr's three apps run as one account. Purging the one that created
+    // it waited for the others' processes to end, and would then have
+    // removed the account under them.
+    let m = Machine::boot("shared-account");
+    m.install_unitgate();
+    m.sh(
+        "mkdir -p /root/apps && cd /mnt/src && \
+         for app in first second; do \
+           unitgate new-app $app --exec 'sleep infinity' --user shared --dir /root/apps >/dev/null && \
+           sh deploy/install.sh --app-only --app /root/apps/$app >/dev/null || exit 1; \
+         done",
+    )
+    .ok();
+    m.sh_as(
+        "shared",
+        "unitgate --app second init one && unitgate --app second start one",
+    )
+    .ok();
+    let purge = m
+        .sh("cd /mnt/src && sh deploy/uninstall.sh --app first --purge")
+        .ok();
+    assert!(
+        purge
+            .stdout
+            .contains("kept service account shared: app second runs as it too"),
+        "{purge}"
+    );
+    m.sh("getent passwd shared >/dev/null && systemctl is-active -q second@one.service && test ! -e /var/lib/first")
+        .ok();
+    // The app that stays removes it.
+    m.sh("cd /mnt/src && sh deploy/uninstall.sh --app second --purge")
+        .ok();
+    let gone = m.sh("getent passwd shared");
+    assert!(!gone.success(), "{gone}");
+}
