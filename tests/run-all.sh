@@ -92,6 +92,9 @@ step "in the background: the VM tier (its image, built from Debian packages on f
 cargo test -p unitgate-tests --features vm-tier --locked --no-run "${vm_suites[@]/#/--test=}"
 background "VM tier" vm_tier
 background "fuzzing" bash tests/fuzz-smoke.sh
+# The Ansible collection's unit and sanity tests (ansible-core from PyPI;
+# mostly downloads, the first time).
+background "ansible collection" bash tests/ansible/check.sh
 
 # The suites whose tests wait for something to happen (boots, stops, the
 # watcher, lock and bus waits, uninstalls, start limits, settle windows) run
@@ -142,6 +145,9 @@ finish "VM tier"
 
 step "the fuzzing of every parser of hostile input (it ran in the background)"
 finish "fuzzing"
+
+step "the Ansible collection's unit and sanity tests (they ran in the background)"
+finish "ansible collection"
 
 step "the end-to-end suites that wait, on the host OS, under load: ${under_load[*]}"
 began=$SECONDS

@@ -1,0 +1,32 @@
+#!/bin/bash
+# The Ansible collection's own checks: ansible-test's unit tests and sanity
+# tests, with ansible-core from PyPI in a virtual environment made once and
+# cached under /var/tmp (the version pinned here).
+#
+#   bash tests/ansible/check.sh
+#
+# ansible-test makes a virtual environment per sanity test and bootstraps
+# pip in each with a script it downloads from ci-files.testing.ansible.com,
+# which this network does not reach: get-pip.py beside this script does the
+# same from the standard library's ensurepip and PyPI, and is put where
+# ansible-test looks for its cached copy.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+collection=$here/../../ansible/ansible_collections/unitgate/unitgate
+core='ansible-core==2.19.*'
+venv=/var/tmp/unitgate-ansible
+# Made in place (its scripts name its own path); complete once marked so.
+if [ ! -e "$venv/complete" ]; then
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q "$core" pytest pytest-xdist pytest-mock
+    : > "$venv/complete"
+fi
+# The pip ansible-core 2.19's ansible-test bootstraps in each environment.
+pip_version=24.2
+mkdir -p "$HOME/.ansible/test/cache"
+install -m 0644 "$here/get-pip.py" "$HOME/.ansible/test/cache/get_pip_${pip_version//./_}.py"
+cd "$collection"
+export PATH=$venv/bin:$PATH
+ansible-test units --python 3.11 --local
+ansible-test sanity --python 3.11 --local
