@@ -41,21 +41,49 @@ const ENDING: [Signal; 4] = [
 /// ends as it does. `app_given`: whether `--app` is among the arguments
 /// already (otherwise it is added: sudo clears `UNITGATE_APP`).
 pub fn run_as(account: u32, app: &App, app_given: bool) -> Result<()> {
-    let user = User::from_uid(Uid::from_raw(account))
+    let user = account_of(account, app)?;
+    let exe =
+        std::env::current_exe().map_err(|e| Error::io("cannot find the unitgate executable", e))?;
+    check_allowed(&user.name, &exe, &app.name)?;
+    let ending = block_ending_signals()?;
+    let running = relay::spawn(
+        command_as(&user.name, &exe, app, app_given),
+        relay::Out::Stdout,
+    )
+    .map_err(|e| Error::io(format!("cannot run {SUDO}"), e))?;
+    let told = pass_on(
+        ending,
+        Pid::from_raw(i32::try_from(running.id()).unwrap_or(i32::MAX)),
+    );
+    let status = running
+        .wait_to_end(Duration::from_secs(3600), || {})
+        .map_err(|e| Error::io(format!("cannot wait for {SUDO}"), e))?;
+    if let Some(sig) = told.get() {
+        system::die_by(*sig);
+    }
+    exit_of(status)
+}
+
+fn account_of(uid: u32, app: &App) -> Result<User> {
+    User::from_uid(Uid::from_raw(uid))
         .ok()
         .flatten()
         .ok_or_else(|| Error::NotPermitted {
             what: format!(
-                "the state of app '{}' belongs to uid {account}, which has no passwd entry",
+                "the state of app '{}' belongs to uid {uid}, which has no passwd entry",
                 app.name
             ),
             hint: "fix the owner of the app's state directory (deploy/install.sh --app sets it)"
                 .into(),
-        })?;
-    let exe =
-        std::env::current_exe().map_err(|e| Error::io("cannot find the unitgate executable", e))?;
-    check_allowed(&user.name, &exe, &app.name)?;
+        })
+}
 
+/// `sudo -n -u ACCOUNT -- unitgate …`: this command's arguments, and
+/// nothing of the operator's for the account to read in /proc — not the
+/// directory they are in (a way into a tree closed to the account), not
+/// their environment (sudo keeps DISPLAY, XAUTHORITY, KRB5CCNAME), not a
+/// descriptor they left open.
+fn command_as(account: &str, exe: &std::path::Path, app: &App, app_given: bool) -> Command {
     // The output comes through `relay`, which drops control characters:
     // colour would arrive as debris, so the account's process writes none.
     // `--for-operator`: it reads no cache the account could have forged.
@@ -64,40 +92,39 @@ pub fn run_as(account: u32, app: &App, app_given: bool) -> Result<()> {
         args.extend(["--app".into(), app.name.clone().into()]);
     }
     args.extend(without_our_options(std::env::args_os().skip(1)));
+    let mut cmd = Command::new(SUDO);
+    cmd.args(["-n", "-u", account, "--"])
+        .arg(exe)
+        .args(&args)
+        .current_dir("/")
+        .env_clear()
+        .envs(kept_environment());
+    system::with_signals_unblocked(&mut cmd);
+    system::with_only_std_fds(&mut cmd);
+    cmd
+}
 
-    // In a session of its own, sudo hears no keyboard signal and no hangup
-    // of the operator's terminal: they are passed on (sudo relays them to
-    // the command), or an interrupted `watch` would run on as the account.
-    // Blocked before any thread or child exists, so none is lost; one
-    // ignored here (`nohup`, a script's `&`) stays ignored.
+/// In a session of its own, sudo hears no keyboard signal and no hangup of
+/// the operator's terminal: they are passed on, or an interrupted `watch`
+/// would run on as the account. Blocked before any thread or child exists,
+/// so none is lost; one ignored here (`nohup`, a script's `&`) stays
+/// ignored.
+fn block_ending_signals() -> Result<SigSet> {
     let mut ending = SigSet::empty();
     for sig in ENDING.into_iter().filter(|s| !system::is_ignored(*s)) {
         ending.add(sig);
     }
     sigprocmask(SigmaskHow::SIG_BLOCK, Some(&ending), None)
         .map_err(|e| Error::io("cannot block signals", e.into()))?;
-    let mut cmd = Command::new(SUDO);
-    cmd.args(["-n", "-u"])
-        .arg(&user.name)
-        .arg("--")
-        .arg(&exe)
-        .args(&args)
-        // Nothing of the operator's for the account to read in /proc: not
-        // the directory they are in (a way into a tree closed to the
-        // account), not their environment (sudo keeps DISPLAY, XAUTHORITY,
-        // KRB5CCNAME), not a descriptor they left open.
-        .current_dir("/")
-        .env_clear()
-        .envs(kept_environment());
-    system::with_signals_unblocked(&mut cmd);
-    system::with_only_std_fds(&mut cmd);
-    let running = relay::spawn(cmd, relay::Out::Stdout)
-        .map_err(|e| Error::io(format!("cannot run {SUDO}"), e))?;
-    let sudo = Pid::from_raw(i32::try_from(running.id()).unwrap_or(i32::MAX));
-    // Told to end: the signal goes on to sudo, and the account's command
-    // gets the time to end and say so (its output still copied); then this
-    // process ends by that signal, as it would have without us, whatever
-    // the account's process does with its pipes.
+    Ok(ending)
+}
+
+/// Told to end: the signal goes on to sudo (which relays it to the
+/// command), and the account's command gets the time to end and say so,
+/// its output still copied; then this process ends by that signal, as it
+/// would have without us, whatever the account's process does with its
+/// pipes. The signal, once one came.
+fn pass_on(ending: SigSet, sudo: Pid) -> std::sync::Arc<std::sync::OnceLock<Signal>> {
     let told = std::sync::Arc::new(std::sync::OnceLock::<Signal>::new());
     let heard = std::sync::Arc::clone(&told);
     std::thread::spawn(move || {
@@ -108,22 +135,18 @@ pub fn run_as(account: u32, app: &App, app_given: bool) -> Result<()> {
             system::die_by(sig);
         }
     });
-    let status = running
-        .wait_to_end(Duration::from_secs(3600), || {})
-        .map_err(|e| Error::io(format!("cannot wait for {SUDO}"), e))?;
-    if let Some(sig) = told.get() {
-        system::die_by(*sig);
-    }
-    match status.code() {
-        Some(0) => Ok(()),
-        Some(code) => Err(Error::Exit(u8::try_from(code).unwrap_or(1))),
+    told
+}
+
+/// The account's command's end as ours.
+fn exit_of(status: std::process::ExitStatus) -> Result<()> {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(0), _) => Ok(()),
+        (Some(code), _) => Err(Error::Exit(u8::try_from(code).unwrap_or(1))),
         // Killed by a signal: as a shell reports it.
-        None => Err(Error::Exit(
-            128u8.saturating_add(
-                std::os::unix::process::ExitStatusExt::signal(&status)
-                    .and_then(|s| u8::try_from(s).ok())
-                    .unwrap_or(0),
-            ),
+        (None, sig) => Err(Error::Exit(
+            128u8.saturating_add(sig.and_then(|s| u8::try_from(s).ok()).unwrap_or(0)),
         )),
     }
 }
