@@ -273,18 +273,24 @@ done
 fn refusals_say_what_is_denied_and_what_would_let_you() {
     let m = demo_machine("json-refusals");
     ug(&m, "init a").ok();
-    // A caller of the app by name who may not read its state directory.
+    // A caller of the app by name who does not own its state: the command
+    // would run as the account (docs/deploy.md, operators), which sudo
+    // does not allow without the installer's operators= rule; said so,
+    // with what to ask for, and as one JSON document under --json.
     m.add_user("outsider", &["unitgate"]);
     m.sh("sed -i 's/^callers = .*/callers = [\"demo\", \"@demoops\", \"outsider\"]/' /etc/unitgate/apps/demo.toml")
         .ok();
     let out = m.sh_as("outsider", "unitgate --app demo status");
     assert_eq!(out.code, 77, "{out}");
     assert!(
-        out.stderr
-            .contains("permission denied (it is demo:demoops, mode 2770)")
-            && out.stderr.contains("group demoops"),
+        out.stderr.contains("sudo does not let you run")
+            && out.stderr.contains("operators= of the app's install.conf"),
         "{out}"
     );
+    let out = m.sh_as("outsider", "unitgate --app demo --json status");
+    assert_eq!(out.code, 77, "{out}");
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).expect("an error document");
+    assert_eq!(doc["error"]["kind"], "not-permitted", "{out}");
     // sudo cannot work under no_new_privs (a web app's unit with
     // NoNewPrivileges=yes): said plainly.
     let out = m.sh_as(USER, "setpriv --no-new-privs unitgate --app demo start a");
