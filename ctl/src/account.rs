@@ -12,7 +12,6 @@
 //! root refuses, saying what to run instead.
 
 use std::ffi::CString;
-use std::os::unix::fs::MetadataExt;
 
 use nix::unistd::{getresgid, getresuid, initgroups, setresgid, setresuid, Gid, Uid, User};
 
@@ -52,53 +51,42 @@ pub fn act_for_state_of(app: &App) -> Result<Option<Became>> {
             hint: "run unitgate as the app's service account instead: sudo -u ACCOUNT unitgate …"
                 .into(),
         }),
+        Control::Fuse { dir } => Err(fuse_on_the_way(app, &dir)),
+    }
+}
+
+/// Refuses an app whose state is reached through a FUSE file system: its
+/// owner makes up the owners it reports, so whom to act as is unknown.
+fn fuse_on_the_way(app: &App, dir: &std::path::Path) -> Error {
+    Error::Insecure {
+        what: format!(
+            "the state directory {} is below {}, on a FUSE file system whose owners mean nothing, so unitgate will not act in it for another account",
+            app.state_dir.display(),
+            dir.display()
+        ),
+        hint: "run unitgate as the app's service account instead: sudo -u ACCOUNT unitgate …"
+            .into(),
     }
 }
 
 /// For a caller who is neither root nor the account that controls `app`'s
-/// state directory (an operator): that account's uid, the owner of the
-/// topmost directory on the way that is not root's. The caller's own
-/// process must then not open the state (see `handover`). Judged by
-/// `lstat` alone: the account's directories are often closed to others.
-/// It only chooses whom sudo is asked to run the command as; sudo's rules
-/// decide whether it may. Where the owners cannot be told — a directory
-/// that cannot be looked at, a FUSE file system (whose owner says what
-/// owners it likes) — the caller is refused rather than let in.
+/// state directory (an operator): that account's uid, found as root finds
+/// it (`walk::control_of`, which stops at that account's directory, often
+/// closed to others). The caller's own process must then not open the
+/// state (see `handover`). It only chooses whom sudo is asked to run the
+/// command as; sudo's rules decide whether it may. A FUSE file system on
+/// the way (whose owner can claim to be anyone, the caller included)
+/// refuses the caller rather than let them in.
 pub fn other_controller_of(app: &App) -> Result<Option<u32>> {
     let me = nix::unistd::geteuid();
     if me.is_root() {
         return Ok(None);
     }
-    let unknown = |path: &std::path::Path, why: String| {
-        Error::NotPermitted {
-        what: format!(
-            "cannot tell who owns {} ({why}), so unitgate will not open app '{}''s state as you",
-            path.display(),
-            app.name
-        ),
-        hint: "run unitgate as the app's account, or ask an administrator to check the state directory"
-            .into(),
+    match walk::control_of(&app.state_dir)? {
+        Control::User { uid, .. } if uid != me.as_raw() => Ok(Some(uid)),
+        Control::Fuse { dir } => Err(fuse_on_the_way(app, &dir)),
+        Control::User { .. } | Control::Root | Control::Shared { .. } => Ok(None),
     }
-    };
-    let mut path = std::path::PathBuf::from("/");
-    for part in app.state_dir.components().skip(1) {
-        path.push(part);
-        let meta = match std::fs::symlink_metadata(&path) {
-            Ok(meta) => meta,
-            // Not there yet: the command itself says so.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(unknown(&path, e.to_string())),
-        };
-        if nix::sys::statfs::statfs(&path)
-            .is_ok_and(|fs| fs.filesystem_type() == nix::sys::statfs::FUSE_SUPER_MAGIC)
-        {
-            return Err(unknown(&path, "it is on a FUSE file system".into()));
-        }
-        if meta.uid() != 0 {
-            return Ok((meta.uid() != me.as_raw()).then_some(meta.uid()));
-        }
-    }
-    Ok(None)
 }
 
 fn become_user(uid: u32, dir: &str) -> Result<Became> {

@@ -139,7 +139,7 @@ fn run(cli: Cli, out: Output) -> Result<()> {
             if let Some(account) = account::other_controller_of(&app)? {
                 return Err(Error::NotPermitted {
                     what: format!(
-                        "launch runs what the instance's files say, and app '{}''s belong to uid {account}: not as you",
+                        "launch runs what the instance's files say, and the files of app '{}' belong to uid {account}: not as you",
                         app.name
                     ),
                     hint: "launch is for the unit's ExecStart=, which runs as the account".into(),

@@ -65,6 +65,9 @@ pub enum Control {
     /// A root-owned directory on the way is writable by a group or by
     /// everyone (like /tmp): no single account controls what is below it.
     Shared { dir: PathBuf },
+    /// A directory on the way is on a FUSE file system, whose owner makes
+    /// up every owner it reports: who controls it cannot be told.
+    Fuse { dir: PathBuf },
 }
 
 /// The end of a walk: the opened object and every directory passed.
@@ -78,6 +81,12 @@ pub struct Walked {
 /// Who could have changed the end of a walk through `passed`.
 pub fn control(passed: &[Passed]) -> Control {
     for p in passed {
+        // Before the owner: a FUSE file system can claim anyone's.
+        if p.fuse {
+            return Control::Fuse {
+                dir: p.path.clone(),
+            };
+        }
         if p.uid != 0 {
             return Control::User {
                 uid: p.uid,
@@ -164,17 +173,18 @@ pub fn open_dir(path: &Path, missing: Missing) -> Result<Option<(DirFd, Walked)>
 pub fn reach_file(path: &Path) -> Result<Option<Walked>> {
     Ok(match walk(path, Missing::Absent, Want::File)? {
         Reached::Found(w) => Some(w),
-        Reached::Absent(_) => None,
+        Reached::Absent(_) | Reached::Decided(_) => None,
     })
 }
 
 /// Who could change what is at the absolute `path` (a directory, present
 /// or not): judged by the directories down to it, or down to the deepest
-/// one that exists.
+/// one that exists. The walk ends at the first directory that decides it:
+/// what is below is that account's, and may be closed to the caller.
 pub fn control_of(path: &Path) -> Result<Control> {
-    Ok(match walk(path, Missing::Absent, Want::Dir)? {
+    Ok(match walk(path, Missing::Absent, Want::Control)? {
         Reached::Found(w) => w.control(),
-        Reached::Absent(passed) => control(&passed),
+        Reached::Absent(passed) | Reached::Decided(passed) => control(&passed),
     })
 }
 
@@ -229,12 +239,17 @@ enum Reached {
     Found(Walked),
     /// A component does not exist; the directories passed before it.
     Absent(Vec<Passed>),
+    /// Who controls the path is known (`Want::Control`); the directories
+    /// passed down to the one that decided it.
+    Decided(Vec<Passed>),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Want {
     Dir,
     File,
+    /// Only who controls the path: no directory is opened for reading.
+    Control,
 }
 
 fn walk(path: &Path, missing: Missing, want: Want) -> Result<Reached> {
@@ -368,6 +383,9 @@ impl Walker<'_> {
                 }
                 SFlag::S_IFDIR => {
                     self.record(&here, &st, &probe);
+                    if want == Want::Control && control(&self.passed) != Control::Root {
+                        return Ok(Reached::Decided(std::mem::take(&mut self.passed)));
+                    }
                     self.stack.push((probe, here));
                 }
                 _ if last && want == Want::File => return Ok(self.finish(probe, st)),
@@ -378,6 +396,9 @@ impl Walker<'_> {
                     })
                 }
             }
+        }
+        if want == Want::Control {
+            return Ok(Reached::Decided(std::mem::take(&mut self.passed)));
         }
         Err(Error::Insecure {
             what: format!("{} is a directory, not a program", self.path.display()),
@@ -549,7 +570,16 @@ mod tests {
         fake_root.fuse = true;
         assert_eq!(
             control(&[p("/", 0, 0o755), fake_root, p("/srv/fuse/x", 0, 0o755)]),
-            Control::Shared {
+            Control::Fuse {
+                dir: "/srv/fuse".into()
+            }
+        );
+        // Whatever owner it claims, the caller's own included.
+        let mut fake_mine = p("/srv/fuse", 1000, 0o700);
+        fake_mine.fuse = true;
+        assert_eq!(
+            control(&[p("/", 0, 0o755), fake_mine]),
+            Control::Fuse {
                 dir: "/srv/fuse".into()
             }
         );
