@@ -127,7 +127,7 @@ impl Watch {
             match task.feed(&msg, &self.path) {
                 Seen::End(end) => return Ok(end),
                 Seen::Dropped if asking.is_none() => {
-                    asking = Some(self.ask("GetUnit", &self.unit.clone())?);
+                    asking = Some(self.ask(MANAGER, "GetUnit", &(self.unit.as_str(),))?);
                 }
                 Seen::Dropped | Seen::Nothing => {}
             }
@@ -136,11 +136,14 @@ impl Watch {
 
     /// Sends a method call to systemd without waiting for its answer,
     /// which comes in order with the signals sent before it; its serial.
-    fn ask(&mut self, method: &str, arg: &str) -> Result<std::num::NonZeroU32> {
+    fn ask<B>(&self, interface: &str, method: &str, body: &B) -> Result<std::num::NonZeroU32>
+    where
+        B: serde::Serialize + zbus::zvariant::DynamicType,
+    {
         let call = zbus::Message::method_call(SYSTEMD_PATH, method)
             .and_then(|b| b.destination(SYSTEMD))
-            .and_then(|b| b.interface(MANAGER))
-            .and_then(|b| b.build(&(arg,)))
+            .and_then(|b| b.interface(interface))
+            .and_then(|b| b.build(body))
             .map_err(dbus("building a call to systemd"))?;
         let serial = call.primary_header().serial_num();
         self._conn.send(&call).map_err(dbus("asking systemd"))?;
@@ -152,13 +155,7 @@ impl Watch {
     /// order). systemd-run fails its start when the program ends before
     /// the start job does, having sent the unit's last changes first.
     pub fn end_so_far(mut self) -> Result<Option<End>> {
-        let ping = zbus::Message::method_call(SYSTEMD_PATH, "Ping")
-            .and_then(|b| b.destination(SYSTEMD))
-            .and_then(|b| b.interface("org.freedesktop.DBus.Peer"))
-            .and_then(|b| b.build(&()))
-            .map_err(dbus("building a ping"))?;
-        let serial = ping.primary_header().serial_num();
-        self._conn.send(&ping).map_err(dbus("pinging systemd"))?;
+        let serial = self.ask("org.freedesktop.DBus.Peer", "Ping", &())?;
         let mut task = Tracker::default();
         loop {
             let msg = self.next()?;
