@@ -372,6 +372,21 @@ fn report_detail(r: &UnitReport) -> String {
     out
 }
 
+/// Another program's end as ours, when we ran it on the caller's behalf
+/// and it has said why already (a `run --scope` task, sudo and the helper;
+/// an operator's command run as the account): its status, or 128 plus the
+/// signal that killed it, as a shell reports it.
+pub fn exit_of(status: std::process::ExitStatus) -> Result<()> {
+    use std::os::unix::process::ExitStatusExt;
+    let code = match (status.code(), status.signal()) {
+        (Some(0), _) => return Ok(()),
+        (Some(c), _) => u8::try_from(c).unwrap_or(1),
+        (None, Some(sig)) => 128u8.saturating_add(u8::try_from(sig).unwrap_or(127)),
+        (None, None) => 1,
+    };
+    Err(Error::Exit(code))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -56,12 +56,12 @@ pub fn run_as(account: u32, app: &App, app_given: bool) -> Result<()> {
         Pid::from_raw(i32::try_from(running.id()).unwrap_or(i32::MAX)),
     );
     let status = running
-        .wait_to_end(Duration::from_secs(3600), || {})
+        .wait_to_end()
         .map_err(|e| Error::io(format!("cannot wait for {SUDO}"), e))?;
     if let Some(sig) = told.get() {
         system::die_by(*sig);
     }
-    exit_of(status)
+    crate::error::exit_of(status)
 }
 
 fn account_of(uid: u32, app: &App) -> Result<User> {
@@ -136,19 +136,6 @@ fn pass_on(ending: SigSet, sudo: Pid) -> std::sync::Arc<std::sync::OnceLock<Sign
         }
     });
     told
-}
-
-/// The account's command's end as ours.
-fn exit_of(status: std::process::ExitStatus) -> Result<()> {
-    use std::os::unix::process::ExitStatusExt;
-    match (status.code(), status.signal()) {
-        (Some(0), _) => Ok(()),
-        (Some(code), _) => Err(Error::Exit(u8::try_from(code).unwrap_or(1))),
-        // Killed by a signal: as a shell reports it.
-        (None, sig) => Err(Error::Exit(
-            128u8.saturating_add(sig.and_then(|s| u8::try_from(s).ok()).unwrap_or(0)),
-        )),
-    }
 }
 
 /// The operator's environment the account's command gets: how to print.

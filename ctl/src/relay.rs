@@ -78,12 +78,12 @@ impl Relayed {
         self.wait_draining(every, tick, Some(DRAIN))
     }
 
-    /// As [`Relayed::wait`], but the copiers finish whatever time that
-    /// takes: for a program whose whole output is the answer (a slow
+    /// Waits for the program, then for the copiers to finish whatever time
+    /// that takes: for a program whose whole output is the answer (a slow
     /// reader, `| less`, must not lose its end), and which starts nothing
     /// that keeps the pipes open.
-    pub fn wait_to_end(self, every: Duration, tick: impl FnMut()) -> io::Result<ExitStatus> {
-        self.wait_draining(every, tick, None)
+    pub fn wait_to_end(self) -> io::Result<ExitStatus> {
+        self.wait_draining(Duration::from_secs(3600), || {}, None)
     }
 
     fn wait_draining(

@@ -16,7 +16,7 @@ use nix::sys::signal::{kill, sigprocmask, SigSet, SigmaskHow, Signal};
 use nix::unistd::Pid;
 
 use crate::app::App;
-use crate::error::{Error, Result};
+use crate::error::{exit_of, Error, Result};
 use crate::helper;
 
 const RELAYED: [Signal; 4] = [
@@ -53,7 +53,7 @@ pub fn run(app: &App, id: &str, words: &[OsString], wait: Duration) -> Result<()
     let mut asked = (nix::unistd::getppid() != parent).then_some(Signal::SIGTERM);
     while asked.is_none() {
         if let Some(status) = wait_for_end(&mut child)? {
-            return ended(status);
+            return exit_of(status);
         }
         match set.wait() {
             Ok(Signal::SIGCHLD) | Err(_) => {}
@@ -70,7 +70,7 @@ pub fn run(app: &App, id: &str, words: &[OsString], wait: Duration) -> Result<()
         stop_scope(app, id, wait);
         for _ in 0..10 {
             if let Some(status) = wait_for_end(&mut child)? {
-                return ended(status);
+                return exit_of(status);
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -82,17 +82,4 @@ pub fn run(app: &App, id: &str, words: &[OsString], wait: Duration) -> Result<()
 fn stop_scope(app: &App, id: &str, wait: Duration) {
     let words: Vec<OsString> = vec!["kill".into(), id.into()];
     let _ = helper::task(app, &words, wait);
-}
-
-/// The task's (or sudo's, or the helper's) exit status as ours; the
-/// helper already said why on our stderr.
-fn ended(status: std::process::ExitStatus) -> Result<()> {
-    use std::os::unix::process::ExitStatusExt;
-    let code = match (status.code(), status.signal()) {
-        (Some(0), _) => return Ok(()),
-        (Some(c), _) => u8::try_from(c).unwrap_or(1),
-        (None, Some(sig)) => 128u8.saturating_add(u8::try_from(sig).unwrap_or(127)),
-        (None, None) => 1,
-    };
-    Err(Error::Exit(code))
 }
