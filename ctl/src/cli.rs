@@ -236,7 +236,7 @@ pub struct NewAppArgs {
     /// socket), tmux (the account's tmux server), inet-in (listens),
     /// inet-out (connects out, never listens); repeat or separate with commas.
     #[arg(long, value_name = "PROFILE", value_delimiter = ',',
-          value_parser = ["x11", "tmux", "inet-in", "inet-out"])]
+          value_parser = clap::builder::PossibleValuesParser::new(crate::scaffold::Profile::NAMES))]
     pub profile: Vec<String>,
     /// Directory to write the app's directory into.
     #[arg(long, value_name = "DIR", default_value = ".", value_hint = ValueHint::DirPath)]
