@@ -173,6 +173,28 @@ fn verified_and_scored(m: &Machine, unit: &str, printed: f64) {
     );
 }
 
+/// `exec` as two apps of one account, `app` with `--profile profile`
+/// (verified, and scored as `new-app` printed) and `control` with the
+/// default sandbox; `ready` runs as root once both are installed, then an
+/// instance `one` of each starts. What each program wrote.
+fn beside_the_default(
+    m: &Machine,
+    (app, control): (&str, &str),
+    profile: &str,
+    exec: &str,
+    ready: &str,
+) -> (String, String) {
+    let printed = scaffold(m, app, exec, &format!("--profile {profile}"));
+    verified_and_scored(m, &format!("{app}@one.service"), printed);
+    scaffold(m, control, exec, &format!("--user {app}"));
+    m.sh(ready).ok();
+    for name in [app, control] {
+        init(m, name, app, "one");
+        start(m, name, app, "one");
+    }
+    (seen(m, app, app, "one"), seen(m, control, app, "one"))
+}
+
 /// What an instance's program wrote into `seen` in its directory, once it
 /// has.
 fn seen(m: &Machine, app: &str, user: &str, instance: &str) -> String {
@@ -192,34 +214,24 @@ fn new_app_profiles_reach_a_display_a_tmux_server_and_the_network_where_the_defa
         .ok();
     fixture::wait_until(&m, "Xvfb :7", "xdpyinfo -display :7 >/dev/null 2>&1", 60);
     let ask_x = "/bin/sh -c \"xdpyinfo -display :7 >seen 2>&1; exec sleep infinity\"";
-    let printed = scaffold(&m, "xcli", ask_x, "--profile x11");
-    verified_and_scored(&m, "xcli@one.service", printed);
-    scaffold(&m, "xnone", ask_x, "--user xcli");
-    for app in ["xcli", "xnone"] {
-        init(&m, app, "xcli", "one");
-        start(&m, app, "xcli", "one");
-    }
-    let shown = seen(&m, "xcli", "xcli", "one");
+    let (shown, default) = beside_the_default(&m, ("xcli", "xnone"), "x11", ask_x, "true");
     assert!(shown.contains("dimensions:"), "{shown}");
-    let shown = seen(&m, "xnone", "xcli", "one");
-    assert!(shown.contains("unable to open display"), "{shown}");
+    assert!(default.contains("unable to open display"), "{default}");
 
     // tmux: the account's server (here a unit of its own, as a login
     // session would be), found through TMUX_TMPDIR; with the default
     // profile tmux looks in the private /tmp, the seed's failure.
     let tell_tmux =
         "/bin/sh -c \"tmux set-environment -g FROM_UNIT yes >seen 2>&1 && echo reached >>seen; exec sleep infinity\"";
-    let printed = scaffold(&m, "tcli", tell_tmux, "--profile tmux");
-    verified_and_scored(&m, "tcli@one.service", printed);
-    scaffold(&m, "tnone", tell_tmux, "--user tcli");
-    m.sh("systemd-run --unit=tcli-tmux --uid=tcli -p Type=forking \
-          -E TMUX_TMPDIR=/var/lib/tcli/tmux /usr/bin/tmux new-session -d -s main sleep infinity")
-        .ok();
-    for app in ["tcli", "tnone"] {
-        init(&m, app, "tcli", "one");
-        start(&m, app, "tcli", "one");
-    }
-    assert_eq!(seen(&m, "tcli", "tcli", "one").trim(), "reached");
+    let (shown, default) = beside_the_default(
+        &m,
+        ("tcli", "tnone"),
+        "tmux",
+        tell_tmux,
+        "systemd-run --unit=tcli-tmux --uid=tcli -p Type=forking \
+         -E TMUX_TMPDIR=/var/lib/tcli/tmux /usr/bin/tmux new-session -d -s main sleep infinity",
+    );
+    assert_eq!(shown.trim(), "reached");
     let shown = m
         .sh_as(
             "tcli",
@@ -227,10 +239,9 @@ fn new_app_profiles_reach_a_display_a_tmux_server_and_the_network_where_the_defa
         )
         .ok();
     assert_eq!(shown.stdout.trim(), "FROM_UNIT=yes", "{shown}");
-    let shown = seen(&m, "tnone", "tcli", "one");
     assert!(
-        shown.contains("no server running") || shown.contains("error connecting"),
-        "{shown}"
+        default.contains("no server running") || default.contains("error connecting"),
+        "{default}"
     );
 
     // inet-out: connects out; never listening is SocketBindDeny=any, which
@@ -250,17 +261,12 @@ fn new_app_profiles_reach_a_display_a_tmux_server_and_the_network_where_the_defa
     );
     let call_out =
         "/bin/bash -c \"(exec 3<>/dev/tcp/127.0.0.1/4100 && head -n1 <&3) >seen 2>&1; exec sleep infinity\"";
-    let printed = scaffold(&m, "ocli", call_out, "--profile inet-out");
-    verified_and_scored(&m, "ocli@one.service", printed);
-    scaffold(&m, "onone", call_out, "--user ocli");
-    for app in ["ocli", "onone"] {
-        init(&m, app, "ocli", "one");
-        start(&m, app, "ocli", "one");
-    }
-    let shown = seen(&m, "ocli", "ocli", "one");
+    let (shown, default) = beside_the_default(&m, ("ocli", "onone"), "inet-out", call_out, "true");
     assert_eq!(shown.trim(), "srcds-standin port=4100 hostname=out");
-    let shown = seen(&m, "onone", "ocli", "one");
-    assert!(shown.contains("Address family not supported"), "{shown}");
+    assert!(
+        default.contains("Address family not supported"),
+        "{default}"
+    );
     let bind = m
         .sh("systemctl show -P SocketBindDeny ocli@one.service")
         .ok();
