@@ -14,6 +14,13 @@ from __future__ import annotations
 
 import json
 
+# The options every module has (their documentation: doc_fragments/cli.py).
+CLI_ARGUMENTS = dict(
+    app=dict(type="str", required=True),
+    wait=dict(type="int", default=30),
+    executable=dict(type="path", default="unitgate"),
+)
+
 # The states `instance` knows, and what each asks of one instance.
 STATES = ("present", "started", "stopped", "restarted", "absent")
 
@@ -130,13 +137,13 @@ def expected(current, steps):
 
 
 class Cli(object):
-    """unitgate for one app, run through an AnsibleModule."""
+    """unitgate for one app, run through an AnsibleModule with CLI_ARGUMENTS."""
 
-    def __init__(self, module, executable, app, wait):
+    def __init__(self, module):
         self.module = module
-        self.executable = executable
-        self.app = app
-        self.wait = wait
+        self.executable = module.params["executable"]
+        self.app = module.params["app"]
+        self.wait = module.params["wait"]
 
     def command(self, args):
         return [self.executable, "--app", self.app, "--json", "--wait", str(self.wait)] + list(args)

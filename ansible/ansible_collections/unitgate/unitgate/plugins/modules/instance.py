@@ -18,11 +18,9 @@ description:
     privilege is needed on the host.
 version_added: "0.1.0"
 author: unitgate contributors (!UNKNOWN)
+extends_documentation_fragment:
+  - unitgate.unitgate.cli
 options:
-  app:
-    description: The app, as its config is named in C(/etc/unitgate/apps/).
-    type: str
-    required: true
   names:
     description: Instance names (the app's C(instance_pattern) applies).
     type: list
@@ -49,14 +47,6 @@ options:
   settle:
     description: Seconds a started instance must stay up (C(--settle)); the app's own when not given.
     type: int
-  wait:
-    description: Seconds to wait for another command's lock before failing (C(--wait)).
-    type: int
-    default: 30
-  executable:
-    description: The unitgate command.
-    type: path
-    default: unitgate
 notes:
   - Supports check mode and C(--diff).
   - A refusal fails the task with unitgate's own message, its exit code
@@ -100,6 +90,7 @@ commands:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.unitgate.unitgate.plugins.module_utils.unitgate import (
+    CLI_ARGUMENTS,
     STATES,
     Cli,
     UnitgateError,
@@ -112,18 +103,16 @@ from ansible_collections.unitgate.unitgate.plugins.module_utils.unitgate import 
 def main():
     module = AnsibleModule(
         argument_spec=dict(
-            app=dict(type="str", required=True),
+            CLI_ARGUMENTS,
             names=dict(type="list", elements="str", required=True, aliases=["name"]),
             state=dict(type="str", choices=list(STATES), default="started"),
             set=dict(type="dict", default={}),
             settle=dict(type="int"),
-            wait=dict(type="int", default=30),
-            executable=dict(type="path", default="unitgate"),
         ),
         supports_check_mode=True,
     )
     p = module.params
-    cli = Cli(module, p["executable"], p["app"], p["wait"])
+    cli = Cli(module)
     names = list(dict.fromkeys(p["names"]))
     try:
         before = cli.statuses()

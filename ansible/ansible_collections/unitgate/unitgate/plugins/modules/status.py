@@ -15,19 +15,8 @@ description:
     fleet reports. Changes nothing.
 version_added: "0.1.0"
 author: unitgate contributors (!UNKNOWN)
-options:
-  app:
-    description: The app, as its config is named in C(/etc/unitgate/apps/).
-    type: str
-    required: true
-  wait:
-    description: Seconds to wait for the system bus when it is not up yet (C(--wait)).
-    type: int
-    default: 30
-  executable:
-    description: The unitgate command.
-    type: path
-    default: unitgate
+extends_documentation_fragment:
+  - unitgate.unitgate.cli
 notes:
   - Supports check mode (it reads only).
 """
@@ -58,20 +47,15 @@ drifted:
 """
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.unitgate.unitgate.plugins.module_utils.unitgate import Cli, UnitgateError
+from ansible_collections.unitgate.unitgate.plugins.module_utils.unitgate import CLI_ARGUMENTS, Cli, UnitgateError
 
 
 def main():
     module = AnsibleModule(
-        argument_spec=dict(
-            app=dict(type="str", required=True),
-            wait=dict(type="int", default=30),
-            executable=dict(type="path", default="unitgate"),
-        ),
+        argument_spec=dict(CLI_ARGUMENTS),
         supports_check_mode=True,
     )
-    p = module.params
-    cli = Cli(module, p["executable"], p["app"], p["wait"])
+    cli = Cli(module)
     try:
         instances = sorted(cli.statuses().values(), key=lambda i: i["instance"])
     except UnitgateError as e:
