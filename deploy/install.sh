@@ -221,33 +221,43 @@ sudoers_valid() {
     done
 }
 
-# The sudoers drop-in is validated with visudo (or visudo-rs) before it is
-# moved into place (a broken drop-in would lock every operator out of
-# sudo), and moved by rename(2) from a name sudo ignores (it contains a
-# dot) so sudo never reads a half-written file.
-install_sudoers() {
-    dest=$DESTDIR$sudoers_dir/unitgate
+# place_sudoers NAME: standard input as the sudoers drop-in
+# $DESTDIR$sudoers_dir/NAME (root's, 0440). It is validated with visudo (or
+# visudo-rs) before it is moved into place (a broken drop-in would lock
+# every operator out of sudo), and moved by rename(2) from a name sudo
+# ignores (it contains a dot) so sudo never reads a half-written file.
+# Unchanged: left alone.
+place_sudoers() {
+    p_dest=$DESTDIR$sudoers_dir/$1
     root_dir "$DESTDIR$sudoers_dir"
-    tmp=$(mktemp "$DESTDIR$sudoers_dir/.unitgate.XXXXXX")
-    sed "s|@LIBEXECDIR@|$libexecdir|g" "$here/sudoers/unitgate" > "$tmp"
-    chmod 0440 "$tmp"
-    [ -n "$DESTDIR" ] || chown root:root "$tmp"
+    p_tmp=$(mktemp "$DESTDIR$sudoers_dir/.unitgate.XXXXXX")
+    cat > "$p_tmp"
+    chmod 0440 "$p_tmp"
+    [ -n "$DESTDIR" ] || chown root:root "$p_tmp"
     if [ -n "$(sudoers_checkers)" ]; then
-        sudoers_valid "$tmp" || { rm -f "$tmp"; die "sudoers drop-in failed $(sudoers_checkers | paste -sd/ -) -c; nothing installed"; }
+        sudoers_valid "$p_tmp" || { rm -f "$p_tmp"; die "sudoers drop-in $1 failed $(sudoers_checkers | paste -sd/ -) -c; nothing installed"; }
     elif [ -z "$DESTDIR" ]; then
-        rm -f "$tmp"; die "neither visudo nor visudo-rs found: install sudo (or sudo-rs) first"
+        rm -f "$p_tmp"; die "neither visudo nor visudo-rs found: install sudo (or sudo-rs) first"
     fi
-    if [ -f "$dest" ] && cmp -s "$tmp" "$dest"; then
-        rm -f "$tmp"
+    if [ -f "$p_dest" ] && cmp -s "$p_tmp" "$p_dest"; then
+        rm -f "$p_tmp"
         return 0
     fi
-    mv -f "$tmp" "$dest"
-    say "installed $dest"
+    mv -f "$p_tmp" "$p_dest"
+    say "installed $p_dest"
     # Belt and braces: the whole configuration must still parse.
     if [ -z "$DESTDIR" ] && ! sudoers_valid; then
-        rm -f "$dest"
-        die "sudo configuration invalid after adding the drop-in; removed it again"
+        rm -f "$p_dest"
+        die "sudo configuration invalid after adding $p_dest; removed it again"
     fi
+}
+
+# A here-document, not a pipe: place_sudoers runs in this shell, so its
+# `die` ends the install whatever `set -e` does around the call.
+install_sudoers() {
+    place_sudoers unitgate <<EOF
+$(sed "s|@LIBEXECDIR@|$libexecdir|g" "$here/sudoers/unitgate")
+EOF
 }
 
 if [ "$core" = yes ]; then

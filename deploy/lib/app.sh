@@ -680,11 +680,11 @@ operators=: neither visudo nor visudo-rs found to check the sudoers rule"
 # install_operators NAME ACCOUNT GROUPS STATE: the sudo rule that lets the
 # members of GROUPS run unitgate as ACCOUNT (an operator's command runs as
 # the account, so that no operator ever opens what the account can write:
-# ctl/src/handover.rs). The reverse is never granted. Written like the core
-# drop-in: validated under a name sudo ignores, then renamed into place;
-# recorded in files (written already: the rule is added to it before it
-# goes live), so that uninstall removes it. No groups: no file (one an
-# earlier install of the app wrote is removed, as root_dir_ok'd /etc).
+# ctl/src/handover.rs). The reverse is never granted. Placed as the core
+# drop-in is (install.sh's place_sudoers); recorded in files (written
+# already: the rule is added to it before it goes live), so that uninstall
+# removes it. No groups: no file (one an earlier install of the app wrote
+# is removed, as root_dir_ok'd /etc).
 install_operators() {
     dest=$sudoers_dir/unitgate-app-$1
     if [ -z "$3" ]; then
@@ -694,33 +694,19 @@ install_operators() {
         fi
         return 0
     fi
-    root_dir "$DESTDIR$sudoers_dir"
     echo "$dest" >> "$4/files"
     : > "$4/rule"
-    tmp=$(mktemp "$DESTDIR$sudoers_dir/.unitgate-app.XXXXXX")
-    {
-        echo "# unitgate app $1: its operators run unitgate as its account $2"
-        echo "# (written by deploy/install.sh --app from operators= in install.conf)."
-        for g in $3; do
-            echo "%$g ALL=($2) NOPASSWD: $bindir/unitgate"
-        done
-    } > "$tmp"
-    chmod 0440 "$tmp"
-    [ -n "$DESTDIR" ] || chown root:root "$tmp"
-    if [ -n "$(sudoers_checkers)" ]; then
-        sudoers_valid "$tmp" || { rm -f "$tmp"; die "the operators' sudoers rule for app $1 failed $(sudoers_checkers | paste -sd/ -) -c"; }
-    fi
-    if [ -f "$DESTDIR$dest" ] && cmp -s "$tmp" "$DESTDIR$dest"; then
-        rm -f "$tmp"
-        return 0
-    fi
-    mv -f "$tmp" "$DESTDIR$dest"
-    # The whole configuration must still parse, or the rule goes again.
-    if [ -z "$DESTDIR" ] && ! sudoers_valid; then
-        rm -f "$DESTDIR$dest"
-        die "sudo configuration invalid after adding $dest; removed it again"
-    fi
-    say "installed $DESTDIR$dest: members of $3 run unitgate as $2"
+    o_rules=
+    for g in $3; do
+        o_rules="$o_rules%$g ALL=($2) NOPASSWD: $bindir/unitgate
+"
+    done
+    # A here-document, not a pipe: place_sudoers's `die` ends the install.
+    place_sudoers "unitgate-app-$1" <<EOF
+# unitgate app $1: its operators run unitgate as its account $2
+# (written by deploy/install.sh --app from operators= in install.conf).
+$o_rules
+EOF
 }
 
 # other_apps_of ACCOUNT NAME: the installed apps but NAME that run as
