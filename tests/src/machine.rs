@@ -235,6 +235,29 @@ exec setpriv --reuid="$u" --regid="$g" --init-groups --reset-env -- "$@""#;
             .unwrap_or_else(|| panic!("unparsable score in {line:?}"))
     }
 
+    /// Asserts that `systemd-analyze verify UNIT` has nothing to say.
+    pub fn assert_verifies_clean(&self, unit: &str) {
+        let verify = self.sh(&format!("systemd-analyze verify {unit}"));
+        assert!(
+            verify.success() && verify.stdout.trim().is_empty() && verify.stderr.trim().is_empty(),
+            "systemd-analyze verify {unit} is not clean: {verify}"
+        );
+    }
+
+    /// Asserts that a loaded template instance is as every app's must be:
+    /// it verifies clean and exposes at most 2.0, also as a CI gate would
+    /// check it (`--threshold=20`, in tenths). Its score.
+    pub fn assert_hardened(&self, unit: &str) -> f64 {
+        self.assert_verifies_clean(unit);
+        let score = self.security_exposure(unit);
+        assert!(score <= 2.0, "{unit} scores {score} > 2.0");
+        self.sh(&format!(
+            "systemd-analyze security --threshold=20 {unit} >/dev/null"
+        ))
+        .ok();
+        score
+    }
+
     /// Installs unitgate inside with its own installer, from the checkout
     /// and release binaries mounted read-only at /mnt/src and /mnt/target.
     pub fn install_unitgate(&self) -> Output {

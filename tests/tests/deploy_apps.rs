@@ -185,19 +185,8 @@ fn reference_templates_verify_clean_and_score_at_most_2() {
         "drdr-wm@91.service",
         "runner-pool@w1.service",
     ] {
-        let verify = m.sh(&format!("systemd-analyze verify {unit}"));
-        assert!(
-            verify.success() && verify.stderr.trim().is_empty() && verify.stdout.trim().is_empty(),
-            "systemd-analyze verify {unit} is not clean: {verify}"
-        );
-        let score = m.security_exposure(unit);
+        let score = m.assert_hardened(unit);
         report.push_str(&format!("{unit}: {score}\n"));
-        assert!(score <= 2.0, "{unit} scores {score} > 2.0");
-        // The same bound as a CI gate would use it: --threshold is in tenths.
-        m.sh(&format!(
-            "systemd-analyze security --threshold=20 {unit} >/dev/null"
-        ))
-        .ok();
     }
     eprintln!("exposure scores:\n{report}");
 }
@@ -555,11 +544,7 @@ fn task_runner_runs_each_request_as_its_own_limited_unit_through_one_sudo_rule()
     let dispatched = "/var/lib/task-runner/instances/d1";
     init_instance(&m, "task-runner", "taskrunner", "d1", &["TASKS_POLL=1"]);
     start(&m, "task-runner", &["d1"]).ok();
-    let verify = m.sh("systemd-analyze verify task-runner@d1.service");
-    assert!(
-        verify.success() && verify.stderr.trim().is_empty() && verify.stdout.trim().is_empty(),
-        "systemd-analyze verify task-runner@d1.service is not clean: {verify}"
-    );
+    m.assert_verifies_clean("task-runner@d1.service");
     let uid = m.sh("id -u taskrunner").ok().stdout.trim().to_owned();
     // The account's sudo rights are the helper's one rule: no systemd-run,
     // no systemctl.

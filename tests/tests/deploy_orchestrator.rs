@@ -274,18 +274,8 @@ fn orchestrator_runs_24_7_beside_its_own_tmux_server() {
     // Both templates: verify clean, ≤ 2.0.
     let mut scores = String::new();
     for unit in ["orchestrator@a.service", "orchestrator-tmux@a.service"] {
-        let verify = m.sh(&format!("systemd-analyze verify {unit}"));
-        assert!(
-            verify.success() && verify.stderr.trim().is_empty() && verify.stdout.trim().is_empty(),
-            "systemd-analyze verify {unit} is not clean: {verify}"
-        );
-        let score = m.security_exposure(unit);
+        let score = m.assert_hardened(unit);
         scores.push_str(&format!("{unit}: {score}\n"));
-        assert!(score <= 2.0, "{unit} scores {score} > 2.0");
-        m.sh(&format!(
-            "systemd-analyze security --threshold=20 {unit} >/dev/null"
-        ))
-        .ok();
     }
     eprintln!("exposure scores:\n{scores}");
 

@@ -62,14 +62,8 @@ fn new_app_default_is_networkless_scores_at_most_2_and_runs() {
         .ok();
     let env = init(&m, "sleeper", "sleeper", "one");
     assert!(env.contains("INSTANCE=\"one\""), "{env}");
-    let verify = m.sh("systemd-analyze verify sleeper@one.service");
-    assert!(
-        verify.success() && verify.stderr.trim().is_empty(),
-        "{verify}"
-    );
-    let score = m.security_exposure("sleeper@one.service");
+    let score = m.assert_hardened("sleeper@one.service");
     eprintln!("new-app default (network none): {score}");
-    assert!(score <= 2.0, "scaffold scores {score}");
     start(&m, "sleeper", "sleeper", "one");
     let show = m.sh("systemctl show -P ActiveState sleeper@one.service; systemctl show -P User sleeper@one.service").ok();
     assert_eq!(show.stdout, "active\nsleeper\n");
@@ -101,14 +95,8 @@ fn new_app_inet_with_port_range_scores_at_most_2_and_serves_each_port() {
         m.sh_as("pinger", &format!("mkdir /var/lib/pinger/instances/{i}/cfg && echo 'hostname \"{i}\"' > /var/lib/pinger/instances/{i}/cfg/server.cfg")).ok();
     }
     assert_ne!(ports[0], ports[1]);
-    let verify = m.sh("systemd-analyze verify pinger@a.service");
-    assert!(
-        verify.success() && verify.stderr.trim().is_empty(),
-        "{verify}"
-    );
-    let score = m.security_exposure("pinger@a.service");
+    let score = m.assert_hardened("pinger@a.service");
     eprintln!("new-app --network inet --port-range: {score}");
-    assert!(score <= 2.0, "scaffold scores {score}");
     assert!(
         m.sh("systemctl show -P MemoryMax pinger@a.service")
             .ok()
@@ -157,16 +145,10 @@ fn scaffold(m: &Machine, name: &str, exec: &str, options: &str) -> f64 {
     printed.unwrap_or_else(|| panic!("new-app printed no score: {wrote}"))
 }
 
-/// Verify clean, scored at most 2.0 live, and the score `new-app` printed.
+/// Hardened as every template must be, scored live as `new-app` printed.
 fn verified_and_scored(m: &Machine, unit: &str, printed: f64) {
-    let verify = m.sh(&format!("systemd-analyze verify {unit}"));
-    assert!(
-        verify.success() && verify.stderr.trim().is_empty(),
-        "{verify}"
-    );
-    let live = m.security_exposure(unit);
+    let live = m.assert_hardened(unit);
     eprintln!("{unit}: {live} (new-app printed {printed})");
-    assert!(live <= 2.0, "{unit} scores {live}");
     assert!(
         (live - printed).abs() < 0.05,
         "{unit}: live {live}, printed {printed}"
