@@ -24,5 +24,18 @@ if [ "$(id -u)" != 0 ]; then
     exit 1
 fi
 echo "installing ${missing[*]}"
+# No service of these packages starts on the host (openssh-server's sshd is
+# for the test machines alone): a policy-rc.d that denies every start, for
+# the install only, where the host has none of its own.
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy"
+    chmod 0755 "$policy"
+    trap 'rm -f "$policy"' EXIT
+fi
 apt-get update -qq
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# Not at the host's next boot either, where systemd runs it.
+if [ -d /run/systemd/system ] && printf '%s\n' "${missing[@]}" | grep -qx openssh-server; then
+    systemctl disable --now ssh.service ssh.socket 2>/dev/null || true
+fi

@@ -92,9 +92,16 @@ step "in the background: the VM tier (its image, built from Debian packages on f
 cargo test -p unitgate-tests --features vm-tier --locked --no-run "${vm_suites[@]/#/--test=}"
 background "VM tier" vm_tier
 background "fuzzing" bash tests/fuzz-smoke.sh
-# The Ansible collection's unit and sanity tests (ansible-core from PyPI;
-# mostly downloads, the first time).
-background "ansible collection" bash tests/ansible/check.sh
+# The Ansible collection: its unit and sanity tests (ansible-core from
+# PyPI; mostly downloads, the first time), then the fleet test (three
+# machines on a link of their own, driven over SSH; built here, as above).
+fleet_suites=(fleet_ansible)
+cargo test -p unitgate-tests --locked --no-run "${fleet_suites[@]/#/--test=}"
+ansible_tier() {
+    bash tests/ansible/check.sh &&
+        cargo test -p unitgate-tests --locked --no-fail-fast "${fleet_suites[@]/#/--test=}"
+}
+background "ansible collection" ansible_tier
 
 # The suites whose tests wait for something to happen (boots, stops, the
 # watcher, lock and bus waits, uninstalls, start limits, settle windows) run
@@ -105,12 +112,13 @@ background "ansible collection" bash tests/ansible/check.sh
 # (hostile input, tampered trees, the installer's layout, the test bed) run
 # here: load changes nothing they check.
 under_load=(cli_lifecycle cli_errors cli_robustness cli_watch cli_json_contract helper_e2e deploy_apps deploy_drdr deploy_orchestrator deploy_deb task_run cli_limits operators)
-# Every crate's integration tests but those (and the VM tier's). Always
+# Every crate's integration tests but those (and the VM tier's and the
+# fleet's). Always
 # --workspace: one feature set, so nothing is built twice.
 host_suites=()
 for f in */tests/*.rs; do
     suite=$(basename "$f" .rs)
-    case " ${under_load[*]} ${vm_suites[*]} ${host_suites[*]} " in *" $suite "*) continue ;; esac
+    case " ${under_load[*]} ${vm_suites[*]} ${fleet_suites[*]} ${host_suites[*]} " in *" $suite "*) continue ;; esac
     host_suites+=("$suite")
 done
 
@@ -146,7 +154,7 @@ finish "VM tier"
 step "the fuzzing of every parser of hostile input (it ran in the background)"
 finish "fuzzing"
 
-step "the Ansible collection's unit and sanity tests (they ran in the background)"
+step "the Ansible collection's unit and sanity tests, and the fleet test (they ran in the background)"
 finish "ansible collection"
 
 step "the end-to-end suites that wait, on the host OS, under load: ${under_load[*]}"

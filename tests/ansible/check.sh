@@ -1,7 +1,6 @@
 #!/bin/bash
 # The Ansible collection's own checks: ansible-test's unit tests and sanity
-# tests, with ansible-core from PyPI in a virtual environment made once and
-# cached under /var/tmp (the version pinned here).
+# tests, with ansible-core from PyPI (venv.sh).
 #
 #   bash tests/ansible/check.sh
 #
@@ -13,15 +12,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 collection=$here/../../ansible/ansible_collections/unitgate/unitgate
-core='ansible-core==2.19.*'
-venv=/var/tmp/unitgate-ansible
-# Made in place (its scripts name its own path); complete once marked so.
-if [ ! -e "$venv/complete" ]; then
-    rm -rf "$venv"
-    python3 -m venv "$venv"
-    "$venv/bin/pip" install -q "$core" pytest pytest-xdist pytest-mock
-    : > "$venv/complete"
-fi
+venv=$(bash "$here/venv.sh")
 # The pip ansible-core 2.19's ansible-test bootstraps in each environment.
 pip_version=24.2
 mkdir -p "$HOME/.ansible/test/cache"

@@ -13,6 +13,8 @@
 //! - [`paths`] finds the checkout and the built binaries.
 //! - [`fixture`] (the helper's tests) and [`demo`] (the CLI's tests and the
 //!   benchmarks) set up a machine with unitgate and a demo app installed.
+//! - [`network::Link`] is a private link (a bridge) between machines and
+//!   the host, for tests that need several hosts.
 //! - [`corpus::check_each`] runs a whole corpus of cases before failing.
 //! - [`vm`] is the VM tier: groups of checks run in one boot of a Debian
 //!   guest under QEMU, for what needs a real kernel's cgroup v2 controllers.
@@ -24,10 +26,12 @@ pub mod demo;
 pub mod fixture;
 pub mod image;
 pub mod machine;
+pub mod network;
 pub mod os;
 pub mod package;
 pub mod paths;
 pub mod vm;
 
 pub use machine::{Machine, Output};
+pub use network::Link;
 pub use os::Os;

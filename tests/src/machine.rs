@@ -31,6 +31,7 @@ use std::sync::Once;
 use std::time::{Duration, Instant};
 
 use crate::cgroup;
+use crate::network::Link;
 use crate::os::Os;
 use crate::paths;
 
@@ -89,6 +90,9 @@ pub struct Machine {
     root: PathBuf,
     dir: PathBuf,
     cgroups: cgroup::Own,
+    /// The bridge and address of a machine on a [`Link`]; none: a network
+    /// namespace of its own with only loopback.
+    link: Option<(String, String)>,
     nspawn: Option<Child>,
     init_pid: u32,
     boots: u32,
@@ -106,6 +110,18 @@ impl Machine {
 
     /// Boots a new machine on `os`, whatever the environment selects.
     pub fn boot_on(os: Os, label: &str) -> Machine {
+        Machine::boot_with(os, label, None)
+    }
+
+    /// Boots a new machine on `os` as member `n` of `link`: its interface
+    /// `host0` is on the link's bridge, at [`Link::address`]`(n)`, after
+    /// every boot.
+    pub fn boot_on_link(os: Os, label: &str, link: &Link, n: u8) -> Machine {
+        let member = (link.name().to_string(), link.address(n));
+        Machine::boot_with(os, label, Some(member))
+    }
+
+    fn boot_with(os: Os, label: &str, link: Option<(String, String)>) -> Machine {
         preflight();
         HOST_SETUP.call_once(prepare_host);
         let root = os.root();
@@ -121,6 +137,7 @@ impl Machine {
             root,
             dir,
             cgroups,
+            link,
             nspawn: None,
             init_pid: 0,
             boots: 0,
@@ -160,6 +177,12 @@ impl Machine {
     pub fn reboot(&mut self) {
         self.poweroff();
         self.start();
+    }
+
+    /// Powers the machine off and leaves it off (until [`Machine::reboot`]
+    /// or the drop, which cleans up as ever).
+    pub fn power_off(&mut self) {
+        self.poweroff();
     }
 
     /// Runs `script` with `/bin/sh -c` as root inside the machine.
@@ -311,6 +334,12 @@ exec setpriv --reuid="$u" --regid="$g" --init-groups --reset-env -- "$@""#;
         self.nspawn = Some(child);
         self.init_pid = self.wait_for_init(pid, began);
         self.wait_until_running(began);
+        if let Some((_, address)) = &self.link {
+            self.sh(&format!(
+                "ip addr add {address}/24 dev host0 && ip link set host0 up"
+            ))
+            .ok();
+        }
         self.last_boot = began.elapsed();
     }
 
@@ -329,7 +358,10 @@ exec setpriv --reuid="$u" --regid="$g" --init-groups --reset-env -- "$@""#;
             .arg("-D")
             .arg(&self.root)
             .arg(format!("--machine={}", self.name))
-            .arg("--private-network")
+            .arg(match &self.link {
+                Some((bridge, _)) => format!("--network-bridge={bridge}"),
+                None => "--private-network".to_string(),
+            })
             .arg(format!("--overlay={}:{}:/etc", lower("etc"), up("etc")))
             .arg(format!(
                 "--overlay={}:{}:/var/lib",

@@ -1,0 +1,525 @@
+//! The Ansible collection against a fleet (issue #16): three machines with
+//! a real systemd, reachable over SSH on a link the test creates (nothing
+//! else on it), driven from the host by `ansible-playbook` (ansible-core
+//! from PyPI, tests/ansible/venv.sh) with the collection as
+//! `ansible-galaxy collection build` makes it.
+//!
+//! The playbooks are tests/ansible/fleet/*.yml. Root installs unitgate with
+//! the collection's role (two hosts from the .deb, one from a built tree),
+//! the app, its operators' group and the operator alice; alice then runs the
+//! modules with no privilege beyond the sudo rule the app's `operators=`
+//! gives. The machines stand for provisioned hosts: the test gives each
+//! only an sshd with root's key, as a fleet's hosts have before Ansible.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+
+use unitgate_tests::package::{self, WRITABLE_USR};
+use unitgate_tests::{fixture, paths, Link, Machine, Os};
+
+const HOSTS: [&str; 3] = ["m1", "m2", "m3"];
+
+#[test]
+fn a_fleet_converges_once_shows_drift_and_goes_on_without_a_host_that_is_down() {
+    let deb = package::build("fleet-deb");
+    let link = Link::create();
+    let controller = Controller::new();
+    let mut fleet: Vec<Machine> = (1..=3)
+        .map(|n| {
+            let m = Machine::boot_on_link(Os::Host, &format!("fleet-m{n}"), &link, n);
+            controller.give_ssh(&m, &link.address(n));
+            m
+        })
+        .collect();
+    controller.write_inventory(&link, &deb);
+
+    let doc = controller.run("ansible-doc", &["unitgate.unitgate.instance"]);
+    assert!(
+        doc.stdout.contains("restarted") && doc.stdout.contains("EXAMPLES"),
+        "{doc}"
+    );
+
+    // Converge: unitgate, the app and two servers plus one on a port of
+    // its own, on every host.
+    let first = controller.playbook(&["site.yml"]);
+    assert_eq!(first.code, 0, "{first}");
+    for host in HOSTS {
+        let r = first.recap(host);
+        assert!(
+            r.changed > 0 && r.failed == 0 && r.unreachable == 0,
+            "{host}: {first}"
+        );
+    }
+    for m in &fleet {
+        let status = servers(m);
+        for name in ["fixed", "s1", "s2"] {
+            assert_eq!(
+                status.get(name).map(String::as_str),
+                Some("active enabled"),
+                "{name} on {}: {status:?}",
+                m.name()
+            );
+        }
+        let env = m
+            .sh("cat /var/lib/fleetapp/instances/fixed/instance.env")
+            .ok();
+        assert!(env.stdout.lines().any(|l| l == r#"PORT="27050""#), "{env}");
+    }
+    // The role installed from both sources.
+    fleet[0]
+        .sh("dpkg-query -W unitgate && test -x /usr/bin/unitgate")
+        .ok();
+    fleet[2]
+        .sh("test -x /usr/local/bin/unitgate && ! dpkg-query -W unitgate 2>/dev/null")
+        .ok();
+
+    // Again: nothing changes, on any host (the role's installers do not run,
+    // the modules find every instance as wanted).
+    let again = controller.playbook(&["site.yml"]);
+    assert_eq!(again.code, 0, "{again}");
+    for host in HOSTS {
+        assert_eq!(again.recap(host).changed, 0, "{host}: {again}");
+    }
+
+    // Check mode with a third server: each host would change, and the diff
+    // says what; nothing does.
+    let check = controller.playbook(&[
+        "site.yml",
+        "--check",
+        "--diff",
+        "-e",
+        r#"{"fleet_servers": ["s1", "s2", "s3"]}"#,
+    ]);
+    assert_eq!(check.code, 0, "{check}");
+    for host in HOSTS {
+        assert_eq!(check.recap(host).changed, 1, "{host}: {check}");
+    }
+    let s3_diff =
+        "\"s3\": {\n-        \"initialized\": false\n+        \"active_state\": \"active\",";
+    assert_eq!(
+        check.stdout.matches(s3_diff).count(),
+        3,
+        "each host's diff shows s3 before and after: {check}"
+    );
+    for m in &fleet {
+        assert!(!servers(m).contains_key("s3"), "check mode started s3");
+    }
+
+    // Out of band on one host: drift in the fleet report.
+    fleet[0].sh("systemctl stop fleetapp@s1.service").ok();
+    let report = controller.report(&[]);
+    assert_eq!(report["m1"].len(), 1, "{report:?}");
+    assert_eq!(report["m1"][0]["instance"], "s1", "{report:?}");
+    assert!(report["m1"][0]["drift"].is_string(), "{report:?}");
+    assert!(
+        report["m2"].is_empty() && report["m3"].is_empty(),
+        "{report:?}"
+    );
+
+    // One host down: reported unreachable; the others go on, and the drift
+    // on m1 is fixed.
+    fleet[1].power_off();
+    let degraded = controller.playbook(&["site.yml"]);
+    assert_eq!(
+        degraded.code, 4,
+        "ansible-playbook's code for an unreachable host: {degraded}"
+    );
+    assert_eq!(degraded.recap("m2").unreachable, 1, "{degraded}");
+    let (m1, m3) = (degraded.recap("m1"), degraded.recap("m3"));
+    assert!(m1.failed == 0 && m1.changed == 1, "m1: {degraded}");
+    assert!(m3.failed == 0 && m3.changed == 0, "m3: {degraded}");
+    assert_eq!(servers(&fleet[0])["s1"], "active enabled");
+    let report = controller.report(&["--limit", "m1,m3"]);
+    assert!(
+        report["m1"].is_empty() && report["m3"].is_empty(),
+        "{report:?}"
+    );
+
+    the_role_refuses_a_tree_another_account_can_change(&controller, &fleet[2]);
+
+    // What unitgate refuses fails the task with unitgate's own words.
+    let refused = controller.playbook(&["refused.yml", "--limit", "m1"]);
+    assert_eq!(refused.code, 0, "both failures ignored: {refused}");
+    let failures = refused.failures("m1");
+    assert_eq!(failures.len(), 2, "{refused}");
+    assert_eq!(failures[0]["rc"], 65, "{refused}");
+    assert_eq!(failures[0]["kind"], "bad-name", "{refused}");
+    assert!(
+        failures[0]["msg"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Bad Name"),
+        "{refused}"
+    );
+    assert!(
+        failures[1]["msg"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("nosuchapp"),
+        "{refused}"
+    );
+}
+
+/// A tree an account could change never has its installer run by the
+/// role: root would run what the account wrote.
+fn the_role_refuses_a_tree_another_account_can_change(controller: &Controller, m: &Machine) {
+    m.sh(
+        "set -e; install -d -m 1777 /var/tmp/shared; install -d /var/tmp/shared/tree/deploy \
+         /var/tmp/shared/tree/target/release; \
+         printf 'touch /root/ran-the-accounts-installer\\n' > /var/tmp/shared/tree/deploy/install.sh; \
+         touch /var/tmp/shared/tree/target/release/unitgate /var/tmp/shared/tree/target/release/unitgate-systemctl",
+    )
+    .ok();
+    let run = controller.playbook(&[
+        "site.yml",
+        "--limit",
+        "m3",
+        "-e",
+        r#"{"unitgate_tree": "/var/tmp/shared/tree", "unitgate_target_dir": ""}"#,
+    ]);
+    assert_eq!(run.code, 2, "{run}");
+    assert!(
+        run.stdout.contains("/var/tmp/shared (uid 0, mode 1777)"),
+        "the refusal names the directory: {run}"
+    );
+    let ran = m.sh("test -e /root/ran-the-accounts-installer");
+    assert!(!ran.success(), "root ran the planted installer: {run}");
+}
+
+/// The servers' states on a machine, as its account sees them:
+/// `"ACTIVE_STATE enabled|disabled"` by instance.
+fn servers(m: &Machine) -> BTreeMap<String, String> {
+    let out = m
+        .sh_as("fleetapp", "unitgate --app fleetapp status --json")
+        .ok();
+    let doc: serde_json::Value = serde_json::from_str(&out.stdout).expect("status JSON");
+    doc["instances"]
+        .as_array()
+        .expect("instances")
+        .iter()
+        .map(|i| {
+            let enabled = if i["enabled"] == true {
+                "enabled"
+            } else {
+                "disabled"
+            };
+            (
+                i["instance"].as_str().unwrap_or_default().to_string(),
+                format!(
+                    "{} {enabled}",
+                    i["active_state"].as_str().unwrap_or_default()
+                ),
+            )
+        })
+        .collect()
+}
+
+/// The host as Ansible's controller: the virtual environment, a key pair,
+/// the hosts' keys, the collection as built, the app, and the inventory, in
+/// a directory of its own removed when dropped.
+struct Controller {
+    dir: PathBuf,
+    venv: PathBuf,
+}
+
+impl Controller {
+    fn new() -> Controller {
+        let checkout = paths::checkout();
+        let venv = host_command(Command::new("bash").arg(checkout.join("tests/ansible/venv.sh")));
+        let dir = PathBuf::from(format!("/var/tmp/unitgate-fleet-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("home")).expect("controller dir");
+        std::fs::write(dir.join("ansible.cfg"), "").expect("ansible.cfg");
+        let controller = Controller {
+            dir,
+            venv: PathBuf::from(venv.trim()),
+        };
+        let d = controller.dir.display().to_string();
+        host_command(Command::new("ssh-keygen").args([
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            "fleet-controller",
+            "-f",
+            &format!("{d}/id_ed25519"),
+        ]));
+        // The collection as it ships: built, then installed from the tarball.
+        controller.run(
+            "ansible-galaxy",
+            &[
+                "collection",
+                "build",
+                "--output-path",
+                &d,
+                &checkout
+                    .join("ansible/ansible_collections/unitgate/unitgate")
+                    .display()
+                    .to_string(),
+            ],
+        );
+        controller.run(
+            "ansible-galaxy",
+            &[
+                "collection",
+                "install",
+                "--offline",
+                "-p",
+                &format!("{d}/collections"),
+                &format!("{d}/unitgate-unitgate-0.1.0.tar.gz"),
+            ],
+        );
+        // The app: a new-app scaffold whose operators are group ops.
+        let ug = paths::target_dir().join("release/unitgate");
+        host_command(Command::new(ug).args([
+            "new-app",
+            "fleetapp",
+            "--exec",
+            "sleep infinity",
+            "--port-range",
+            "27000-27099",
+            "--dir",
+            &d,
+        ]));
+        let app = controller.dir.join("fleetapp");
+        let toml = std::fs::read_to_string(app.join("app.toml")).expect("app.toml");
+        let callers = toml
+            .lines()
+            .find(|l| l.starts_with("callers = "))
+            .expect("callers line")
+            .to_string();
+        std::fs::write(
+            app.join("app.toml"),
+            toml.replace(&callers, r#"callers = ["fleetapp", "@ops"]"#),
+        )
+        .expect("app.toml");
+        let mut conf = std::fs::read_to_string(app.join("install.conf")).expect("install.conf");
+        conf.push_str("operators=ops\n");
+        std::fs::write(app.join("install.conf"), conf).expect("install.conf");
+        controller
+    }
+
+    /// Makes `m` a host Ansible can reach: root's authorized key, a host
+    /// key of its own (recorded in the controller's known_hosts), an sshd
+    /// on its address on the link only, and a writable `/usr` for dpkg
+    /// (the test bed's `/usr` is the host's, read-only).
+    fn give_ssh(&self, m: &Machine, address: &str) {
+        let key = std::fs::read(self.dir.join("id_ed25519.pub")).expect("public key");
+        m.sh(WRITABLE_USR).ok();
+        m.sh_with_input(
+            &format!(
+                "set -e
+usermod -p '*' root
+install -d -m 0700 /root /root/.ssh
+cat > /root/.ssh/authorized_keys
+ssh-keygen -q -t ed25519 -N '' -f /etc/ssh/fleet_host_key
+cat > /etc/ssh/fleet_sshd_config <<EOF
+ListenAddress {address}
+HostKey /etc/ssh/fleet_host_key
+UsePAM no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+AllowUsers root alice
+Subsystem sftp /usr/lib/openssh/sftp-server
+EOF
+systemd-run --unit=fleet-sshd -p RuntimeDirectory=sshd /usr/sbin/sshd -D -e -f /etc/ssh/fleet_sshd_config"
+            ),
+            &key,
+        )
+        .ok();
+        fixture::wait_until(
+            m,
+            "sshd listening on the link",
+            &format!("ss -Hltn 'sport = 22' | grep -qF '{address}:22'"),
+            30,
+        );
+        let host_key = m.sh("cat /etc/ssh/fleet_host_key.pub").ok();
+        let mut known = std::fs::read_to_string(self.dir.join("known_hosts")).unwrap_or_default();
+        known.push_str(&format!("{address} {}", host_key.stdout));
+        std::fs::write(self.dir.join("known_hosts"), known).expect("known_hosts");
+    }
+
+    /// Hosts m1 and m2 get unitgate from the .deb (`deb`: its path inside a
+    /// machine, under /mnt/target, which is the host's target directory),
+    /// m3 from the checkout as the machine sees it.
+    fn write_inventory(&self, link: &Link, deb: &str) {
+        let d = self.dir.display();
+        let deb = deb.replacen("/mnt/target", &paths::target_dir().display().to_string(), 1);
+        let inventory = format!(
+            "[fleet]
+m1 ansible_host={a1} unitgate_deb={deb}
+m2 ansible_host={a2} unitgate_deb={deb}
+m3 ansible_host={a3} unitgate_tree=/mnt/src unitgate_target_dir=/mnt/target
+
+[fleet:vars]
+ansible_python_interpreter=/usr/bin/python3
+ansible_ssh_private_key_file={d}/id_ed25519
+ansible_ssh_common_args='-F /dev/null -o UserKnownHostsFile={d}/known_hosts -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes -o ConnectTimeout=5'
+fleet_app={d}/fleetapp
+fleet_operator_key={d}/id_ed25519.pub
+fleet_report={d}/report.json
+fleet_servers=[\"s1\", \"s2\"]
+",
+            a1 = link.address(1),
+            a2 = link.address(2),
+            a3 = link.address(3),
+        );
+        std::fs::write(self.dir.join("hosts.ini"), inventory).expect("inventory");
+    }
+
+    /// `ansible-playbook -i hosts.ini tests/ansible/fleet/ARGS…`.
+    fn playbook(&self, args: &[&str]) -> Played {
+        let book = paths::checkout().join("tests/ansible/fleet").join(args[0]);
+        let inventory = self.dir.join("hosts.ini");
+        let mut argv = vec![
+            "-i",
+            inventory.to_str().expect("utf-8 path"),
+            book.to_str().expect("utf-8 path"),
+        ];
+        argv.extend(&args[1..]);
+        let out = self
+            .command("ansible-playbook", &argv)
+            .output()
+            .expect("run ansible-playbook");
+        Played {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// report.yml's report: each host's drifted instances.
+    fn report(&self, args: &[&str]) -> BTreeMap<String, Vec<serde_json::Value>> {
+        let path = self.dir.join("report.json");
+        let _ = std::fs::remove_file(&path);
+        let mut argv = vec!["report.yml"];
+        argv.extend(args);
+        let run = self.playbook(&argv);
+        assert_eq!(run.code, 0, "{run}");
+        let text = std::fs::read_to_string(&path).expect("report.json");
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("report.json: {e}: {text}"))
+    }
+
+    /// A program of the virtual environment, which must succeed.
+    fn run(&self, program: &str, args: &[&str]) -> Played {
+        let out = self
+            .command(program, args)
+            .output()
+            .expect("run an ansible program");
+        let played = Played {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        };
+        assert_eq!(played.code, 0, "{program}: {played}");
+        played
+    }
+
+    /// Ansible's own settings only, from the environment: no ansible.cfg or
+    /// ~/.ssh of whoever runs the test.
+    fn command(&self, program: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::new(self.venv.join("bin").join(program));
+        let d = &self.dir;
+        cmd.args(args)
+            .current_dir(d)
+            .env_clear()
+            .env(
+                "PATH",
+                format!("{}/bin:/usr/sbin:/usr/bin:/sbin:/bin", self.venv.display()),
+            )
+            .env("HOME", d.join("home"))
+            .env("LC_ALL", "C.UTF-8")
+            .env("ANSIBLE_CONFIG", d.join("ansible.cfg"))
+            .env("ANSIBLE_COLLECTIONS_PATH", d.join("collections"))
+            .env("ANSIBLE_LOCAL_TEMP", d.join("home/tmp"))
+            .env("ANSIBLE_PIPELINING", "true")
+            .env("ANSIBLE_HOST_KEY_CHECKING", "true")
+            .env("ANSIBLE_NOCOLOR", "true")
+            .env("ANSIBLE_FORKS", "3")
+            .env("ANSIBLE_CALLBACK_RESULT_FORMAT", "json")
+            .env("ANSIBLE_CALLBACK_FORMAT_PRETTY", "false");
+        cmd
+    }
+}
+
+impl Drop for Controller {
+    fn drop(&mut self) {
+        if std::env::var_os("UNITGATE_KEEP_TESTBED").is_none() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// A host command that must succeed; its stdout.
+fn host_command(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("run a host command");
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// One run of an Ansible program.
+struct Played {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// A host's line of the play recap.
+#[derive(Debug, Default)]
+struct Recap {
+    changed: u32,
+    failed: u32,
+    unreachable: u32,
+}
+
+impl Played {
+    fn recap(&self, host: &str) -> Recap {
+        let line = self
+            .stdout
+            .lines()
+            .skip_while(|l| !l.starts_with("PLAY RECAP"))
+            .find(|l| l.split_whitespace().next() == Some(host))
+            .unwrap_or_else(|| panic!("no recap line for {host}: {self}"));
+        let field = |name: &str| {
+            line.split_whitespace()
+                .find_map(|f| f.strip_prefix(&format!("{name}=")))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("no {name}= in {line:?}"))
+        };
+        Recap {
+            changed: field("changed"),
+            failed: field("failed"),
+            unreachable: field("unreachable"),
+        }
+    }
+
+    /// The results of the tasks that failed on `host`, in order (the default
+    /// callback's `fatal: [HOST]: FAILED! => {…}` lines, one JSON each).
+    fn failures(&self, host: &str) -> Vec<serde_json::Value> {
+        let prefix = format!("fatal: [{host}]: FAILED! => ");
+        self.stdout
+            .lines()
+            .filter_map(|l| l.strip_prefix(&prefix))
+            .map(|json| serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}")))
+            .collect()
+    }
+}
+
+impl std::fmt::Display for Played {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
