@@ -21,3 +21,9 @@ cd "$collection"
 export PATH=$venv/bin:$PATH
 ansible-test units --python 3.11 --local
 ansible-test sanity --python 3.11 --local
+# The documented example playbooks (docs/fleet.md) parse, with the
+# collection as the checkout has it.
+cd "$here/../../ansible/examples"
+for book in *.yml; do
+    ANSIBLE_COLLECTIONS_PATH=$here/../../ansible ansible-playbook -i inventory.ini --syntax-check "$book"
+done

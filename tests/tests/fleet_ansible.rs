@@ -19,6 +19,10 @@ use unitgate_tests::package::{self, WRITABLE_USR};
 use unitgate_tests::{fixture, paths, Link, Machine, Os};
 
 const HOSTS: [&str; 3] = ["m1", "m2", "m3"];
+/// Root's part (the role, the operator) and the operator's (the documented
+/// example `servers.yml`, and a server on a port of its own).
+const SITE: &str = "tests/ansible/fleet/site.yml";
+const REFUSED: &str = "tests/ansible/fleet/refused.yml";
 
 #[test]
 fn a_fleet_converges_once_shows_drift_and_goes_on_without_a_host_that_is_down() {
@@ -42,7 +46,7 @@ fn a_fleet_converges_once_shows_drift_and_goes_on_without_a_host_that_is_down() 
 
     // Converge: unitgate, the app and two servers plus one on a port of
     // its own, on every host.
-    let first = controller.playbook(&["site.yml"]);
+    let first = controller.playbook(&[SITE]);
     assert_eq!(first.code, 0, "{first}");
     for host in HOSTS {
         let r = first.recap(host);
@@ -53,7 +57,7 @@ fn a_fleet_converges_once_shows_drift_and_goes_on_without_a_host_that_is_down() 
     }
     for m in &fleet {
         let status = servers(m);
-        for name in ["fixed", "s1", "s2"] {
+        for name in ["fixed", "srv01", "srv02"] {
             assert_eq!(
                 status.get(name).map(String::as_str),
                 Some("active enabled"),
@@ -76,41 +80,61 @@ fn a_fleet_converges_once_shows_drift_and_goes_on_without_a_host_that_is_down() 
 
     // Again: nothing changes, on any host (the role's installers do not run,
     // the modules find every instance as wanted).
-    let again = controller.playbook(&["site.yml"]);
+    let again = controller.playbook(&[SITE]);
     assert_eq!(again.code, 0, "{again}");
     for host in HOSTS {
         assert_eq!(again.recap(host).changed, 0, "{host}: {again}");
     }
 
-    // Check mode with a third server: each host would change, and the diff
+    // The documented rolling restart: host after host, every running
+    // server started anew.
+    let before: Vec<_> = fleet.iter().map(main_pids).collect();
+    let rolled = controller.playbook(&["ansible/examples/rolling-restart.yml"]);
+    assert_eq!(rolled.code, 0, "{rolled}");
+    assert_eq!(
+        rolled.stdout.matches("PLAY [Rolling restart]").count(),
+        3,
+        "one batch per host (serial: 1): {rolled}"
+    );
+    for (m, pids) in fleet.iter().zip(before) {
+        let now = main_pids(m);
+        assert_eq!(now.len(), 3, "{}: {now:?}", m.name());
+        for (name, pid) in &now {
+            assert_ne!(
+                pids.get(name),
+                Some(pid),
+                "{name} on {} kept its process",
+                m.name()
+            );
+        }
+    }
+
+    // Check mode with a third server per host: each host would change, and the diff
     // says what; nothing does.
-    let check = controller.playbook(&[
-        "site.yml",
-        "--check",
-        "--diff",
-        "-e",
-        r#"{"fleet_servers": ["s1", "s2", "s3"]}"#,
-    ]);
+    let check = controller.playbook(&[SITE, "--check", "--diff", "-e", "servers_per_host=3"]);
     assert_eq!(check.code, 0, "{check}");
     for host in HOSTS {
         assert_eq!(check.recap(host).changed, 1, "{host}: {check}");
     }
     let s3_diff =
-        "\"s3\": {\n-        \"initialized\": false\n+        \"active_state\": \"active\",";
+        "\"srv03\": {\n-        \"initialized\": false\n+        \"active_state\": \"active\",";
     assert_eq!(
         check.stdout.matches(s3_diff).count(),
         3,
-        "each host's diff shows s3 before and after: {check}"
+        "each host's diff shows srv03 before and after: {check}"
     );
     for m in &fleet {
-        assert!(!servers(m).contains_key("s3"), "check mode started s3");
+        assert!(
+            !servers(m).contains_key("srv03"),
+            "check mode started srv03"
+        );
     }
 
     // Out of band on one host: drift in the fleet report.
-    fleet[0].sh("systemctl stop fleetapp@s1.service").ok();
+    fleet[0].sh("systemctl stop fleetapp@srv01.service").ok();
     let report = controller.report(&[]);
     assert_eq!(report["m1"].len(), 1, "{report:?}");
-    assert_eq!(report["m1"][0]["instance"], "s1", "{report:?}");
+    assert_eq!(report["m1"][0]["instance"], "srv01", "{report:?}");
     assert!(report["m1"][0]["drift"].is_string(), "{report:?}");
     assert!(
         report["m2"].is_empty() && report["m3"].is_empty(),
@@ -120,7 +144,7 @@ fn a_fleet_converges_once_shows_drift_and_goes_on_without_a_host_that_is_down() 
     // One host down: reported unreachable; the others go on, and the drift
     // on m1 is fixed.
     fleet[1].power_off();
-    let degraded = controller.playbook(&["site.yml"]);
+    let degraded = controller.playbook(&[SITE]);
     assert_eq!(
         degraded.code, 4,
         "ansible-playbook's code for an unreachable host: {degraded}"
@@ -129,7 +153,7 @@ fn a_fleet_converges_once_shows_drift_and_goes_on_without_a_host_that_is_down() 
     let (m1, m3) = (degraded.recap("m1"), degraded.recap("m3"));
     assert!(m1.failed == 0 && m1.changed == 1, "m1: {degraded}");
     assert!(m3.failed == 0 && m3.changed == 0, "m3: {degraded}");
-    assert_eq!(servers(&fleet[0])["s1"], "active enabled");
+    assert_eq!(servers(&fleet[0])["srv01"], "active enabled");
     let report = controller.report(&["--limit", "m1,m3"]);
     assert!(
         report["m1"].is_empty() && report["m3"].is_empty(),
@@ -139,7 +163,7 @@ fn a_fleet_converges_once_shows_drift_and_goes_on_without_a_host_that_is_down() 
     the_role_refuses_a_tree_another_account_can_change(&controller, &fleet[2]);
 
     // What unitgate refuses fails the task with unitgate's own words.
-    let refused = controller.playbook(&["refused.yml", "--limit", "m1"]);
+    let refused = controller.playbook(&[REFUSED, "--limit", "m1"]);
     assert_eq!(refused.code, 0, "both failures ignored: {refused}");
     let failures = refused.failures("m1");
     assert_eq!(failures.len(), 2, "{refused}");
@@ -172,7 +196,7 @@ fn the_role_refuses_a_tree_another_account_can_change(controller: &Controller, m
     )
     .ok();
     let run = controller.playbook(&[
-        "site.yml",
+        SITE,
         "--limit",
         "m3",
         "-e",
@@ -187,16 +211,30 @@ fn the_role_refuses_a_tree_another_account_can_change(controller: &Controller, m
     assert!(!ran.success(), "root ran the planted installer: {run}");
 }
 
-/// The servers' states on a machine, as its account sees them:
-/// `"ACTIVE_STATE enabled|disabled"` by instance.
-fn servers(m: &Machine) -> BTreeMap<String, String> {
+/// The servers' main processes on a machine, by instance.
+fn main_pids(m: &Machine) -> BTreeMap<String, u64> {
+    status(m)
+        .iter()
+        .map(|i| {
+            let pid = i["main_pid"].as_u64().unwrap_or_default();
+            (i["instance"].as_str().unwrap_or_default().to_string(), pid)
+        })
+        .collect()
+}
+
+/// The account's `status --json` on a machine: its instances.
+fn status(m: &Machine) -> Vec<serde_json::Value> {
     let out = m
         .sh_as("fleetapp", "unitgate --app fleetapp status --json")
         .ok();
     let doc: serde_json::Value = serde_json::from_str(&out.stdout).expect("status JSON");
-    doc["instances"]
-        .as_array()
-        .expect("instances")
+    doc["instances"].as_array().expect("instances").clone()
+}
+
+/// The servers' states on a machine, as its account sees them:
+/// `"ACTIVE_STATE enabled|disabled"` by instance.
+fn servers(m: &Machine) -> BTreeMap<String, String> {
+    status(m)
         .iter()
         .map(|i| {
             let enabled = if i["enabled"] == true {
@@ -350,19 +388,20 @@ systemd-run --unit=fleet-sshd -p RuntimeDirectory=sshd /usr/sbin/sshd -D -e -f /
         let d = self.dir.display();
         let deb = deb.replacen("/mnt/target", &paths::target_dir().display().to_string(), 1);
         let inventory = format!(
-            "[fleet]
+            "[game]
 m1 ansible_host={a1} unitgate_deb={deb}
 m2 ansible_host={a2} unitgate_deb={deb}
 m3 ansible_host={a3} unitgate_tree=/mnt/src unitgate_target_dir=/mnt/target
 
-[fleet:vars]
+[game:vars]
 ansible_python_interpreter=/usr/bin/python3
 ansible_ssh_private_key_file={d}/id_ed25519
 ansible_ssh_common_args='-F /dev/null -o UserKnownHostsFile={d}/known_hosts -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes -o ConnectTimeout=5'
-fleet_app={d}/fleetapp
+fleet_app=fleetapp
+fleet_app_dir={d}/fleetapp
 fleet_operator_key={d}/id_ed25519.pub
-fleet_report={d}/report.json
-fleet_servers=[\"s1\", \"s2\"]
+servers_per_host=2
+restart_settle=1
 ",
             a1 = link.address(1),
             a2 = link.address(2),
@@ -371,9 +410,11 @@ fleet_servers=[\"s1\", \"s2\"]
         std::fs::write(self.dir.join("hosts.ini"), inventory).expect("inventory");
     }
 
-    /// `ansible-playbook -i hosts.ini tests/ansible/fleet/ARGS…`.
+    /// `ansible-playbook -i hosts.ini PLAYBOOK ARGS…`, the playbook's path
+    /// relative to the checkout ([`SITE`], [`REFUSED`], or one of the
+    /// documented examples in ansible/examples/).
     fn playbook(&self, args: &[&str]) -> Played {
-        let book = paths::checkout().join("tests/ansible/fleet").join(args[0]);
+        let book = paths::checkout().join(args[0]);
         let inventory = self.dir.join("hosts.ini");
         let mut argv = vec![
             "-i",
@@ -392,11 +433,12 @@ fleet_servers=[\"s1\", \"s2\"]
         }
     }
 
-    /// report.yml's report: each host's drifted instances.
+    /// The documented drift report's: each host's drifted instances.
     fn report(&self, args: &[&str]) -> BTreeMap<String, Vec<serde_json::Value>> {
         let path = self.dir.join("report.json");
         let _ = std::fs::remove_file(&path);
-        let mut argv = vec!["report.yml"];
+        let report = format!("report={}", path.display());
+        let mut argv = vec!["ansible/examples/drift-report.yml", "-e", &report];
         argv.extend(args);
         let run = self.playbook(&argv);
         assert_eq!(run.code, 0, "{run}");
