@@ -186,29 +186,46 @@ fn a_fleet_converges_once_shows_drift_and_goes_on_without_a_host_that_is_down() 
 }
 
 /// A tree an account could change never has its installer run by the
-/// role: root would run what the account wrote.
+/// role: root would run what the account wrote. Here the account (mallory)
+/// owns what each tree leads to: one in a world-writable directory, one of
+/// root's whose `deploy` is a link into her directory.
 fn the_role_refuses_a_tree_another_account_can_change(controller: &Controller, m: &Machine) {
     m.sh(
-        "set -e; install -d -m 1777 /var/tmp/shared; install -d /var/tmp/shared/tree/deploy \
-         /var/tmp/shared/tree/target/release; \
+        "set -e; useradd mallory; install -d -m 1777 /var/tmp/shared; \
+         install -d -o mallory /var/tmp/shared/tree /var/tmp/shared/tree/deploy \
+         /var/tmp/shared/tree/target /var/tmp/shared/tree/target/release; \
          printf 'touch /root/ran-the-accounts-installer\\n' > /var/tmp/shared/tree/deploy/install.sh; \
-         touch /var/tmp/shared/tree/target/release/unitgate /var/tmp/shared/tree/target/release/unitgate-systemctl",
+         touch /var/tmp/shared/tree/target/release/unitgate /var/tmp/shared/tree/target/release/unitgate-systemctl; \
+         chown -R mallory /var/tmp/shared/tree; \
+         install -d /root/linked/target/release; ln -s /var/tmp/shared/tree/deploy /root/linked/deploy; \
+         cp /var/tmp/shared/tree/target/release/* /root/linked/target/release/",
     )
     .ok();
-    let run = controller.playbook(&[
-        SITE,
-        "--limit",
-        "m3",
-        "-e",
-        r#"{"unitgate_tree": "/var/tmp/shared/tree", "unitgate_target_dir": ""}"#,
-    ]);
-    assert_eq!(run.code, 2, "{run}");
-    assert!(
-        run.stdout.contains("/var/tmp/shared (uid 0, mode 1777)"),
-        "the refusal names the directory: {run}"
-    );
-    let ran = m.sh("test -e /root/ran-the-accounts-installer");
-    assert!(!ran.success(), "root ran the planted installer: {run}");
+    for (tree, refusal) in [
+        (
+            "/var/tmp/shared/tree",
+            "/var/tmp/shared (directory, uid 0, mode 1777)",
+        ),
+        ("/root/linked", "/root/linked/deploy (l, uid 0, mode 777)"),
+    ] {
+        let run = controller.playbook(&[
+            SITE,
+            "--limit",
+            "m3",
+            "-e",
+            &format!(r#"{{"unitgate_tree": "{tree}", "unitgate_target_dir": ""}}"#),
+        ]);
+        assert_eq!(run.code, 2, "{run}");
+        assert!(
+            run.stdout.contains(refusal),
+            "the refusal names {refusal}: {run}"
+        );
+        let ran = m.sh("test -e /root/ran-the-accounts-installer");
+        assert!(
+            !ran.success(),
+            "root ran the planted installer of {tree}: {run}"
+        );
+    }
 }
 
 /// The servers' main processes on a machine, by instance.
