@@ -102,7 +102,8 @@ class Unitgate:
 
 
 def lifecycle(ug):
-    ug.expect_doc("init_document", "init", "web1", "--set", "MAP=c1m1")
+    init = ug.expect_doc("init_document", "init", "web1", "--set", "MAP=c1m1")
+    check(init is None or init["set"] == {"MAP": "c1m1"}, f"init's own --set values: {init}")
     ug.expect_doc("results_document", "start", "web1")
     status = ug.expect_doc("status_document", "status", "web1")
     if status:
@@ -114,8 +115,9 @@ def lifecycle(ug):
     ug.expect_result("stopped", 0, "stop", "web1")
     ug.expect_result("already stopped", 0, "stop", "web1")
     ug.expect_result("reset", 0, "reset", "web1")
-    init = ug.expect_doc("init_document", "init", "web1", "--exist-ok")
-    check(init is None or init["outcome"] == "exists", f"init --exist-ok of an existing instance: {init}")
+    init = ug.expect_doc("init_document", "init", "web1", "--exist-ok", "--set", "MAP=c2m2")
+    check(init is None or (init["outcome"] == "exists" and init["set"] == {"MAP": "c1m1"}),
+          f"init --exist-ok of an existing instance shows the values it keeps: {init}")
     ug.expect_result("deleted", 0, "delete", "web1")
     ug.expect_result("already deleted", 0, "delete", "web1", "--missing-ok")
     ug.expect_doc("status_document", "status")

@@ -227,6 +227,26 @@ fn ports_are_unique_and_freed_on_delete() {
     );
     ug(&m, "init p5 --set PORT=25000 --set MAP=c1m1").ok();
     assert_eq!(port("p5"), "PORT=\"25000\"");
+    // An existing instance keeps its port and values, and says which of
+    // those asked for it has otherwise.
+    let again = ug(
+        &m,
+        "init p5 --exist-ok --set PORT=25001 --set MAP=c1m1 --set NEW=x",
+    )
+    .ok();
+    assert_eq!(
+        again.stdout,
+        format!(
+            "p5: exists in {STATE_DIR}/p5 (port 25000); it keeps its own \
+             NEW=nothing (not \"x\"), PORT=\"25000\" (not \"25001\")\n"
+        )
+    );
+    let doc = ug(&m, "--json init p5 --exist-ok").ok();
+    let doc: serde_json::Value = serde_json::from_str(&doc.stdout).expect("init JSON");
+    assert_eq!(doc["outcome"], "exists");
+    assert_eq!(doc["port"], 25000);
+    assert_eq!(doc["set"], serde_json::json!({"MAP": "c1m1"}));
+    assert_eq!(port("p5"), "PORT=\"25000\"");
 }
 
 #[test]

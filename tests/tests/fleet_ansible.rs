@@ -162,11 +162,12 @@ fn a_fleet_converges_once_shows_drift_and_goes_on_without_a_host_that_is_down() 
 
     the_role_refuses_a_tree_another_account_can_change(&controller, &fleet[2]);
 
-    // What unitgate refuses fails the task with unitgate's own words.
+    // What unitgate refuses fails the task with unitgate's own words; an
+    // existing server asked for with another port is not passed over.
     let refused = controller.playbook(&[REFUSED, "--limit", "m1"]);
     assert_eq!(refused.code, 0, "both failures ignored: {refused}");
     let failures = refused.failures("m1");
-    assert_eq!(failures.len(), 2, "{refused}");
+    assert_eq!(failures.len(), 3, "{refused}");
     assert_eq!(failures[0]["rc"], 65, "{refused}");
     assert_eq!(failures[0]["kind"], "bad-name", "{refused}");
     assert!(
@@ -181,6 +182,12 @@ fn a_fleet_converges_once_shows_drift_and_goes_on_without_a_host_that_is_down() 
             .as_str()
             .unwrap_or_default()
             .contains("nosuchapp"),
+        "{refused}"
+    );
+    assert_eq!(
+        failures[2]["msg"],
+        "fixed exists with other settings: it keeps its own PORT='27050' (not '27051'); \
+         to give it these, retire it (state: absent) and create it again",
         "{refused}"
     );
 }

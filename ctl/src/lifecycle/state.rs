@@ -2,6 +2,9 @@
 //! `reconfigure` (which may then restart what changed, on the shared
 //! path).
 
+use std::collections::BTreeMap;
+
+use crate::app::PORT_VAR;
 use crate::error::{Error, Result};
 use crate::lifecycle::{plan::Verb, report, run_locked, Context, Outcome};
 use crate::name::InstanceName;
@@ -21,20 +24,33 @@ pub fn init(cx: &Context<'_>, name: &str, sets: &[String], exist_ok: bool) -> Re
         .collect::<Result<Vec<_>>>()?;
     let store = Store::open_or_create(app)?;
     let _lock = cx.waiter.instance(&store, &name)?;
-    let (created, outcome) = match store.init(&name, &sets, || cx.waiter.app(&store)) {
-        Ok(c) => (c, "initialized"),
+    // The instance's own `--set` values: those asked for a new one, those
+    // it was made with for an existing one (which keeps them), so that a
+    // caller sees whether the instance is the one it asked for.
+    let (created, kept, outcome) = match store.init(&name, &sets, || cx.waiter.app(&store)) {
+        Ok(c) => (c, sets.clone(), "initialized"),
         Err(Error::Exists { .. }) if exist_ok => {
-            let port = store.environment(&name)?.and_then(|e| e.port());
+            let env = store.environment(&name)?;
+            let port = env.as_ref().and_then(|e| e.port());
+            let kept = env.map(|e| e.sets(app)).unwrap_or_default();
             let dir = app.instance_dir(&name);
-            (Created { dir, port }, "exists")
+            (Created { dir, port }, kept, "exists")
         }
         Err(e) => return Err(e),
     };
+    // PORT is the port (`port`), not a value of its own, where the app
+    // allocates ports.
+    let own: BTreeMap<&str, &str> = kept
+        .iter()
+        .filter(|(k, _)| created.port.is_none() || k != PORT_VAR)
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     if cx.out.json {
         return cx.out.json(&serde_json::json!({
             "instance": name,
             "dir": created.dir,
             "port": created.port,
+            "set": own,
             "outcome": outcome,
         }));
     }
@@ -42,15 +58,49 @@ pub fn init(cx: &Context<'_>, name: &str, sets: &[String], exist_ok: bool) -> Re
         .port
         .map(|p| format!(" (port {p})"))
         .unwrap_or_default();
-    let verb = if outcome == "exists" {
-        "exists"
+    if outcome == "initialized" {
+        return cx.out.text(&format!(
+            "{name}: initialized in {}{port}\n",
+            created.dir.display()
+        ));
+    }
+    let differing = differing_sets(&sets, created.port, &own);
+    let kept = if differing.is_empty() {
+        String::new()
     } else {
-        "initialized"
+        format!("; it keeps its own {}", differing.join(", "))
     };
     cx.out.text(&format!(
-        "{name}: {verb} in {}{port}\n",
+        "{name}: exists in {}{port}{kept}\n",
         created.dir.display()
     ))
+}
+
+/// The `--set` values asked for that an existing instance has otherwise,
+/// as `K="ITS" (not "ASKED")`.
+fn differing_sets(
+    asked: &[(String, String)],
+    port: Option<u16>,
+    own: &BTreeMap<&str, &str>,
+) -> Vec<String> {
+    let mut asked_last: BTreeMap<&str, &str> = BTreeMap::new();
+    for (k, v) in asked {
+        asked_last.insert(k, v);
+    }
+    let port = port.map(|p| p.to_string());
+    asked_last
+        .into_iter()
+        .filter_map(|(k, v)| {
+            let has = match (&port, k == PORT_VAR) {
+                (Some(p), true) => Some(p.as_str()),
+                _ => own.get(k).copied(),
+            };
+            (has != Some(v)).then(|| {
+                let has = has.map_or("nothing".to_string(), |h| format!("{h:?}"));
+                format!("{k}={has} (not {v:?})")
+            })
+        })
+        .collect()
 }
 
 /// `reconfigure [NAME…] [--restart]`: renders the environment files again
@@ -120,4 +170,46 @@ pub fn summary(changes: &[Change]) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn asked(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn an_existing_instance_names_each_value_it_has_otherwise() {
+        let own = BTreeMap::from([("MAP", "c1m1"), ("MODE", "slow")]);
+        let differing = differing_sets(
+            &asked(&[
+                ("MAP", "c2m2"),
+                ("MODE", "slow"),
+                ("NEW", "x"),
+                ("PORT", "27050"),
+            ]),
+            Some(27015),
+            &own,
+        );
+        assert_eq!(
+            differing,
+            [
+                r#"MAP="c1m1" (not "c2m2")"#,
+                r#"NEW=nothing (not "x")"#,
+                r#"PORT="27015" (not "27050")"#
+            ]
+        );
+    }
+
+    #[test]
+    fn the_last_of_a_repeated_value_is_the_one_asked_for() {
+        let own = BTreeMap::from([("MAP", "b")]);
+        let asked = asked(&[("MAP", "a"), ("MAP", "b")]);
+        assert!(differing_sets(&asked, None, &own).is_empty());
+    }
 }

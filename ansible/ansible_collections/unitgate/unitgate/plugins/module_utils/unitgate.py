@@ -111,6 +111,26 @@ def _has_unit(current):
     return current is not None and (current.get("enabled") or current.get("active_state") not in (None, "inactive"))
 
 
+def set_differences(doc, wanted):
+    """The settings in `wanted` that an existing instance has otherwise.
+
+    `doc` is the instance's `init --exist-ok --json` document: its own
+    `--set` values (`set`) and its port (`port`, which is PORT where the app
+    allocates ports). None when the document does not say (an older
+    unitgate).
+    """
+    if not isinstance(doc, dict) or not isinstance(doc.get("set"), dict):
+        return None
+    port = doc.get("port")
+    differing = []
+    for key in sorted(wanted):
+        value = "%s" % (wanted[key],)
+        has = "%s" % (port,) if key == "PORT" and port is not None else doc["set"].get(key)
+        if has != value:
+            differing.append("%s=%s (not %r)" % (key, "nothing" if has is None else repr(has), value))
+    return differing
+
+
 def summary(current):
     """What `--diff` shows of one instance."""
     if current is None or not current.get("initialized", False):

@@ -40,8 +40,12 @@ options:
   set:
     description:
       - Variables of a new instance's environment file (C(init --set)),
-        for instance C(PORT) to ask for a given port. An existing instance
-        is left as it is.
+        for instance C(PORT) to ask for a given port.
+      - An existing instance keeps the values it was made with; if one of
+        them differs from what is asked here, the task fails, naming it
+        (retire the instance with I(state=absent) and create it again).
+      - The values are on the command line of C(unitgate init) on the
+        host while it runs; keep secrets out of them.
     type: dict
     default: {}
   settle:
@@ -96,6 +100,7 @@ from ansible_collections.unitgate.unitgate.plugins.module_utils.unitgate import 
     UnitgateError,
     expected,
     plan,
+    set_differences,
     summary,
 )
 
@@ -120,13 +125,34 @@ def main():
         module.fail_json(**e.as_fail_args(cli.command(["status"])))
 
     steps = {n: plan(before.get(n), p["state"]) for n in names}
+    sets = ["--set=%s=%s" % (k, v) for k, v in sorted(p["set"].items())]
+    # An existing instance keeps the values it was made with: one that has
+    # others is not the instance asked for, and nothing here can change
+    # that in place. `init --exist-ok` changes nothing on an existing one.
+    if sets and p["state"] != "absent":
+        for n in names:
+            if "init" in steps[n] or n not in before:
+                continue
+            args = ["init", "--exist-ok", n] + sets
+            try:
+                differing = set_differences(cli.call(args), p["set"])
+            except UnitgateError as e:
+                module.fail_json(**e.as_fail_args(cli.command(args)))
+            if differing is None:
+                module.warn("unitgate did not say which --set values %s has: not compared" % n)
+            elif differing:
+                module.fail_json(
+                    msg="%s exists with other settings: it keeps its own %s; to give it these, "
+                    "retire it (state: absent) and create it again" % (n, ", ".join(differing)),
+                    instance=n,
+                    differing=differing,
+                )
     commands = []
     for verb in ("init", "delete", "stop", "start", "restart"):
         chosen = [n for n in names if verb in steps[n]]
         if not chosen:
             continue
         if verb == "init":
-            sets = ["--set=%s=%s" % (k, v) for k, v in sorted(p["set"].items())]
             commands.extend([["init", n] + sets for n in chosen])
         else:
             settle = ["--settle", str(p["settle"])] if verb in ("start", "restart") and p["settle"] is not None else []

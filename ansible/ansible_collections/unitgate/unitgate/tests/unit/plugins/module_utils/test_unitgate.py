@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from ansible_collections.unitgate.unitgate.plugins.module_utils.unitgate import error_of, expected, plan
+from ansible_collections.unitgate.unitgate.plugins.module_utils.unitgate import error_of, expected, plan, set_differences
 
 RUNNING = {"instance": "a", "initialized": True, "enabled": True, "active_state": "active"}
 STOPPED = {"instance": "a", "initialized": True, "enabled": False, "active_state": "inactive"}
@@ -77,3 +77,26 @@ def test_without_a_document_the_last_line_of_stderr_says_why():
     e = error_of(1, "", "sudo: a password is required\n")
     assert (e.rc, e.message) == (1, "sudo: a password is required")
     assert error_of(9, "not json", "").message == "unitgate exited with 9"
+
+
+def test_an_existing_instance_with_the_values_asked_for_differs_in_nothing():
+    doc = {"instance": "a", "port": 27050, "set": {"MAP": "c1m1"}, "outcome": "exists"}
+    assert set_differences(doc, {"PORT": 27050, "MAP": "c1m1"}) == []
+
+
+def test_each_value_an_existing_instance_has_otherwise_is_named():
+    doc = {"instance": "a", "port": 27015, "set": {"MAP": "c1m1"}, "outcome": "exists"}
+    assert set_differences(doc, {"PORT": "27050", "MAP": "c2m2", "NEW": "x"}) == [
+        "MAP='c1m1' (not 'c2m2')",
+        "NEW=nothing (not 'x')",
+        "PORT='27015' (not '27050')",
+    ]
+
+
+def test_port_is_an_ordinary_value_where_the_app_allocates_none():
+    doc = {"instance": "a", "port": None, "set": {"PORT": "80"}, "outcome": "exists"}
+    assert set_differences(doc, {"PORT": 80}) == []
+
+
+def test_a_document_without_the_values_cannot_be_compared():
+    assert set_differences({"instance": "a", "port": None, "outcome": "exists"}, {"MAP": "x"}) is None
