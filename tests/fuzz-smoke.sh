@@ -15,6 +15,11 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
+# One target directory for the three fuzz workspaces: what they share
+# (libFuzzer itself, the policy crate and the crates below it, built with
+# the same sanitizer flags) is built once, not three times (6.5 instead of
+# about 8.5 minutes of CPU, 7 Dec 2026).
+shared=$PWD/target/fuzz
 for target in helper/fuzz:pipeline ctl/fuzz:envfile policy/fuzz:toml_diff; do
     dir=${target%%:*} name=${target#*:}
     rc=0
@@ -30,7 +35,7 @@ for target in helper/fuzz:pipeline ctl/fuzz:envfile policy/fuzz:toml_diff; do
     fi
     # cargo-fuzz passes nightly-only flags (sanitizers); the machine has one
     # stable toolchain, which accepts them with RUSTC_BOOTSTRAP.
-    (cd "$dir" && RUSTC_BOOTSTRAP=1 cargo fuzz run "$name" "${corpora[@]}" -- "${flags[@]}" -max_total_time="${FUZZ_SECONDS:-30}") >"$log" 2>&1 || rc=$?
+    (cd "$dir" && RUSTC_BOOTSTRAP=1 cargo fuzz run --target-dir "$shared" "$name" "${corpora[@]}" -- "${flags[@]}" -max_total_time="${FUZZ_SECONDS:-30}") >"$log" 2>&1 || rc=$?
     if [ "$rc" -ne 0 ]; then
         tail -n 60 "$log"
         echo "fuzz-smoke: the fuzzer failed on $name (exit $rc); the crashing input is under $dir/artifacts/" >&2
