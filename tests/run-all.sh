@@ -36,18 +36,9 @@ cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 step "cargo build --release"
 cargo build --workspace --release --locked
 
-# Seconds, no root or container: a broken command line shows up here,
-# before the long end-to-end step.
-step "cargo test: the unitgate and unitgate-systemctl binaries (assert_cmd)"
-cargo test -p unitgate-ctl -p unitgate-helper --locked --test cli
-
-# Two tiers run in the background beside the container tiers below, which
-# mostly wait on systemd: the VM tier (tests/src/vm.rs: QEMU with software
-# emulation, one core busy for minutes; its suites need the vm-tier feature,
-# so the workspace run does not run them twice) and the fuzzing (three
-# sanitizer-instrumented targets to build, then 30 s each). Each job's
-# output goes to a file of its own, shown when the job has ended; each runs
-# in a process group of its own, so a failed run ends it whole.
+# Jobs in the background (started below): each job's output goes to a file
+# of its own, shown when the job has ended; each runs in a process group of
+# its own, so a failed run ends it whole.
 declare -A bg_pid bg_log
 background() { # NAME COMMAND...
     local name=$1
@@ -80,6 +71,23 @@ end_background() {
     for pid in "${bg_pid[@]}"; do kill -- "-$pid" 2>/dev/null || true; done
 }
 trap end_background EXIT
+
+# The OS matrix's Debian 13 trees, built now on a machine without the
+# cache (downloads and dpkg, under two minutes), beside the steps below
+# instead of inside the first test that boots Debian 13; a test that needs
+# a tree before then waits for the build's lock.
+background "Debian 13 trees" target/release/os-image
+
+# Seconds, no root or container: a broken command line shows up here,
+# before the long end-to-end step.
+step "cargo test: the unitgate and unitgate-systemctl binaries (assert_cmd)"
+cargo test -p unitgate-ctl -p unitgate-helper --locked --test cli
+
+# Two tiers run in the background beside the container tiers below, which
+# mostly wait on systemd: the VM tier (tests/src/vm.rs: QEMU with software
+# emulation, one core busy for minutes; its suites need the vm-tier feature,
+# so the workspace run does not run them twice) and the fuzzing (three
+# sanitizer-instrumented targets to build, then 30 s each).
 
 vm_suites=(vm_testbed vm_runner_pool)
 vm_tier() {
@@ -144,6 +152,9 @@ run_tier() { # OS SUITE...
     UNITGATE_TESTBED_OS=$os cargo test --workspace --locked --no-fail-fast "${args[@]}"
     took "$began" "$os tier"
 }
+
+step "the Debian 13 trees (built in the background)"
+finish "Debian 13 trees"
 
 step "the helper, lifecycle and watch suites on Debian 13 (systemd 257, sudo)"
 run_tier trixie helper_e2e helper_hostile helper_deferred_reload cli_lifecycle cli_errors \

@@ -159,10 +159,6 @@ fn a_fleet_converges_once_shows_drift_and_goes_on_without_a_host_that_is_down() 
         .filter(|i| !i["drift"].is_null())
         .collect();
     assert!(drifted.is_empty(), "m1 still drifts: {drifted:?}");
-    assert!(
-        report["m1"].is_empty() && report["m3"].is_empty(),
-        "{report:?}"
-    );
 
     the_role_refuses_a_tree_another_account_can_change(&controller, &fleet[2]);
 
