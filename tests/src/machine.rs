@@ -72,6 +72,18 @@ impl Output {
     }
 }
 
+/// A finished process's result, as the test bed shows it (machines' commands,
+/// and programs a test runs on the host).
+impl From<std::process::Output> for Output {
+    fn from(out: std::process::Output) -> Output {
+        Output {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+}
+
 impl std::fmt::Display for Output {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -500,12 +512,7 @@ exec setpriv --reuid="$u" --regid="$g" --init-groups --reset-env -- "$@""#;
             // A command that exits without reading its input is not our error.
             let _ = stdin.write_all(bytes);
         }
-        let out = child.wait_with_output().expect("wait for nsenter");
-        Output {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        child.wait_with_output().expect("wait for nsenter").into()
     }
 
     /// Orderly poweroff; escalates to SIGTERM (twice) and SIGKILL of the
