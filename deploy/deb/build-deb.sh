@@ -77,10 +77,17 @@ for checker in visudo visudo-rs; do
 done
 
 # Reference apps: templates (not enabled), support programs, installer kit.
+# prerm stops and disables every instance of these templates on removal:
+# it gets their names from here, so that no template is left out of it.
+timers='' services=''
 for app in $apps; do
     src=$here/deploy/apps/$app
     for unit in "$src"/*.service "$src"/*.timer; do
         [ -f "$unit" ] || continue
+        case $(basename "$unit") in
+            *@.timer) timers="$timers $(basename "$unit")" ;;
+            *@.service) services="$services $(basename "$unit")" ;;
+        esac
         install -d "$root$PREFIX/lib/systemd/system"
         sed "s|@PREFIX@|$PREFIX|g" "$unit" > "$root$PREFIX/lib/systemd/system/$(basename "$unit")"
         chmod 0644 "$root$PREFIX/lib/systemd/system/$(basename "$unit")"
@@ -149,9 +156,14 @@ Description: run the lifecycle of templated systemd services without root
  pool, a task dispatcher, a tmux orchestrator's scheduler) as hardened unit
  templates that are never enabled by the package.
 CONTROL
-for script in postinst prerm postrm; do
+for script in postinst postrm; do
     install -m 0755 "$here/deploy/deb/$script" "$root/DEBIAN/$script"
 done
+templates=$(echo $timers $services)
+[ -n "$templates" ] || die "no unit template found in the reference apps"
+sed "s|@TEMPLATES@|$templates|" "$here/deploy/deb/prerm" > "$root/DEBIAN/prerm"
+chmod 0755 "$root/DEBIAN/prerm"
+! grep -q '@TEMPLATES@' "$root/DEBIAN/prerm" || die "prerm: the template list was not written"
 # Every regular file but the config directory's contents is dpkg-owned;
 # there are no conffiles (the sudoers drop-in is written by postinst).
 (cd "$root" && find . -path ./DEBIAN -prune -o -type f -print0 | sort -z | xargs -0 md5sum | sed 's|  \./|  |') > "$root/DEBIAN/md5sums"

@@ -161,7 +161,20 @@ fn deb_installs_runs_an_app_lifecycle_and_purges_without_a_trace() {
             .contains("stopped and disabled: runner-pool@w1.service"),
         "{out}"
     );
+    // Instances an operator enabled by hand, of templates the package
+    // ships (two services and a timer, of three apps): removing the package
+    // disables them, so that no enable link is left pointing at a template
+    // that is gone.
+    m.sh(
+        "systemctl enable task-runner@t1.service drdr-x-restart@d1.timer left4me-server@l1.service",
+    )
+    .ok();
     m.sh("dpkg --purge unitgate").ok();
+    let dangling = m.sh("find /etc/systemd/system -xtype l").ok().stdout;
+    assert!(
+        dangling.trim().is_empty(),
+        "enable links left pointing at nothing: {dangling}"
+    );
 
     // No file of ours is left.
     let left = m.sh("find /run/usr-rw/upper -not -type d").ok().stdout;
