@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
 
+use unitgate_tests::machine::BASE_DIR;
 use unitgate_tests::package::{self, WRITABLE_USR};
 use unitgate_tests::{fixture, paths, Link, Machine, Os, Output};
 
@@ -279,7 +280,9 @@ fn servers(m: &Machine) -> BTreeMap<String, String> {
 
 /// The host as Ansible's controller: the virtual environment, a key pair,
 /// the hosts' keys, the collection as built, the app, and the inventory, in
-/// a directory of its own removed when dropped.
+/// a directory of its own removed when dropped. It sits among the machines'
+/// directories and is named as they are (`…-<pid>-<n>`), so that the test
+/// bed removes it with theirs when a killed run leaves it behind.
 struct Controller {
     dir: PathBuf,
     venv: PathBuf,
@@ -289,7 +292,8 @@ impl Controller {
     fn new() -> Controller {
         let checkout = paths::checkout();
         let venv = host_command(Command::new("bash").arg(checkout.join("tests/ansible/venv.sh")));
-        let dir = PathBuf::from(format!("/var/tmp/unitgate-fleet-{}", std::process::id()));
+        let dir =
+            PathBuf::from(BASE_DIR).join(format!("fleet-controller-{}-0", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(dir.join("home")).expect("controller dir");
         std::fs::write(dir.join("ansible.cfg"), "").expect("ansible.cfg");
