@@ -84,9 +84,13 @@ for app in $apps; do
     src=$here/deploy/apps/$app
     for unit in "$src"/*.service "$src"/*.timer; do
         [ -f "$unit" ] || continue
-        case $(basename "$unit") in
-            *@.timer) timers="$timers $(basename "$unit")" ;;
-            *@.service) services="$services $(basename "$unit")" ;;
+        name=$(basename "$unit")
+        # prerm matches instances by these names: plain characters only.
+        case $name in
+            *[!A-Za-z0-9:_.@-]*) die "$app: unit name $name has characters prerm does not expect" ;;
+            ?*@.timer) timers="$timers $name" ;;
+            ?*@.service) services="$services $name" ;;
+            *) die "$app: $name is not a template; prerm would leave it enabled" ;;
         esac
         install -d "$root$PREFIX/lib/systemd/system"
         sed "s|@PREFIX@|$PREFIX|g" "$unit" > "$root$PREFIX/lib/systemd/system/$(basename "$unit")"

@@ -162,11 +162,13 @@ fn deb_installs_runs_an_app_lifecycle_and_purges_without_a_trace() {
         "{out}"
     );
     // Instances an operator enabled by hand, of templates the package
-    // ships (two services and a timer, of three apps): removing the package
-    // disables them, so that no enable link is left pointing at a template
-    // that is gone.
+    // ships (two services and a timer, of three apps; the timer running,
+    // an escaped instance name among them): removing the package stops and
+    // disables them, so that nothing runs from a template that is gone and
+    // no enable link is left pointing at one.
     m.sh(
-        "systemctl enable task-runner@t1.service drdr-x-restart@d1.timer left4me-server@l1.service",
+        r"systemctl enable task-runner@t1.service 'left4me-server@a\x2db.service' \
+          && systemctl enable --now drdr-x-restart@d1.timer",
     )
     .ok();
     m.sh("dpkg --purge unitgate").ok();
@@ -175,6 +177,8 @@ fn deb_installs_runs_an_app_lifecycle_and_purges_without_a_trace() {
         dangling.trim().is_empty(),
         "enable links left pointing at nothing: {dangling}"
     );
+    let timer = m.sh("systemctl is-active drdr-x-restart@d1.timer || true");
+    assert_eq!(timer.stdout.trim(), "inactive", "{timer}");
 
     // No file of ours is left.
     let left = m.sh("find /run/usr-rw/upper -not -type d").ok().stdout;
