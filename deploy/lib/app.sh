@@ -761,19 +761,32 @@ wait_account_idle() {
     done
 }
 
-# Instance units of the templates an app installed: loaded ones and the
-# ones enabled on disk (a crashed delete can leave either alone). Timer
-# templates too (drdr-x's periodic restart): an operator's enabled timer
-# must not be left linked to a removed unit.
+# The instances of unit template $1 (NAME@.service or NAME@.timer) that
+# root has to stop and disable, a name a line: the ones systemd runs or has
+# left failed, and the ones a link in /etc/systemd/system enables (a crashed
+# delete can leave either alone). Only names that are instances of the
+# template come out: any client can have systemd load an instance (and so
+# lengthen an --all listing), and a file name can hold a newline.
+template_instances() { # NAME@.SUFFIX
+    ti_prefix=${1%@*} ti_suffix=${1##*.}
+    {
+        if [ -d /run/systemd/system ]; then
+            systemctl list-units --plain --no-legend --full \
+                --state=active,activating,deactivating,reloading,failed \
+                "$ti_prefix@*.$ti_suffix" 2>/dev/null | awk '{ print $1 }'
+        fi
+        find /etc/systemd/system -mindepth 2 -maxdepth 2 -type l \
+            -name "$ti_prefix@?*.$ti_suffix" -printf '%f\n' 2>/dev/null
+    } | grep -E "^$ti_prefix@[A-Za-z0-9:_.\\\\-]+\\.$ti_suffix\$" | sort -u
+}
+
+# Instance units of the templates an app installed (template_instances of
+# each). Timer templates too (drdr-x's periodic restart): an operator's
+# enabled timer must not be left linked to a removed unit.
 app_instances() { # state-dir
     cat "$1/templates" "$1/files" 2>/dev/null | grep -E '@\.(service|timer)$' | while IFS= read -r path; do
-        i_base=$(basename "$path")
-        suffix=${i_base##*.}
-        prefix=${i_base%.*}   # NAME@
-        systemctl list-units --all --plain --no-legend --full "${prefix}*.$suffix" 2>/dev/null \
-            | awk '{ print $1 }'
-        find /etc/systemd/system -name "${prefix}?*.$suffix" -exec basename {} \; 2>/dev/null
-    done | grep -v '^●' | sort -u
+        template_instances "$(basename "$path")"
+    done | sort -u
 }
 
 uninstall_app() { # name purge(yes|no)
